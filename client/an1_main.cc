@@ -1,0 +1,270 @@
+// an1: the command-line client of AN1 Engine (DESIGN.md §3). Exit status 0 on success; on error
+// the server's status code and message go to stderr and the exit status is 1 (2 for bad usage).
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+#include <string>
+
+#include "client/client.h"
+#include "client/elements.h"
+#include "client/npy.h"
+
+namespace {
+
+using an1::client::CallResult;
+using an1::client::Client;
+using an1::client::HostTensor;
+namespace v1 = an1::v1;
+
+int ReportRpcError(const grpc::Status& status) {
+  static const char* const kNames[] = {
+      "OK",           "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS",    "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",    "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",       "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  const int code = status.error_code();
+  const char* name = code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
+  std::cerr << "error: " << name << ": " << status.error_message() << "\n";
+  return 1;
+}
+
+int UsageError(const std::string& message) {
+  std::cerr << "error: " << message << "\n";
+  return 2;
+}
+
+const char* BackendName(v1::Backend b) {
+  switch (b) {
+    case v1::BACKEND_AN1: return "an1";
+    case v1::BACKEND_BASELINE: return "baseline";
+    default: return "auto";
+  }
+}
+
+const char* DTypeName(v1::DType d) {
+  switch (d) {
+    case v1::DTYPE_FP16: return "fp16";
+    case v1::DTYPE_BF16: return "bf16";
+    case v1::DTYPE_FP32: return "fp32";
+    default: return "unspecified";
+  }
+}
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + ")";
+}
+
+// Random tensor with elements uniform in [-1, 1), encoded as `dtype`.
+HostTensor RandomTensor(std::vector<int64_t> shape, v1::DType dtype, std::mt19937_64& rng) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<std::size_t>(count));
+  for (float& x : values) x = uniform(rng);
+  return HostTensor{dtype, std::move(shape), an1::client::EncodeElements(values, dtype)};
+}
+
+bool LoadNpy(const std::string& path, v1::DType dtype, HostTensor* tensor) {
+  an1::client::NpyArray array;
+  std::string error;
+  if (!an1::client::ReadNpy(path, &array, &error) ||
+      !an1::client::NpyToTensor(array, dtype, tensor, &error)) {
+    std::cerr << "error: " << error << "\n";
+    return false;
+  }
+  return true;
+}
+
+int PrintResult(const CallResult& result, const std::string& out_path) {
+  const v1::ExecutionInfo& info = result.info;
+  std::printf("backend: %s (requested %s)%s%s\n", BackendName(info.backend()),
+              BackendName(info.requested()), info.backend_reason().empty() ? "" : ": ",
+              info.backend_reason().c_str());
+  std::printf("device: %s\n", info.device().c_str());
+  std::printf("output: %s %s\n", DTypeName(result.output.dtype),
+              ShapeString(result.output.shape).c_str());
+  std::printf("server queue: %.3f ms, compute: %.3f ms, round trip: %.3f ms\n",
+              info.queue_seconds() * 1e3, info.compute_seconds() * 1e3,
+              result.round_trip_seconds * 1e3);
+  const std::vector<float> values =
+      an1::client::DecodeElements(result.output.bytes, result.output.dtype);
+  double sum = 0, sum_abs = 0;
+  for (float x : values) {
+    sum += x;
+    sum_abs += std::fabs(x);
+  }
+  std::printf("checksum: sum=%.6g sum_abs=%.6g elements=%zu\n", sum, sum_abs, values.size());
+  if (!out_path.empty()) {
+    std::string error;
+    if (!an1::client::WriteNpy(out_path, an1::client::TensorToNpy(result.output), &error)) {
+      std::cerr << "error: " << error << "\n";
+      return 1;
+    }
+    std::printf("wrote %s\n", out_path.c_str());
+  }
+  return 0;
+}
+
+const std::map<std::string, v1::DType> kDTypes = {
+    {"fp16", v1::DTYPE_FP16}, {"bf16", v1::DTYPE_BF16}, {"fp32", v1::DTYPE_FP32}};
+const std::map<std::string, v1::Backend> kBackends = {
+    {"auto", v1::BACKEND_AUTO}, {"an1", v1::BACKEND_AN1}, {"baseline", v1::BACKEND_BASELINE}};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  an1::client::ClientOptions options;
+  if (const char* env = std::getenv("AN1_SERVER"); env != nullptr && *env != '\0') {
+    options.target = env;
+  }
+  double timeout_seconds = 0;
+
+  CLI::App app{"an1: client of the AN1 Engine attention and matmul service"};
+  app.require_subcommand(1);
+  app.add_option("--server", options.target, "an1d address host:port [env AN1_SERVER]")
+      ->capture_default_str();
+  app.add_option("--timeout", timeout_seconds, "Per-call deadline in seconds (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-message-bytes", options.max_message_bytes, "Largest message")
+      ->check(CLI::Range(1024, 2147483647))
+      ->capture_default_str();
+
+  app.add_subcommand("health", "Check the server's health (exit 0 when SERVING)");
+  app.add_subcommand("info", "Print the server's version, devices, backends, license, limits");
+
+  // Shared by attention and matmul.
+  v1::DType dtype = v1::DTYPE_FP16;
+  v1::Backend backend = v1::BACKEND_AUTO;
+  std::string out_path;
+  uint64_t seed = 0;
+  auto add_common = [&](CLI::App* cmd) {
+    cmd->add_option("--dtype", dtype, "fp16|bf16|fp32 (inputs are converted to it)")
+        ->transform(CLI::CheckedTransformer(kDTypes, CLI::ignore_case))
+        ->default_str("fp16");
+    cmd->add_option("--backend", backend, "auto|an1|baseline")
+        ->transform(CLI::CheckedTransformer(kBackends, CLI::ignore_case))
+        ->default_str("auto");
+    cmd->add_option("--out", out_path, "Write the output to this .npy file");
+    cmd->add_option("--seed", seed, "Seed of the random inputs")->capture_default_str();
+  };
+
+  CLI::App* attention = app.add_subcommand("attention", "Scaled dot-product attention");
+  int64_t batch = 1, heads = 8, kv_heads = 0, seq_len = 128, kv_seq_len = 0, head_dim = 64;
+  bool causal = true;
+  std::optional<float> scale;
+  std::string q_path, k_path, v_path;
+  add_common(attention);
+  attention->add_option("--batch-size", batch, "B")->check(CLI::PositiveNumber)->capture_default_str();
+  attention->add_option("--n-heads", heads, "H (query heads)")->check(CLI::PositiveNumber)->capture_default_str();
+  attention->add_option("--n-kv-heads", kv_heads, "Hkv (default: H)")->check(CLI::PositiveNumber);
+  attention->add_option("--seq-len", seq_len, "Sq")->check(CLI::PositiveNumber)->capture_default_str();
+  attention->add_option("--kv-seq-len", kv_seq_len, "Sk (default: Sq)")->check(CLI::PositiveNumber);
+  attention->add_option("--head-dim", head_dim, "D")->check(CLI::PositiveNumber)->capture_default_str();
+  attention->add_flag("--causal,!--no-causal", causal, "Causal mask, bottom-right aligned (default)");
+  attention->add_option("--scale", scale, "Softmax scale (default 1/sqrt(D))");
+  attention->add_option("--q", q_path, "q from a .npy file (B, H, Sq, D)");
+  attention->add_option("--k", k_path, "k from a .npy file (B, Hkv, Sk, D)");
+  attention->add_option("--v", v_path, "v from a .npy file (B, Hkv, Sk, D)");
+
+  CLI::App* matmul = app.add_subcommand("matmul", "Batched matrix multiplication a @ b");
+  std::vector<int64_t> a_shape = {512, 512}, b_shape = {512, 512};
+  std::string a_path, b_path;
+  add_common(matmul);
+  matmul->add_option("--a-shape", a_shape, "Shape of a (..., m, k) for random input")
+      ->delimiter(',')
+      ->capture_default_str();
+  matmul->add_option("--b-shape", b_shape, "Shape of b (..., k, n) for random input")
+      ->delimiter(',')
+      ->capture_default_str();
+  matmul->add_option("--a", a_path, "a from a .npy file");
+  matmul->add_option("--b", b_path, "b from a .npy file");
+
+  CLI11_PARSE(app, argc, argv);
+  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  Client client(options);
+
+  if (app.got_subcommand("health")) {
+    bool serving = false;
+    grpc::Status status = client.Health(&serving);
+    if (!status.ok()) return ReportRpcError(status);
+    std::printf("%s\n", serving ? "SERVING" : "NOT_SERVING");
+    return serving ? 0 : 1;
+  }
+
+  if (app.got_subcommand("info")) {
+    v1::GetServerInfoResponse info;
+    grpc::Status status = client.Info(&info);
+    if (!status.ok()) return ReportRpcError(status);
+    std::printf("version: %s (%s)\n", info.version().c_str(), info.build().c_str());
+    std::printf("mode: %s%s%s\n", info.gpu_mode() ? "gpu" : "cpu",
+                info.mode_reason().empty() ? "" : ": ", info.mode_reason().c_str());
+    for (const v1::DeviceInfo& d : info.devices()) {
+      std::printf("device %d: %s (sm_%d%d, %llu MiB, %s)\n", d.index(), d.name().c_str(),
+                  d.compute_capability_major(), d.compute_capability_minor(),
+                  static_cast<unsigned long long>(d.total_memory_bytes() >> 20), d.uuid().c_str());
+    }
+    for (const v1::BackendInfo& b : info.backends()) {
+      std::printf("backend %s: %s%s%s\n", BackendName(b.backend()),
+                  b.available() ? "available" : "unavailable", b.reason().empty() ? "" : ": ",
+                  b.reason().c_str());
+    }
+    std::printf("default policy: %s\n", BackendName(info.default_policy()));
+    std::printf("license: %s%s%s\n", info.license().valid() ? "valid" : "invalid",
+                info.license().reason().empty() ? "" : ": ", info.license().reason().c_str());
+    std::printf("limits: max message %llu bytes, max tensor %llu bytes, max rank %u, queue %u\n",
+                static_cast<unsigned long long>(info.limits().max_message_bytes()),
+                static_cast<unsigned long long>(info.limits().max_tensor_bytes()),
+                info.limits().max_rank(), info.limits().max_queue_depth());
+    return 0;
+  }
+
+  std::mt19937_64 rng(seed);
+  if (app.got_subcommand(attention)) {
+    an1::client::AttentionArgs args;
+    const int files = !q_path.empty() + !k_path.empty() + !v_path.empty();
+    if (files == 3) {
+      if (!LoadNpy(q_path, dtype, &args.q) || !LoadNpy(k_path, dtype, &args.k) ||
+          !LoadNpy(v_path, dtype, &args.v)) {
+        return 1;
+      }
+    } else if (files == 0) {
+      const int64_t hkv = kv_heads ? kv_heads : heads, sk = kv_seq_len ? kv_seq_len : seq_len;
+      args.q = RandomTensor({batch, heads, seq_len, head_dim}, dtype, rng);
+      args.k = RandomTensor({batch, hkv, sk, head_dim}, dtype, rng);
+      args.v = RandomTensor({batch, hkv, sk, head_dim}, dtype, rng);
+    } else {
+      return UsageError("give all of --q, --k and --v, or none for random inputs");
+    }
+    args.backend = backend;
+    args.causal = causal;
+    args.scale = scale;
+    CallResult result;
+    grpc::Status status = client.Attention(std::move(args), &result);
+    if (!status.ok()) return ReportRpcError(status);
+    return PrintResult(result, out_path);
+  }
+
+  if (app.got_subcommand(matmul)) {
+    an1::client::MatmulArgs args;
+    if (!a_path.empty() && !b_path.empty()) {
+      if (!LoadNpy(a_path, dtype, &args.a) || !LoadNpy(b_path, dtype, &args.b)) return 1;
+    } else if (a_path.empty() && b_path.empty()) {
+      args.a = RandomTensor(a_shape, dtype, rng);
+      args.b = RandomTensor(b_shape, dtype, rng);
+    } else {
+      return UsageError("give both --a and --b, or neither for random inputs");
+    }
+    args.backend = backend;
+    CallResult result;
+    grpc::Status status = client.Matmul(std::move(args), &result);
+    if (!status.ok()) return ReportRpcError(status);
+    return PrintResult(result, out_path);
+  }
+  return UsageError("unknown subcommand");
+}

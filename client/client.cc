@@ -1,0 +1,101 @@
+#include "client/client.h"
+
+namespace an1::client {
+namespace {
+
+void ToWire(HostTensor&& host, v1::Tensor* wire) {
+  wire->set_dtype(host.dtype);
+  for (int64_t d : host.shape) wire->add_shape(d);
+  *wire->mutable_inline_data() = std::move(host.bytes);  // no copy of the tensor bytes
+}
+
+void FromWire(v1::Tensor* wire, HostTensor* host) {
+  host->dtype = wire->dtype();
+  host->shape.assign(wire->shape().begin(), wire->shape().end());
+  host->bytes = std::move(*wire->mutable_inline_data());
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+std::size_t WireDTypeSize(v1::DType dtype) {
+  switch (dtype) {
+    case v1::DTYPE_FP16:
+    case v1::DTYPE_BF16: return 2;
+    case v1::DTYPE_FP32: return 4;
+    default: return 0;
+  }
+}
+
+Client::Client(const ClientOptions& options) : options_(options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  channel_ = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::An1::NewStub(channel_);
+  health_ = grpc::health::v1::Health::NewStub(channel_);
+}
+
+void Client::Prepare(grpc::ClientContext* context) const {
+  if (options_.timeout.count() > 0) {
+    context->set_deadline(std::chrono::system_clock::now() + options_.timeout);
+  }
+}
+
+grpc::Status Client::Health(bool* serving) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health_->Check(&context, request, &response);
+  *serving = status.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  return status;
+}
+
+grpc::Status Client::Info(v1::GetServerInfoResponse* info) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  return stub_->GetServerInfo(&context, v1::GetServerInfoRequest(), info);
+}
+
+grpc::Status Client::Attention(AttentionArgs args, CallResult* result) {
+  const auto start = std::chrono::steady_clock::now();
+  v1::AttentionRequest request;
+  ToWire(std::move(args.q), request.mutable_q());
+  ToWire(std::move(args.k), request.mutable_k());
+  ToWire(std::move(args.v), request.mutable_v());
+  request.set_backend(args.backend);
+  if (args.causal) request.set_causal(*args.causal);
+  if (args.scale) request.set_scale(*args.scale);
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::AttentionResponse response;
+  grpc::Status status = stub_->Attention(&context, request, &response);
+  if (!status.ok()) return status;
+  FromWire(response.mutable_output(), &result->output);
+  result->info = response.info();
+  result->round_trip_seconds = SecondsSince(start);
+  return status;
+}
+
+grpc::Status Client::Matmul(MatmulArgs args, CallResult* result) {
+  const auto start = std::chrono::steady_clock::now();
+  v1::MatmulRequest request;
+  ToWire(std::move(args.a), request.mutable_a());
+  ToWire(std::move(args.b), request.mutable_b());
+  request.set_backend(args.backend);
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::MatmulResponse response;
+  grpc::Status status = stub_->Matmul(&context, request, &response);
+  if (!status.ok()) return status;
+  FromWire(response.mutable_output(), &result->output);
+  result->info = response.info();
+  result->round_trip_seconds = SecondsSince(start);
+  return status;
+}
+
+}  // namespace an1::client

@@ -1,0 +1,77 @@
+// The C++ client library of AN1 Engine: typed calls to an an1d server over gRPC.
+//
+// A Client owns one channel and is thread-safe: several threads may call it at once. Every call
+// returns the gRPC status of the RPC; on a non-OK status the outputs are left unspecified and the
+// status message is the server's explanation.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "an1/v1/an1.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace an1::client {
+
+// A tensor held in host memory: row-major, little-endian elements of `dtype`.
+struct HostTensor {
+  v1::DType dtype = v1::DTYPE_FP32;
+  std::vector<int64_t> shape;
+  std::string bytes;
+};
+
+struct ClientOptions {
+  std::string target = "localhost:50051";  // host:port of an1d
+  // Largest message sent or received; must cover the tensors (the server has its own limit).
+  int max_message_bytes = 1 << 30;
+  // Per-call deadline; zero means none.
+  std::chrono::milliseconds timeout{0};
+};
+
+struct AttentionArgs {
+  HostTensor q, k, v;  // moved into the request
+  v1::Backend backend = v1::BACKEND_AUTO;
+  std::optional<bool> causal;  // server default: true
+  std::optional<float> scale;  // server default: 1/sqrt(head_dim)
+};
+
+struct MatmulArgs {
+  HostTensor a, b;
+  v1::Backend backend = v1::BACKEND_AUTO;
+};
+
+struct CallResult {
+  HostTensor output;
+  v1::ExecutionInfo info;
+  double round_trip_seconds = 0;  // measured by the client, serialization included
+};
+
+class Client {
+ public:
+  explicit Client(const ClientOptions& options);
+
+  // grpc.health.v1 Check of the whole server; `serving` is true for SERVING.
+  grpc::Status Health(bool* serving);
+  grpc::Status Info(v1::GetServerInfoResponse* info);
+  grpc::Status Attention(AttentionArgs args, CallResult* result);
+  grpc::Status Matmul(MatmulArgs args, CallResult* result);
+
+ private:
+  void Prepare(grpc::ClientContext* context) const;
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::An1::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+// Bytes per element of a wire dtype (0 for unspecified).
+std::size_t WireDTypeSize(v1::DType dtype);
+
+}  // namespace an1::client

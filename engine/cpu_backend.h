@@ -1,0 +1,29 @@
+// The CPU reference backend: readable, multithreaded, fp32 accumulation for every dtype.
+//
+// It is the `baseline` on hosts without a usable GPU and the reference the GPU kernels are
+// checked against. Thread-safe; it shares one ThreadPool among concurrent requests.
+#pragma once
+
+#include <memory>
+
+#include "engine/backend.h"
+#include "engine/thread_pool.h"
+
+namespace an1 {
+
+class CpuBackend final : public Backend {
+ public:
+  // `threads` as for ThreadPool (0: one per core).
+  explicit CpuBackend(int threads);
+
+  std::string device() const override { return "cpu"; }
+  Status Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
+                   std::span<std::byte> output) override;
+  Status Matmul(const ValidatedMatmul& problem, const TensorView& a, const TensorView& b,
+                std::span<std::byte> output) override;
+
+ private:
+  ThreadPool pool_;
+};
+
+}  // namespace an1

@@ -1,0 +1,34 @@
+// Configuration of the engine: plain structs with their defaults beside each field.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace an1 {
+
+enum class BackendKind { kAuto, kAn1, kBaseline };
+
+// Size limits every request is validated against.
+struct Limits {
+  // Largest single tensor, input or output, in bytes. 1 GiB holds a 2048-token fp16 attention
+  // at B=8, H=32, D=128 (128 MiB per tensor) with room to spare.
+  std::size_t max_tensor_bytes = std::size_t{1} << 30;
+  // Largest rank accepted for matmul operands (attention tensors are always rank 4).
+  int max_rank = 8;
+};
+
+struct EngineOptions {
+  Limits limits;
+  // Policy for requests that ask for kAuto: kAuto picks an1 when available, else baseline.
+  BackendKind default_policy = BackendKind::kAuto;
+  // Requests waiting to run, beyond which new ones get RESOURCE_EXHAUSTED.
+  int max_queue_depth = 64;
+  // Requests executed concurrently. Each CPU request already uses every core, so 1 by default.
+  int executor_threads = 1;
+  // Threads of the CPU compute pool; 0 means std::thread::hardware_concurrency().
+  int cpu_threads = 0;
+  // Skip GPU discovery even when one is present (tests, CPU-only deployments).
+  bool disable_gpu = false;
+};
+
+}  // namespace an1

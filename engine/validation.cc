@@ -1,0 +1,188 @@
+#include "engine/validation.h"
+
+#include <cmath>
+#include <string>
+
+namespace an1 {
+namespace {
+
+std::string Str(int64_t v) { return std::to_string(v); }
+
+// Elements and bytes of a shape, computed without overflow; every dimension must be >= 1.
+StatusOr<std::size_t> ByteSizeOf(const char* name, DType dtype, const std::vector<int64_t>& shape) {
+  uint64_t elements = 1;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 1) {
+      return InvalidArgumentError(std::string(name) + ".shape[" + std::to_string(i) + "] is " +
+                                  Str(shape[i]) + "; every dimension must be at least 1");
+    }
+    if (__builtin_mul_overflow(elements, static_cast<uint64_t>(shape[i]), &elements)) {
+      return InvalidArgumentError(std::string(name) + " shape " + ShapeToString(shape) +
+                                  " has more elements than can be addressed");
+    }
+  }
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(elements, static_cast<uint64_t>(DTypeSize(dtype)), &bytes) ||
+      bytes > SIZE_MAX) {
+    return InvalidArgumentError(std::string(name) + " shape " + ShapeToString(shape) +
+                                " has more bytes than can be addressed");
+  }
+  return static_cast<std::size_t>(bytes);
+}
+
+Status CheckWithinLimit(const char* name, std::size_t bytes, const Limits& limits) {
+  if (bytes > limits.max_tensor_bytes) {
+    return ResourceExhaustedError(std::string(name) + " needs " + std::to_string(bytes) +
+                                  " bytes, above this server's limit of " +
+                                  std::to_string(limits.max_tensor_bytes) + " bytes per tensor");
+  }
+  return OkStatus();
+}
+
+// Checks that the data holds exactly the bytes its dtype and shape call for, and the size limit.
+Status CheckTensor(const char* name, const TensorView& t, const Limits& limits) {
+  StatusOr<std::size_t> bytes = ByteSizeOf(name, t.dtype, t.shape);
+  if (!bytes.ok()) return bytes.status();
+  if (t.data.size() != *bytes) {
+    return InvalidArgumentError(std::string(name) + " has " + std::to_string(t.data.size()) +
+                                " bytes of data, but " + std::string(DTypeName(t.dtype)) +
+                                " shape " + ShapeToString(t.shape) + " needs " +
+                                std::to_string(*bytes));
+  }
+  return CheckWithinLimit(name, *bytes, limits);
+}
+
+Status CheckRank(const char* name, const TensorView& t, std::size_t rank, const char* layout) {
+  if (t.shape.size() != rank) {
+    return InvalidArgumentError(std::string(name) + " must have rank " + std::to_string(rank) +
+                                " " + layout + ", got shape " + ShapeToString(t.shape));
+  }
+  return OkStatus();
+}
+
+Status CheckSameDType(const char* name, const TensorView& t, const char* ref_name, DType ref) {
+  if (t.dtype != ref) {
+    return InvalidArgumentError(std::string(name) + " is " + std::string(DTypeName(t.dtype)) +
+                                " but " + ref_name + " is " + std::string(DTypeName(ref)) +
+                                "; all operands must share one dtype");
+  }
+  return OkStatus();
+}
+
+Status CheckDimEqual(const std::string& what, int64_t got, int64_t want) {
+  if (got != want) {
+    return InvalidArgumentError(what + " is " + Str(got) + " but must equal " + Str(want));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& in, const Limits& limits) {
+  AN1_RETURN_IF_ERROR(CheckRank("q", in.q, 4, "(batch, heads, seq_len, head_dim)"));
+  AN1_RETURN_IF_ERROR(CheckRank("k", in.k, 4, "(batch, kv_heads, kv_seq_len, head_dim)"));
+  AN1_RETURN_IF_ERROR(CheckRank("v", in.v, 4, "(batch, kv_heads, kv_seq_len, head_dim)"));
+  AN1_RETURN_IF_ERROR(CheckSameDType("k", in.k, "q", in.q.dtype));
+  AN1_RETURN_IF_ERROR(CheckSameDType("v", in.v, "q", in.q.dtype));
+  AN1_RETURN_IF_ERROR(CheckTensor("q", in.q, limits));
+  AN1_RETURN_IF_ERROR(CheckTensor("k", in.k, limits));
+  AN1_RETURN_IF_ERROR(CheckTensor("v", in.v, limits));
+
+  AttentionDims d;
+  d.batch = in.q.shape[0];
+  d.heads = in.q.shape[1];
+  d.q_len = in.q.shape[2];
+  d.head_dim = in.q.shape[3];
+  d.kv_heads = in.k.shape[1];
+  d.kv_len = in.k.shape[2];
+  AN1_RETURN_IF_ERROR(CheckDimEqual("k batch (k.shape[0])", in.k.shape[0], d.batch));
+  AN1_RETURN_IF_ERROR(CheckDimEqual("v batch (v.shape[0])", in.v.shape[0], d.batch));
+  AN1_RETURN_IF_ERROR(CheckDimEqual("k head_dim (k.shape[3])", in.k.shape[3], d.head_dim));
+  AN1_RETURN_IF_ERROR(CheckDimEqual("v head_dim (v.shape[3])", in.v.shape[3], d.head_dim));
+  AN1_RETURN_IF_ERROR(CheckDimEqual("v kv_heads (v.shape[1])", in.v.shape[1], d.kv_heads));
+  AN1_RETURN_IF_ERROR(CheckDimEqual("v kv_seq_len (v.shape[2])", in.v.shape[2], d.kv_len));
+  if (d.heads % d.kv_heads != 0) {
+    return InvalidArgumentError("q heads (" + Str(d.heads) + ") must be a multiple of k/v heads (" +
+                                Str(d.kv_heads) + ") for grouped-query attention");
+  }
+
+  ValidatedAttention out;
+  out.dims = d;
+  out.dtype = in.q.dtype;
+  if (in.scale.has_value()) {
+    if (!std::isfinite(*in.scale)) return InvalidArgumentError("scale must be a finite number");
+    out.scale = *in.scale;
+  } else {
+    out.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
+  }
+  out.output = TensorSpec{in.q.dtype, in.q.shape, in.q.data.size()};
+  return out;
+}
+
+void MatmulDims::OperandBatches(int64_t out_batch, int64_t* a_index, int64_t* b_index) const {
+  int64_t a = 0, b = 0, a_stride = 1, b_stride = 1;
+  for (std::size_t i = batch.size(); i-- > 0;) {
+    const int64_t coord = out_batch % batch[i];
+    out_batch /= batch[i];
+    if (a_batch[i] != 1) a += coord * a_stride;
+    if (b_batch[i] != 1) b += coord * b_stride;
+    a_stride *= a_batch[i];
+    b_stride *= b_batch[i];
+  }
+  *a_index = a;
+  *b_index = b;
+}
+
+StatusOr<ValidatedMatmul> ValidateMatmul(const TensorView& a, const TensorView& b,
+                                         const Limits& limits) {
+  for (const auto& [name, t] : {std::pair<const char*, const TensorView&>{"a", a}, {"b", b}}) {
+    if (t.shape.size() < 2 || t.shape.size() > static_cast<std::size_t>(limits.max_rank)) {
+      return InvalidArgumentError(std::string(name) + " must have rank 2 to " +
+                                  std::to_string(limits.max_rank) +
+                                  " (..., rows, cols), got shape " + ShapeToString(t.shape));
+    }
+  }
+  AN1_RETURN_IF_ERROR(CheckSameDType("b", b, "a", a.dtype));
+  AN1_RETURN_IF_ERROR(CheckTensor("a", a, limits));
+  AN1_RETURN_IF_ERROR(CheckTensor("b", b, limits));
+
+  MatmulDims d;
+  d.m = a.shape[a.shape.size() - 2];
+  d.k = a.shape.back();
+  d.n = b.shape.back();
+  const int64_t b_rows = b.shape[b.shape.size() - 2];
+  if (b_rows != d.k) {
+    return InvalidArgumentError("inner dimensions differ: a " + ShapeToString(a.shape) + " @ b " +
+                                ShapeToString(b.shape) + " needs a.shape[-1] == b.shape[-2]");
+  }
+  const std::size_t a_rank = a.shape.size() - 2, b_rank = b.shape.size() - 2;
+  const std::size_t rank = std::max(a_rank, b_rank);
+  d.a_batch.assign(rank - a_rank, 1);
+  d.a_batch.insert(d.a_batch.end(), a.shape.begin(), a.shape.end() - 2);
+  d.b_batch.assign(rank - b_rank, 1);
+  d.b_batch.insert(d.b_batch.end(), b.shape.begin(), b.shape.end() - 2);
+  for (std::size_t i = 0; i < rank; ++i) {
+    const int64_t x = d.a_batch[i], y = d.b_batch[i];
+    if (x != y && x != 1 && y != 1) {
+      return InvalidArgumentError("batch dimensions do not broadcast: a " + ShapeToString(a.shape) +
+                                  " @ b " + ShapeToString(b.shape));
+    }
+    d.batch.push_back(std::max(x, y));
+  }
+
+  ValidatedMatmul out;
+  out.dtype = a.dtype;
+  out.output.dtype = a.dtype;
+  out.output.shape = d.batch;
+  out.output.shape.push_back(d.m);
+  out.output.shape.push_back(d.n);
+  StatusOr<std::size_t> out_bytes = ByteSizeOf("output", a.dtype, out.output.shape);
+  if (!out_bytes.ok()) return out_bytes.status();
+  AN1_RETURN_IF_ERROR(CheckWithinLimit("the output", *out_bytes, limits));
+  out.output.byte_size = *out_bytes;
+  for (int64_t x : d.batch) d.batch_count *= x;  // bounded by the output size checked above
+  out.dims = std::move(d);
+  return out;
+}
+
+}  // namespace an1

@@ -1,0 +1,62 @@
+// Validation of attention and matmul requests against shapes, dtypes, byte counts and limits.
+//
+// Every function is pure and thread-safe. On success it returns the problem's dimensions; on
+// failure an INVALID_ARGUMENT status whose message names the tensor and the dimension at fault,
+// or RESOURCE_EXHAUSTED when a well-formed tensor exceeds the configured size limit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "engine/options.h"
+#include "engine/status.h"
+#include "engine/tensor.h"
+
+namespace an1 {
+
+struct AttentionDims {
+  int64_t batch = 0;      // B
+  int64_t heads = 0;      // H (query heads)
+  int64_t kv_heads = 0;   // Hkv; H % Hkv == 0
+  int64_t q_len = 0;      // Sq
+  int64_t kv_len = 0;     // Sk
+  int64_t head_dim = 0;   // D
+};
+
+struct AttentionInputs {
+  TensorView q, k, v;
+  bool causal = true;
+  std::optional<float> scale;  // nullopt: 1/sqrt(D)
+};
+
+struct ValidatedAttention {
+  AttentionDims dims;
+  DType dtype = DType::kFloat32;
+  float scale = 1.0f;  // resolved
+  TensorSpec output;   // (B, H, Sq, D)
+};
+
+StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& inputs, const Limits& limits);
+
+// (..., m, k) @ (..., k, n); the batch dimensions broadcast as in NumPy.
+struct MatmulDims {
+  int64_t m = 0, k = 0, n = 0;
+  // Batch dimensions of the output and of a and b, left-padded with 1 to the same rank.
+  std::vector<int64_t> batch, a_batch, b_batch;
+  int64_t batch_count = 1;  // product of `batch`
+
+  // Maps the flat output batch index to the flat batch indices of a and b.
+  void OperandBatches(int64_t out_batch, int64_t* a_index, int64_t* b_index) const;
+};
+
+struct ValidatedMatmul {
+  MatmulDims dims;
+  DType dtype = DType::kFloat32;
+  TensorSpec output;
+};
+
+StatusOr<ValidatedMatmul> ValidateMatmul(const TensorView& a, const TensorView& b,
+                                         const Limits& limits);
+
+}  // namespace an1

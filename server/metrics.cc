@@ -1,0 +1,123 @@
+#include "server/metrics.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+
+#include <exception>
+
+#include "server/version.h"
+
+namespace an1::server {
+namespace {
+
+// Latency buckets from 100 us (small CPU or GPU calls) to 60 s (large CPU attention).
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+      0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
+  return kBuckets;
+}
+
+// Reads the engine's queue depth and running requests when Prometheus scrapes.
+class EngineCollector : public prometheus::Collectable {
+ public:
+  explicit EngineCollector(const Engine* engine) : engine_(engine) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    if (engine_ == nullptr) return {};
+    return {Gauge("an1_queue_depth", "Requests admitted and waiting to run.",
+                  engine_->queue_depth()),
+            Gauge("an1_requests_running", "Requests executing on a backend now.",
+                  engine_->running())};
+  }
+
+ private:
+  static prometheus::MetricFamily Gauge(const char* name, const char* help, double value) {
+    prometheus::ClientMetric metric;
+    metric.gauge.value = value;
+    return {name, help, prometheus::MetricType::Gauge, {metric}};
+  }
+  const Engine* engine_;
+};
+
+}  // namespace
+
+ServerMetrics::ServerMetrics(const Engine* engine)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      engine_collector_(std::make_shared<EngineCollector>(engine)),
+      requests_(prometheus::BuildCounter()
+                    .Name("an1_requests_total")
+                    .Help("Finished RPCs by rpc, backend and gRPC status code.")
+                    .Register(*registry_)),
+      request_seconds_(prometheus::BuildHistogram()
+                           .Name("an1_request_duration_seconds")
+                           .Help("Server-side RPC latency by rpc, backend and status code.")
+                           .Register(*registry_)),
+      queue_seconds_(prometheus::BuildHistogram()
+                         .Name("an1_queue_duration_seconds")
+                         .Help("Time executed requests waited in the engine queue.")
+                         .Register(*registry_)),
+      compute_seconds_(prometheus::BuildHistogram()
+                           .Name("an1_compute_duration_seconds")
+                           .Help("Time executed requests spent computing.")
+                           .Register(*registry_)),
+      rejected_(prometheus::BuildCounter()
+                    .Name("an1_requests_rejected_total")
+                    .Help("Requests refused before execution, by reason.")
+                    .Register(*registry_)),
+      bytes_(prometheus::BuildCounter()
+                 .Name("an1_tensor_bytes_total")
+                 .Help("Tensor bytes moved, by transport and direction.")
+                 .Register(*registry_)),
+      in_flight_(&prometheus::BuildGauge()
+                      .Name("an1_requests_in_flight")
+                      .Help("Attention and Matmul RPCs between arrival and reply.")
+                      .Register(*registry_)
+                      .Add({})) {
+  prometheus::BuildGauge()
+      .Name("an1_build_info")
+      .Help("Build of the running server; the value is always 1.")
+      .Register(*registry_)
+      .Add({{"version", kVersion}, {"build", kBuildDescription}})
+      .Set(1);
+}
+
+ServerMetrics::~ServerMetrics() = default;
+
+StatusOr<int> ServerMetrics::StartExposer(const std::string& listen) {
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(listen);
+  } catch (const std::exception& e) {
+    return UnavailableError("cannot serve metrics on " + listen + ": " + e.what());
+  }
+  exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(engine_collector_);
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  if (ports.empty()) return UnavailableError("metrics server on " + listen + " bound no port");
+  return ports.front();
+}
+
+void ServerMetrics::RecordRequest(const std::string& rpc, const std::string& backend,
+                                  const std::string& code, double seconds) {
+  const prometheus::Labels labels{{"rpc", rpc}, {"backend", backend}, {"code", code}};
+  requests_.Add(labels).Increment();
+  request_seconds_.Add(labels, LatencyBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::RecordExecution(const std::string& rpc, const std::string& backend,
+                                    double queue_seconds, double compute_seconds) {
+  const prometheus::Labels labels{{"rpc", rpc}, {"backend", backend}};
+  queue_seconds_.Add(labels, LatencyBuckets()).Observe(queue_seconds);
+  compute_seconds_.Add(labels, LatencyBuckets()).Observe(compute_seconds);
+}
+
+void ServerMetrics::RecordRejection(const std::string& reason) {
+  rejected_.Add({{"reason", reason}}).Increment();
+}
+
+void ServerMetrics::RecordBytes(const std::string& transport, const std::string& direction,
+                                double bytes) {
+  bytes_.Add({{"transport", transport}, {"direction", direction}}).Increment(bytes);
+}
+
+}  // namespace an1::server

@@ -1,0 +1,72 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+namespace an1::server {
+namespace {
+
+constexpr const char* kServiceName = "an1.v1.An1";
+
+void SetHealth(grpc::Server& server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(serving);  // overall ("") and every service
+  health->SetServingStatus(kServiceName, serving);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& options) {
+  if (options.max_message_bytes < 1024) {
+    return InvalidArgumentError("max_message_bytes must be at least 1024");
+  }
+  std::unique_ptr<An1Server> server(new An1Server());
+  StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(options.engine);
+  if (!engine.ok()) return engine.status();
+  server->engine_ = std::move(engine).value();
+  server->metrics_ = std::make_unique<ServerMetrics>(server->engine_.get());
+  if (!options.metrics_listen.empty()) {
+    StatusOr<int> port = server->metrics_->StartExposer(options.metrics_listen);
+    if (!port.ok()) return port.status();
+    server->metrics_port_ = *port;
+  }
+  server->service_ = std::make_unique<An1Service>(
+      server->engine_.get(), server->metrics_.get(),
+      static_cast<uint64_t>(options.max_message_bytes));
+
+  static std::once_flag process_setup;
+  std::call_once(process_setup, [] {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.RegisterService(server->service_.get());
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    return UnavailableError("cannot listen for gRPC on " + options.listen);
+  }
+  SetHealth(*server->grpc_server_, true);
+  return server;
+}
+
+An1Server::~An1Server() { Shutdown(std::chrono::milliseconds(0)); }
+
+void An1Server::Shutdown(std::chrono::milliseconds grace) {
+  std::call_once(shutdown_once_, [&] {
+    if (grpc_server_ != nullptr) {
+      SetHealth(*grpc_server_, false);
+      grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
+      grpc_server_->Wait();
+    }
+    if (engine_ != nullptr) engine_->Drain();
+  });
+}
+
+}  // namespace an1::server

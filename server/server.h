@@ -1,0 +1,58 @@
+// An1Server: the engine, the gRPC service (with health and reflection) and the metrics endpoint,
+// started together and shut down together.
+//
+// Thread-safety: Start, Shutdown and the accessors may be called from any thread; Shutdown is
+// idempotent. The destructor shuts down with no grace period if Shutdown was not called.
+#pragma once
+
+#include <grpcpp/server.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/engine.h"
+#include "server/metrics.h"
+#include "server/service.h"
+
+namespace an1::server {
+
+struct ServerOptions {
+  std::string listen = "0.0.0.0:50051";          // gRPC address; port 0 picks a free port
+  std::string metrics_listen = "0.0.0.0:9464";   // Prometheus /metrics; empty disables it
+  // Largest request or response message. 1 GiB carries an inline fp16 attention at B=8, H=32,
+  // S=2048, D=128 (384 MiB of q, k and v); gRPC caps it at 2 GiB - 1.
+  int max_message_bytes = 1 << 30;
+  EngineOptions engine;
+};
+
+class An1Server {
+ public:
+  // Starts everything. Errors: INVALID_ARGUMENT for bad options, UNAVAILABLE when an address
+  // cannot be bound.
+  static StatusOr<std::unique_ptr<An1Server>> Start(const ServerOptions& options);
+  ~An1Server();
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }  // 0 when metrics are disabled
+  const Engine& engine() const { return *engine_; }
+
+  // Graceful stop: health turns NOT_SERVING, new calls are refused, calls in flight get up to
+  // `grace` to finish (then they are cancelled), the engine drains.
+  void Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  An1Server() = default;
+
+  // Declaration order is destruction order in reverse: the gRPC server goes first, the engine last.
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<An1Service> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace an1::server
