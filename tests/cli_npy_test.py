@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""The `an1` CLI end to end against a real `an1d`: .npy inputs and outputs checked against an
+independent NumPy implementation, error exits, and a clean SIGTERM shutdown.
+
+Run by ctest (label `integration`): cli_npy_test.py --an1d PATH --an1 PATH
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+FAILURES = []
+
+
+def check(condition, what):
+    print(("ok   " if condition else "FAIL ") + what, flush=True)
+    if not condition:
+        FAILURES.append(what)
+
+
+def attention_reference(q, k, v, causal, scale):
+    """softmax(q k^T * scale + bottom-right causal mask) v in float64, with GQA."""
+    q, k, v = (x.astype(np.float64) for x in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    k = np.repeat(k, group, axis=1)
+    v = np.repeat(v, group, axis=1)
+    s = np.einsum("bhqd,bhkd->bhqk", q, k) * scale
+    sq, sk = q.shape[2], k.shape[2]
+    if causal:
+        visible = np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)
+        s = np.where(visible, s, -np.inf)
+    m = np.max(s, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    p = np.exp(s - m)
+    denom = p.sum(axis=-1, keepdims=True)
+    p = np.divide(p, denom, out=np.zeros_like(p), where=denom > 0)
+    return p @ v
+
+
+def rel_error(got, want):
+    return float(np.max(np.abs(got.astype(np.float64) - want)) / max(np.max(np.abs(want)), 1e-30))
+
+
+def run(cli, args, env=None):
+    return subprocess.run([cli] + args, capture_output=True, text=True, timeout=120, env=env)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--an1d", required=True)
+    parser.add_argument("--an1", required=True)
+    opts = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="an1_cli_test_")
+    ready = os.path.join(work, "ready")
+    log = open(os.path.join(work, "an1d.log"), "w+")
+    server = subprocess.Popen(
+        [opts.an1d, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+         "--ready-file", ready, "--no-gpu", "--log-level", "debug"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 30
+        while not os.path.exists(ready) or "metrics_port" not in open(ready).read():
+            if server.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                sys.exit("an1d did not start:\n" + log.read())
+            time.sleep(0.05)
+        ports = dict(line.split("=") for line in open(ready).read().split())
+        target = "127.0.0.1:" + ports["grpc_port"]
+        env = dict(os.environ, AN1_SERVER=target)  # the target comes from the environment
+
+        r = run(opts.an1, ["health"], env)
+        check(r.returncode == 0 and r.stdout.strip() == "SERVING", "health says SERVING")
+        r = run(opts.an1, ["info"], env)
+        check(r.returncode == 0 and "backend baseline: available" in r.stdout, "info lists backends")
+
+        rng = np.random.default_rng(0)
+        shapes = {"q": (2, 4, 37, 64), "k": (2, 2, 53, 64), "v": (2, 2, 53, 64)}
+        for file_dtype in (np.float32, np.float16):
+            arrays = {n: rng.standard_normal(s).astype(file_dtype) for n, s in shapes.items()}
+            for n, a in arrays.items():
+                np.save(os.path.join(work, n + ".npy"), a)
+            for dtype, tolerance in (("fp32", 1e-5), ("fp16", 2e-3), ("bf16", 1e-2)):
+                if file_dtype == np.float16 and dtype == "fp32":
+                    tolerance = 1e-5  # fp16 files are exact in fp32
+                for causal in (True, False):
+                    out = os.path.join(work, "o.npy")
+                    if os.path.exists(out):
+                        os.remove(out)
+                    r = run(opts.an1, ["--server", target, "attention", "--dtype", dtype,
+                                       "--causal" if causal else "--no-causal",
+                                       "--q", os.path.join(work, "q.npy"),
+                                       "--k", os.path.join(work, "k.npy"),
+                                       "--v", os.path.join(work, "v.npy"), "--out", out])
+                    what = f"attention {np.dtype(file_dtype).name} file as {dtype} causal={causal}"
+                    if r.returncode != 0:
+                        check(False, what + ": " + r.stderr)
+                        continue
+                    got = np.load(out)
+                    # The reference sees the inputs as the server did: rounded to the wire dtype.
+                    inputs = [arrays[n] for n in ("q", "k", "v")]
+                    if dtype == "fp16":
+                        inputs = [x.astype(np.float16) for x in inputs]
+                    elif dtype == "bf16":
+                        inputs = [(x.astype(np.float32).view(np.uint32) + 0x7FFF +
+                                   ((x.astype(np.float32).view(np.uint32) >> 16) & 1)
+                                   & 0xFFFF0000).view(np.float32) for x in inputs]
+                    want = attention_reference(*inputs, causal, 1.0 / 8.0)
+                    err = rel_error(got, want)
+                    check(got.shape == shapes["q"] and err <= tolerance and
+                          "backend: baseline" in r.stdout and "checksum:" in r.stdout,
+                          f"{what}: rel err {err:.2e} <= {tolerance}")
+                    check(got.dtype == (np.float16 if dtype == "fp16" else np.float32),
+                          f"{what}: output file dtype {got.dtype}")
+
+        a = rng.standard_normal((3, 1, 17, 29)).astype(np.float32)
+        b = rng.standard_normal((5, 29, 11)).astype(np.float32)
+        np.save(os.path.join(work, "a.npy"), a)
+        np.save(os.path.join(work, "b.npy"), b)
+        want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+        for dtype, tolerance in (("fp32", 1e-5), ("fp16", 2e-3)):
+            out = os.path.join(work, "c.npy")
+            r = run(opts.an1, ["--server", target, "matmul", "--dtype", dtype,
+                               "--a", os.path.join(work, "a.npy"), "--b", os.path.join(work, "b.npy"),
+                               "--out", out])
+            if r.returncode != 0:
+                check(False, f"matmul {dtype}: " + r.stderr)
+                continue
+            got = np.load(out)
+            ref = want
+            if dtype == "fp16":
+                ref = np.matmul(a.astype(np.float16).astype(np.float64),
+                                b.astype(np.float16).astype(np.float64))
+            err = rel_error(got, ref)
+            check(got.shape == (3, 5, 17, 11) and err <= tolerance,
+                  f"matmul (3,1,17,29)@(5,29,11) {dtype}: rel err {err:.2e} <= {tolerance}")
+
+        r = run(opts.an1, ["--server", target, "attention", "--backend", "an1"])
+        check(r.returncode != 0 and "FAILED_PRECONDITION" in r.stderr and "GPU" in r.stderr,
+              "attention --backend an1 exits non-zero with the server's reason")
+        r = run(opts.an1, ["--server", target, "attention", "--n-heads", "6", "--n-kv-heads", "4"])
+        check(r.returncode != 0 and "INVALID_ARGUMENT" in r.stderr, "H % Hkv != 0 is refused")
+        r = run(opts.an1, ["--server", target, "attention", "--q", os.path.join(work, "q.npy")])
+        check(r.returncode == 2 and "--k" in r.stderr, "partial .npy inputs are a usage error")
+        r = run(opts.an1, ["--server", target, "attention", "--dtype", "fp64"])
+        check(r.returncode != 0, "unknown --dtype is refused by the CLI")
+        r = run(opts.an1, ["--server", "127.0.0.1:1", "--timeout", "5", "health"])
+        check(r.returncode != 0 and "UNAVAILABLE" in r.stderr, "unreachable server: UNAVAILABLE")
+        r = run(opts.an1, ["--server", target, "attention", "--batch-size", "1", "--n-heads", "2",
+                           "--seq-len", "16", "--head-dim", "8"])
+        check(r.returncode == 0, "the server still serves after the errors")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            code = None
+        check(code == 0, f"an1d exits 0 on SIGTERM (got {code})")
+        log.seek(0)
+        check("draining" in log.read(), "an1d logs the drain")
+
+    print(f"cli_npy_test: {len(FAILURES)} failure(s)")
+    sys.exit(1 if FAILURES else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+// Engine behaviour around the kernels: backend selection and its reasons, admission control,
+// requests dropped when their deadline passed or their client left, and draining.
+#include "engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <mutex>
+
+namespace an1 {
+namespace {
+
+struct Inputs {
+  std::vector<std::byte> q, k, v;
+  AttentionInputs view;
+};
+
+// fp32 attention inputs of a given shape (zeros: the tests here are about scheduling).
+std::unique_ptr<Inputs> MakeInputs(int64_t b, int64_t h, int64_t s, int64_t d) {
+  auto in = std::make_unique<Inputs>();
+  const std::size_t bytes = static_cast<std::size_t>(b * h * s * d) * 4;
+  in->q.resize(bytes);
+  in->k.resize(bytes);
+  in->v.resize(bytes);
+  in->view = AttentionInputs{{DType::kFloat32, {b, h, s, d}, in->q},
+                             {DType::kFloat32, {b, h, s, d}, in->k},
+                             {DType::kFloat32, {b, h, s, d}, in->v},
+                             true,
+                             {}};
+  return in;
+}
+
+std::unique_ptr<Engine> MakeEngine(EngineOptions options = {}) {
+  options.disable_gpu = true;
+  auto engine = Engine::Create(options);
+  EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  return std::move(engine).value();
+}
+
+TEST(EngineTest, AutoRunsBaselineAndSaysWhy) {
+  auto engine = MakeEngine();
+  auto in = MakeInputs(1, 2, 3, 4);
+  auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->choice.kind, BackendKind::kBaseline);
+  EXPECT_NE(prepared->choice.reason.find("an1 is unavailable"), std::string::npos);
+}
+
+TEST(EngineTest, ExplicitAn1IsFailedPreconditionWithReason) {
+  auto engine = MakeEngine();
+  auto in = MakeInputs(1, 2, 3, 4);
+  auto prepared = engine->PrepareAttention(in->view, BackendKind::kAn1);
+  EXPECT_EQ(prepared.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(prepared.status().message().find("GPU use disabled"), std::string::npos)
+      << prepared.status().message();
+}
+
+TEST(EngineTest, ServerPolicyAppliesToAutoOnly) {
+  EngineOptions options;
+  options.default_policy = BackendKind::kAn1;
+  auto engine = MakeEngine(options);
+  auto in = MakeInputs(1, 2, 3, 4);
+  EXPECT_EQ(engine->PrepareAttention(in->view, BackendKind::kAuto).status().code(),
+            StatusCode::kFailedPrecondition);
+  auto baseline = engine->PrepareAttention(in->view, BackendKind::kBaseline);
+  ASSERT_TRUE(baseline.ok());
+  EXPECT_TRUE(baseline->choice.reason.empty());
+
+  options.default_policy = BackendKind::kBaseline;
+  auto engine2 = MakeEngine(options);
+  auto prepared = engine2->PrepareAttention(in->view, BackendKind::kAuto);
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->choice.reason, "the server's backend policy is baseline");
+}
+
+TEST(EngineTest, RejectsInvalidOptions) {
+  EngineOptions options;
+  options.max_queue_depth = 0;
+  EXPECT_EQ(Engine::Create(options).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Submits one request and waits for its completion.
+Status RunOnce(Engine& engine, const AttentionInputs& in, RequestControl control,
+               ExecutionReport* report = nullptr) {
+  auto prepared = engine.PrepareAttention(in, BackendKind::kAuto);
+  if (!prepared.ok()) return prepared.status();
+  std::vector<std::byte> out(prepared->problem.output.byte_size);
+  std::promise<std::pair<Status, ExecutionReport>> done;
+  Status admitted = engine.Submit(std::move(prepared).value(), out, std::move(control),
+                                  [&](const Status& s, const ExecutionReport& r) {
+                                    done.set_value({s, r});
+                                  });
+  if (!admitted.ok()) return admitted;
+  auto [status, r] = done.get_future().get();
+  if (report) *report = r;
+  return status;
+}
+
+TEST(EngineTest, ReportsTimesAndDevice) {
+  auto engine = MakeEngine();
+  auto in = MakeInputs(1, 2, 33, 16);
+  ExecutionReport report;
+  ASSERT_TRUE(RunOnce(*engine, in->view, {}, &report).ok());
+  EXPECT_EQ(report.device, "cpu");
+  EXPECT_EQ(report.backend, BackendKind::kBaseline);
+  EXPECT_GE(report.queue_seconds, 0);
+  EXPECT_GT(report.compute_seconds, 0);
+}
+
+TEST(EngineTest, DropsRequestsPastTheirDeadline) {
+  auto engine = MakeEngine();
+  auto in = MakeInputs(1, 2, 3, 4);
+  RequestControl control;
+  control.deadline = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
+  EXPECT_EQ(RunOnce(*engine, in->view, control).code(), StatusCode::kDeadlineExceeded);
+}
+
+TEST(EngineTest, DropsCancelledRequests) {
+  auto engine = MakeEngine();
+  auto in = MakeInputs(1, 2, 3, 4);
+  RequestControl control;
+  control.cancelled = std::make_shared<std::atomic<bool>>(true);
+  EXPECT_EQ(RunOnce(*engine, in->view, control).code(), StatusCode::kCancelled);
+}
+
+TEST(EngineTest, RejectsWrongOutputSize) {
+  auto engine = MakeEngine();
+  auto in = MakeInputs(1, 2, 3, 4);
+  auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
+  ASSERT_TRUE(prepared.ok());
+  std::vector<std::byte> out(7);
+  EXPECT_EQ(engine->Submit(std::move(prepared).value(), out, {}, [](auto&, auto&) {}).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(EngineTest, FullQueueIsResourceExhaustedAndAdmittedWorkCompletes) {
+  EngineOptions options;
+  options.max_queue_depth = 2;
+  options.cpu_threads = 1;
+  auto engine = MakeEngine(options);
+  auto in = MakeInputs(1, 4, 256, 64);  // a few ms each on one core
+  constexpr int kRequests = 40;
+  std::vector<std::vector<std::byte>> outputs(kRequests);
+  std::mutex mutex;
+  std::condition_variable cv;
+  int admitted = 0, rejected = 0, completed = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
+    ASSERT_TRUE(prepared.ok());
+    outputs[i].resize(prepared->problem.output.byte_size);
+    Status s = engine->Submit(std::move(prepared).value(), outputs[i], {},
+                              [&](const Status& st, const ExecutionReport&) {
+                                EXPECT_TRUE(st.ok()) << st.ToString();
+                                std::lock_guard lock(mutex);
+                                ++completed;
+                                cv.notify_all();
+                              });
+    if (s.ok()) {
+      ++admitted;
+    } else {
+      EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  std::unique_lock lock(mutex);
+  cv.wait(lock, [&] { return completed == admitted; });
+  EXPECT_EQ(completed + rejected, kRequests);
+}
+
+TEST(EngineTest, DrainFinishesQueuedWorkThenRefuses) {
+  auto engine = MakeEngine();
+  auto in = MakeInputs(1, 4, 128, 64);
+  std::atomic<int> completed{0};
+  std::vector<std::vector<std::byte>> outputs(5);
+  for (auto& out : outputs) {
+    auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
+    out.resize(prepared->problem.output.byte_size);
+    ASSERT_TRUE(engine
+                    ->Submit(std::move(prepared).value(), out, {},
+                             [&](const Status& s, const ExecutionReport&) {
+                               if (s.ok()) completed.fetch_add(1);
+                             })
+                    .ok());
+  }
+  engine->Drain();
+  EXPECT_EQ(completed.load(), 5);
+  auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
+  EXPECT_EQ(engine->Submit(std::move(prepared).value(), outputs[0], {}, [](auto&, auto&) {}).code(),
+            StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace an1

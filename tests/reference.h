@@ -1,0 +1,108 @@
+// Double-precision reference implementations and helpers shared by the tests.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace an1::testing {
+
+struct AttentionCase {
+  int64_t batch, heads, kv_heads, q_len, kv_len, head_dim;
+};
+
+// softmax(q k^T * scale + bottom-right causal mask) v, in double. Fully masked rows give 0.
+inline std::vector<double> ReferenceAttention(const AttentionCase& c, const std::vector<float>& q,
+                                              const std::vector<float>& k,
+                                              const std::vector<float>& v, bool causal,
+                                              double scale) {
+  std::vector<double> out(q.size(), 0.0);
+  const int64_t group = c.heads / c.kv_heads;
+  for (int64_t b = 0; b < c.batch; ++b) {
+    for (int64_t h = 0; h < c.heads; ++h) {
+      const int64_t kvh = h / group;
+      for (int64_t i = 0; i < c.q_len; ++i) {
+        const int64_t visible =
+            causal ? std::clamp<int64_t>(i + c.kv_len - c.q_len + 1, 0, c.kv_len) : c.kv_len;
+        if (visible == 0) continue;
+        const float* qi = &q[((b * c.heads + h) * c.q_len + i) * c.head_dim];
+        std::vector<double> s(visible);
+        double max_s = -INFINITY;
+        for (int64_t j = 0; j < visible; ++j) {
+          const float* kj = &k[((b * c.kv_heads + kvh) * c.kv_len + j) * c.head_dim];
+          double dot = 0;
+          for (int64_t x = 0; x < c.head_dim; ++x) dot += double(qi[x]) * kj[x];
+          s[j] = dot * scale;
+          max_s = std::max(max_s, s[j]);
+        }
+        double sum = 0;
+        for (double& x : s) sum += (x = std::exp(x - max_s));
+        double* o = &out[((b * c.heads + h) * c.q_len + i) * c.head_dim];
+        for (int64_t j = 0; j < visible; ++j) {
+          const float* vj = &v[((b * c.kv_heads + kvh) * c.kv_len + j) * c.head_dim];
+          for (int64_t x = 0; x < c.head_dim; ++x) o[x] += s[j] / sum * vj[x];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// a (batch..., m, k) @ b (batch..., k, n) with NumPy broadcasting, in double.
+inline std::vector<double> ReferenceMatmul(const std::vector<int64_t>& a_shape,
+                                           const std::vector<float>& a,
+                                           const std::vector<int64_t>& b_shape,
+                                           const std::vector<float>& b,
+                                           std::vector<int64_t>* out_shape) {
+  const int64_t m = a_shape[a_shape.size() - 2], k = a_shape.back(), n = b_shape.back();
+  const std::size_t rank = std::max(a_shape.size(), b_shape.size()) - 2;
+  std::vector<int64_t> ab(rank, 1), bb(rank, 1), ob(rank);
+  std::copy(a_shape.begin(), a_shape.end() - 2, ab.end() - (a_shape.size() - 2));
+  std::copy(b_shape.begin(), b_shape.end() - 2, bb.end() - (b_shape.size() - 2));
+  int64_t batches = 1;
+  for (std::size_t i = 0; i < rank; ++i) batches *= (ob[i] = std::max(ab[i], bb[i]));
+  *out_shape = ob;
+  out_shape->push_back(m);
+  out_shape->push_back(n);
+  std::vector<double> out(static_cast<std::size_t>(batches * m * n), 0.0);
+  for (int64_t t = 0; t < batches; ++t) {
+    // Row-major decomposition of t over ob, then re-composition over ab and bb.
+    int64_t rem = t, ai = 0, bi = 0, as = 1, bs = 1;
+    for (std::size_t d = rank; d-- > 0;) {
+      const int64_t coord = rem % ob[d];
+      rem /= ob[d];
+      ai += (ab[d] == 1 ? 0 : coord) * as;
+      bi += (bb[d] == 1 ? 0 : coord) * bs;
+      as *= ab[d];
+      bs *= bb[d];
+    }
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double acc = 0;
+        for (int64_t x = 0; x < k; ++x) acc += double(a[(ai * m + i) * k + x]) * b[(bi * k + x) * n + j];
+        out[(t * m + i) * n + j] = acc;
+      }
+  }
+  return out;
+}
+
+// max |got - want| / max |want| (or the absolute error when want is all zeros).
+inline double RelativeError(const std::vector<float>& got, const std::vector<double>& want) {
+  double max_err = 0, max_ref = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    max_err = std::max(max_err, std::fabs(double(got[i]) - want[i]));
+    max_ref = std::max(max_ref, std::fabs(want[i]));
+  }
+  return max_ref > 0 ? max_err / max_ref : max_err;
+}
+
+inline std::vector<float> RandomFloats(std::size_t n, std::mt19937_64& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> out(n);
+  for (float& x : out) x = normal(rng);
+  return out;
+}
+
+}  // namespace an1::testing

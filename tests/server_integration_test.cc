@@ -1,0 +1,402 @@
+// The real server on an ephemeral loopback port, called through the real client library:
+// correct results, every bad input answered with its status code while the server keeps serving,
+// metrics scraped from the real HTTP endpoint, and a graceful shutdown.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <regex>
+#include <thread>
+
+#include "client/client.h"
+#include "client/elements.h"
+#include "server/server.h"
+#include "tests/http_get.h"
+#include "tests/reference.h"
+
+namespace an1 {
+namespace {
+
+using client::AttentionArgs;
+using client::CallResult;
+using client::HostTensor;
+using client::MatmulArgs;
+
+constexpr int kMaxMessageBytes = 4 << 20;  // small, so that "too large" is cheap to provoke
+
+std::unique_ptr<server::An1Server> StartServer(int max_queue_depth = 64) {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "127.0.0.1:0";
+  options.max_message_bytes = kMaxMessageBytes;
+  options.engine.disable_gpu = true;
+  options.engine.cpu_threads = 2;
+  options.engine.max_queue_depth = max_queue_depth;
+  auto server = server::An1Server::Start(options);
+  EXPECT_TRUE(server.ok()) << server.status().ToString();
+  return std::move(server).value();
+}
+
+HostTensor Random(std::vector<int64_t> shape, v1::DType dtype, std::mt19937_64& rng,
+                  std::vector<float>* rounded = nullptr) {
+  std::size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<std::size_t>(d);
+  HostTensor t{dtype, std::move(shape), client::EncodeElements(testing::RandomFloats(n, rng), dtype)};
+  if (rounded) *rounded = client::DecodeElements(t.bytes, dtype);
+  return t;
+}
+
+// One server for the whole suite: every test also checks that it still serves afterwards.
+// (Stopping the metrics endpoint takes civetweb about two seconds, so servers are not per test.)
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { shared_server_ = StartServer().release(); }
+  static void TearDownTestSuite() {
+    delete shared_server_;
+    shared_server_ = nullptr;
+  }
+  void SetUp() override { UseServer(shared_server_); }
+
+  void UseServer(server::An1Server* server) {
+    server_ = server;
+    client_ = std::make_unique<client::Client>(
+        client::ClientOptions{"127.0.0.1:" + std::to_string(server_->port()), 64 << 20, {}});
+  }
+
+  AttentionArgs ValidAttention(v1::DType dtype = v1::DTYPE_FP32) {
+    AttentionArgs args;
+    args.q = Random({1, 4, 5, 8}, dtype, rng_);
+    args.k = Random({1, 2, 7, 8}, dtype, rng_);
+    args.v = Random({1, 2, 7, 8}, dtype, rng_);
+    return args;
+  }
+
+  // The server answers a valid request correctly after whatever happened before.
+  void ExpectStillServing() {
+    CallResult result;
+    grpc::Status status = client_->Attention(ValidAttention(), &result);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    bool serving = false;
+    EXPECT_TRUE(client_->Health(&serving).ok());
+    EXPECT_TRUE(serving);
+  }
+
+  void ExpectAttentionError(AttentionArgs args, grpc::StatusCode code, const std::string& fragment) {
+    CallResult result;
+    grpc::Status status = client_->Attention(std::move(args), &result);
+    EXPECT_EQ(status.error_code(), code) << status.error_message();
+    EXPECT_NE(status.error_message().find(fragment), std::string::npos)
+        << "'" << status.error_message() << "' lacks '" << fragment << "'";
+    ExpectStillServing();
+  }
+
+  static inline server::An1Server* shared_server_ = nullptr;
+  std::mt19937_64 rng_{42};
+  server::An1Server* server_ = nullptr;
+  std::unique_ptr<client::Client> client_;
+};
+
+// A fresh server, so that its counters start from zero.
+class MetricsTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    own_server_ = StartServer();
+    UseServer(own_server_.get());
+  }
+  std::unique_ptr<server::An1Server> own_server_;
+};
+
+TEST_F(ServerTest, HealthAndInfo) {
+  bool serving = false;
+  ASSERT_TRUE(client_->Health(&serving).ok());
+  EXPECT_TRUE(serving);
+  v1::GetServerInfoResponse info;
+  ASSERT_TRUE(client_->Info(&info).ok());
+  EXPECT_FALSE(info.version().empty());
+  EXPECT_FALSE(info.gpu_mode());
+  EXPECT_NE(info.mode_reason().find("disabled"), std::string::npos);
+  ASSERT_EQ(info.backends_size(), 2);
+  EXPECT_EQ(info.limits().max_message_bytes(), static_cast<uint64_t>(kMaxMessageBytes));
+  EXPECT_FALSE(info.license().valid());
+}
+
+TEST_F(ServerTest, AttentionMatchesReferenceForEveryDtype) {
+  for (v1::DType dtype : {v1::DTYPE_FP32, v1::DTYPE_FP16, v1::DTYPE_BF16}) {
+    for (bool causal : {true, false}) {
+      std::vector<float> q, k, v;
+      AttentionArgs args;
+      args.q = Random({2, 4, 37, 64}, dtype, rng_, &q);
+      args.k = Random({2, 2, 53, 64}, dtype, rng_, &k);
+      args.v = Random({2, 2, 53, 64}, dtype, rng_, &v);
+      args.causal = causal;
+      args.scale = 0.2f;
+      CallResult result;
+      grpc::Status status = client_->Attention(std::move(args), &result);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      EXPECT_EQ(result.info.backend(), v1::BACKEND_BASELINE);
+      EXPECT_EQ(result.info.requested(), v1::BACKEND_AUTO);
+      EXPECT_NE(result.info.backend_reason().find("an1 is unavailable"), std::string::npos);
+      EXPECT_EQ(result.info.device(), "cpu");
+      EXPECT_GT(result.info.compute_seconds(), 0);
+      EXPECT_EQ(result.output.shape, (std::vector<int64_t>{2, 4, 37, 64}));
+      EXPECT_EQ(result.output.dtype, dtype);
+      const std::vector<double> want =
+          testing::ReferenceAttention({2, 4, 2, 37, 53, 64}, q, k, v, causal, 0.2);
+      const double tolerance = dtype == v1::DTYPE_FP32 ? 1e-5 : dtype == v1::DTYPE_FP16 ? 2e-3 : 1e-2;
+      EXPECT_LE(testing::RelativeError(client::DecodeElements(result.output.bytes, dtype), want),
+                tolerance);
+    }
+  }
+}
+
+TEST_F(ServerTest, DefaultsAreCausalWithInverseSqrtScale) {
+  std::vector<float> q, k, v;
+  AttentionArgs args;
+  args.q = Random({1, 1, 9, 16}, v1::DTYPE_FP32, rng_, &q);
+  args.k = Random({1, 1, 9, 16}, v1::DTYPE_FP32, rng_, &k);
+  args.v = Random({1, 1, 9, 16}, v1::DTYPE_FP32, rng_, &v);
+  CallResult result;
+  ASSERT_TRUE(client_->Attention(std::move(args), &result).ok());
+  const auto want = testing::ReferenceAttention({1, 1, 1, 9, 9, 16}, q, k, v, true, 0.25);
+  EXPECT_LE(testing::RelativeError(client::DecodeElements(result.output.bytes, v1::DTYPE_FP32), want),
+            1e-5);
+}
+
+TEST_F(ServerTest, MatmulBroadcastsAndMatchesReference) {
+  std::vector<float> a, b;
+  MatmulArgs args;
+  args.a = Random({3, 1, 17, 29}, v1::DTYPE_FP32, rng_, &a);
+  args.b = Random({5, 29, 11}, v1::DTYPE_FP32, rng_, &b);
+  CallResult result;
+  ASSERT_TRUE(client_->Matmul(std::move(args), &result).ok());
+  std::vector<int64_t> shape;
+  const auto want = testing::ReferenceMatmul({3, 1, 17, 29}, a, {5, 29, 11}, b, &shape);
+  EXPECT_EQ(result.output.shape, shape);
+  EXPECT_LE(testing::RelativeError(client::DecodeElements(result.output.bytes, v1::DTYPE_FP32), want),
+            1e-5);
+}
+
+TEST_F(ServerTest, WrongByteCountIsInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.k.bytes.pop_back();
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "k has 447 bytes");
+}
+
+TEST_F(ServerTest, MismatchedShapesAreInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.v = Random({1, 2, 6, 8}, v1::DTYPE_FP32, rng_);
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "v kv_seq_len");
+}
+
+TEST_F(ServerTest, HeadsNotDivisibleIsInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.q = Random({1, 3, 5, 8}, v1::DTYPE_FP32, rng_);
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "multiple of k/v heads");
+}
+
+TEST_F(ServerTest, UnknownOrMissingDtypeIsInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.q.dtype = static_cast<v1::DType>(9);
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "q.dtype 9");
+  args = ValidAttention();
+  args.v.dtype = v1::DTYPE_UNSPECIFIED;
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "v.dtype 0");
+}
+
+TEST_F(ServerTest, MixedDtypesAreInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.k = Random({1, 2, 7, 8}, v1::DTYPE_FP16, rng_);
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "k is fp16 but q is fp32");
+}
+
+TEST_F(ServerTest, ZeroNegativeAndOverflowingDimsAreInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.q.shape = {1, 4, 0, 8};
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "q.shape[2] is 0");
+  args = ValidAttention();
+  args.k.shape = {1, -2, 7, 8};
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "k.shape[1] is -2");
+  args = ValidAttention();
+  args.q.shape = {int64_t{1} << 40, int64_t{1} << 40, 5, 8};
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "can be addressed");
+  args = ValidAttention();
+  args.q.shape = {1, 4, 5};
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "rank 4");
+}
+
+TEST_F(ServerTest, NonFiniteScaleIsInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.scale = std::nanf("");
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "finite");
+}
+
+TEST_F(ServerTest, ExplicitAn1IsFailedPreconditionWithReason) {
+  AttentionArgs args = ValidAttention();
+  args.backend = v1::BACKEND_AN1;
+  ExpectAttentionError(std::move(args), grpc::StatusCode::FAILED_PRECONDITION,
+                       "backend an1 is unavailable: no usable GPU");
+}
+
+TEST_F(ServerTest, UnknownBackendIsInvalidArgument) {
+  AttentionArgs args = ValidAttention();
+  args.backend = static_cast<v1::Backend>(7);
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "backend 7");
+}
+
+TEST_F(ServerTest, MessageAboveLimitIsResourceExhausted) {
+  AttentionArgs args;
+  // 3 x 2 MiB of fp32 is above the server's 4 MiB message limit.
+  args.q = Random({1, 8, 256, 256}, v1::DTYPE_FP32, rng_);
+  args.k = Random({1, 8, 256, 256}, v1::DTYPE_FP32, rng_);
+  args.v = Random({1, 8, 256, 256}, v1::DTYPE_FP32, rng_);
+  CallResult result;
+  grpc::Status status = client_->Attention(std::move(args), &result);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  ExpectStillServing();
+}
+
+TEST_F(ServerTest, OutputAboveMessageLimitIsResourceExhausted) {
+  MatmulArgs args;  // 1 MiB of input, 4 MiB of output
+  args.a = Random({1024, 64}, v1::DTYPE_FP32, rng_);
+  args.b = Random({64, 1024}, v1::DTYPE_FP32, rng_);
+  CallResult result;
+  grpc::Status status = client_->Matmul(std::move(args), &result);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("more than fits in a response"), std::string::npos);
+  ExpectStillServing();
+}
+
+TEST_F(ServerTest, MatmulShapeErrorsAreInvalidArgument) {
+  MatmulArgs args;
+  args.a = Random({4, 5}, v1::DTYPE_FP32, rng_);
+  args.b = Random({6, 7}, v1::DTYPE_FP32, rng_);
+  CallResult result;
+  grpc::Status status = client_->Matmul(std::move(args), &result);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("inner dimensions differ"), std::string::npos);
+  ExpectStillServing();
+}
+
+TEST_F(ServerTest, MissingTensorAndSharedRegionsAreRefused) {
+  // Missing and region-backed tensors cannot be built through the typed client, so use the stub.
+  auto stub = v1::An1::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                                   grpc::InsecureChannelCredentials()));
+  v1::MatmulRequest request;
+  request.mutable_a()->set_dtype(v1::DTYPE_FP32);
+  request.mutable_a()->add_shape(1);
+  request.mutable_a()->add_shape(1);
+  request.mutable_a()->set_inline_data(std::string(4, '\0'));
+  v1::MatmulResponse response;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->Matmul(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(), "tensor b is missing");
+  }
+  *request.mutable_b() = request.a();
+  request.mutable_b()->mutable_region()->set_region("someone-elses");
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->Matmul(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
+  }
+  request.mutable_b()->clear_region();
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->Matmul(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("no data"), std::string::npos);
+  }
+  ExpectStillServing();
+}
+
+// Value of a sample line `name{labels} value` in the Prometheus text format, or -1.
+double Sample(const std::string& text, const std::string& series) {
+  const std::size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
+  ASSERT_GT(server_->metrics_port(), 0);
+  constexpr int kOk = 3, kBad = 2;
+  for (int i = 0; i < kOk; ++i) {
+    CallResult result;
+    ASSERT_TRUE(client_->Attention(ValidAttention(), &result).ok());
+  }
+  for (int i = 0; i < kBad; ++i) {
+    AttentionArgs args = ValidAttention();
+    args.q.bytes.pop_back();
+    CallResult result;
+    EXPECT_FALSE(client_->Attention(std::move(args), &result).ok());
+  }
+  const std::string text = testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(Sample(text, R"(an1_requests_total{backend="baseline",code="OK",rpc="Attention"})"),
+            kOk);
+  EXPECT_EQ(Sample(text, R"(an1_requests_total{backend="none",code="INVALID_ARGUMENT",rpc="Attention"})"),
+            kBad);
+  EXPECT_EQ(Sample(text, R"(an1_request_duration_seconds_count{backend="baseline",code="OK",rpc="Attention"})"),
+            kOk);
+  EXPECT_EQ(Sample(text, R"(an1_request_duration_seconds_bucket{backend="baseline",code="OK",rpc="Attention",le="+Inf"})"),
+            kOk);
+  EXPECT_EQ(Sample(text, R"(an1_compute_duration_seconds_count{backend="baseline",rpc="Attention"})"),
+            kOk);
+  EXPECT_EQ(Sample(text, R"(an1_requests_rejected_total{reason="invalid_argument"})"), kBad);
+  EXPECT_EQ(Sample(text, "an1_requests_in_flight"), 0);
+  EXPECT_EQ(Sample(text, "an1_queue_depth"), 0);
+  EXPECT_GT(Sample(text, R"(an1_tensor_bytes_total{direction="in",transport="inline"})"), 0);
+  EXPECT_NE(text.find("an1_build_info{"), std::string::npos);
+}
+
+TEST(ServerShutdownTest, InFlightRequestsFinishAndHealthTurnsNotServing) {
+  auto server = StartServer();
+  const std::string target = "127.0.0.1:" + std::to_string(server->port());
+  client::Client client({target, 64 << 20, {}});
+  std::mt19937_64 rng(1);
+  // A request that takes a while on two CPU threads, started before the shutdown.
+  AttentionArgs args;
+  args.q = Random({1, 8, 512, 64}, v1::DTYPE_FP32, rng);
+  args.k = Random({1, 8, 512, 64}, v1::DTYPE_FP32, rng);
+  args.v = Random({1, 8, 512, 64}, v1::DTYPE_FP32, rng);
+  // A health watcher sees SERVING, then NOT_SERVING when the drain starts.
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto watch = health->Watch(&watch_context, grpc::health::v1::HealthCheckRequest());
+  grpc::health::v1::HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  grpc::Status in_flight;
+  std::thread caller([&] {
+    CallResult result;
+    in_flight = client.Attention(std::move(args), &result);
+  });
+  while (server->engine().running() == 0 && server->engine().queue_depth() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::thread stopper([&] { server->Shutdown(std::chrono::seconds(30)); });
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  watch_context.TryCancel();
+  caller.join();
+  stopper.join();
+  EXPECT_TRUE(in_flight.ok()) << in_flight.error_message();
+  bool serving = true;
+  EXPECT_FALSE(client.Health(&serving).ok());  // the listener is closed
+  EXPECT_FALSE(serving);
+}
+
+TEST(ServerStartTest, PortInUseIsAnError) {
+  auto first = StartServer();
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:" + std::to_string(first->port());
+  options.metrics_listen = "";
+  options.engine.disable_gpu = true;
+  auto second = server::An1Server::Start(options);
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace an1
