@@ -27,7 +27,11 @@ GpuDiscovery DiscoverGpus() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
-    result.reason = std::string("CUDA reports no usable device: ") + cudaGetErrorString(err);
+    const char* what = err == cudaErrorInsufficientDriver ? "no NVIDIA driver, or one too old"
+                       : err == cudaErrorNoDevice         ? "no CUDA device"
+                                                          : "CUDA initialisation failed";
+    result.reason = std::string(what) + " (" + cudaGetErrorName(err) + ": " +
+                    cudaGetErrorString(err) + ")";
     cudaGetLastError();  // clear the non-sticky error
     return result;
   }
