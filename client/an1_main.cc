@@ -20,12 +20,23 @@ using an1::client::HostTensor;
 namespace v1 = an1::v1;
 
 int ReportRpcError(const grpc::Status& status) {
-  static const char* const kNames[] = {
-      "OK",           "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",     "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",    "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   const int code = status.error_code();
   const char* name = code >= 0 && code <= 16 ? kNames[code] : "UNKNOWN";
   std::cerr << "error: " << name << ": " << status.error_message() << "\n";
@@ -39,18 +50,25 @@ int UsageError(const std::string& message) {
 
 const char* BackendName(v1::Backend b) {
   switch (b) {
-    case v1::BACKEND_AN1: return "an1";
-    case v1::BACKEND_BASELINE: return "baseline";
-    default: return "auto";
+    case v1::BACKEND_AN1:
+      return "an1";
+    case v1::BACKEND_BASELINE:
+      return "baseline";
+    default:
+      return "auto";
   }
 }
 
 const char* DTypeName(v1::DType d) {
   switch (d) {
-    case v1::DTYPE_FP16: return "fp16";
-    case v1::DTYPE_BF16: return "bf16";
-    case v1::DTYPE_FP32: return "fp32";
-    default: return "unspecified";
+    case v1::DTYPE_FP16:
+      return "fp16";
+    case v1::DTYPE_BF16:
+      return "bf16";
+    case v1::DTYPE_FP32:
+      return "fp32";
+    default:
+      return "unspecified";
   }
 }
 
@@ -160,13 +178,22 @@ int main(int argc, char** argv) {
   std::optional<float> scale;
   std::string q_path, k_path, v_path;
   add_common(attention);
-  attention->add_option("--batch-size", batch, "B")->check(CLI::PositiveNumber)->capture_default_str();
-  attention->add_option("--n-heads", heads, "H (query heads)")->check(CLI::PositiveNumber)->capture_default_str();
+  attention->add_option("--batch-size", batch, "B")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  attention->add_option("--n-heads", heads, "H (query heads)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   attention->add_option("--n-kv-heads", kv_heads, "Hkv (default: H)")->check(CLI::PositiveNumber);
-  attention->add_option("--seq-len", seq_len, "Sq")->check(CLI::PositiveNumber)->capture_default_str();
+  attention->add_option("--seq-len", seq_len, "Sq")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   attention->add_option("--kv-seq-len", kv_seq_len, "Sk (default: Sq)")->check(CLI::PositiveNumber);
-  attention->add_option("--head-dim", head_dim, "D")->check(CLI::PositiveNumber)->capture_default_str();
-  attention->add_flag("--causal,!--no-causal", causal, "Causal mask, bottom-right aligned (default)");
+  attention->add_option("--head-dim", head_dim, "D")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  attention->add_flag("--causal,!--no-causal", causal,
+                      "Causal mask, bottom-right aligned (default)");
   attention->add_option("--scale", scale, "Softmax scale (default 1/sqrt(D))");
   attention->add_option("--q", q_path, "q from a .npy file (B, H, Sq, D)");
   attention->add_option("--k", k_path, "k from a .npy file (B, Hkv, Sk, D)");

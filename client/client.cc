@@ -24,9 +24,12 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 std::size_t WireDTypeSize(v1::DType dtype) {
   switch (dtype) {
     case v1::DTYPE_FP16:
-    case v1::DTYPE_BF16: return 2;
-    case v1::DTYPE_FP32: return 4;
-    default: return 0;
+    case v1::DTYPE_BF16:
+      return 2;
+    case v1::DTYPE_FP32:
+      return 4;
+    default:
+      return 0;
   }
 }
 

@@ -88,8 +88,8 @@ bool ReadNpy(const std::string& path, NpyArray* array, std::string* error) {
   if (!ParseHeader(header, array, &what)) return Fail(error, path, what);
   const std::size_t element = DescrSize(array->descr);
   if (element == 0) {
-    return Fail(error, path, "dtype '" + array->descr +
-                                 "' is not supported; use float16, float32 or float64");
+    return Fail(error, path,
+                "dtype '" + array->descr + "' is not supported; use float16, float32 or float64");
   }
   uint64_t count = 1;
   for (int64_t d : array->shape) {

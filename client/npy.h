@@ -15,7 +15,7 @@ namespace an1::client {
 struct NpyArray {
   std::string descr;  // "<f2", "<f4" or "<f8"
   std::vector<int64_t> shape;
-  std::string data;   // raw little-endian elements, C order
+  std::string data;  // raw little-endian elements, C order
 };
 
 bool ReadNpy(const std::string& path, NpyArray* array, std::string* error);

@@ -10,9 +10,12 @@ std::size_t DTypeSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
 
 std::string_view DTypeName(DType dtype) {
   switch (dtype) {
-    case DType::kFloat16: return "fp16";
-    case DType::kBFloat16: return "bf16";
-    case DType::kFloat32: return "fp32";
+    case DType::kFloat16:
+      return "fp16";
+    case DType::kBFloat16:
+      return "bf16";
+    case DType::kFloat32:
+      return "fp32";
   }
   return "unknown";
 }
@@ -33,7 +36,7 @@ uint16_t FloatToHalfBits(float value) {
                                  (abs > 0x7f800000u ? 0x200u | ((abs >> 13) & 0x3ffu) : 0u));
   }
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // >= 65520: overflow
-  if (abs <= 0x33000000u) return static_cast<uint16_t>(sign);             // <= 2^-25: zero
+  if (abs <= 0x33000000u) return static_cast<uint16_t>(sign);            // <= 2^-25: zero
   if (abs < 0x38800000u) {  // below 2^-14: a half subnormal, value = m * 2^-24
     const uint32_t exponent = abs >> 23;
     const uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
@@ -69,7 +72,9 @@ uint16_t FloatToBf16Bits(float value) {
   return static_cast<uint16_t>(x >> 16);
 }
 
-float Bf16BitsToFloat(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+float Bf16BitsToFloat(uint16_t bits) {
+  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
+}
 
 void ConvertToFloat(DType dtype, const std::byte* src, std::size_t count, float* dst) {
   switch (dtype) {

@@ -27,9 +27,12 @@ Status CheckOutputSize(std::span<std::byte> output, const TensorSpec& spec) {
 
 std::string_view BackendKindName(BackendKind kind) {
   switch (kind) {
-    case BackendKind::kAuto: return "auto";
-    case BackendKind::kAn1: return "an1";
-    case BackendKind::kBaseline: return "baseline";
+    case BackendKind::kAuto:
+      return "auto";
+    case BackendKind::kAn1:
+      return "an1";
+    case BackendKind::kBaseline:
+      return "baseline";
   }
   return "unknown";
 }
@@ -82,7 +85,8 @@ StatusOr<BackendChoice> Engine::Choose(BackendKind requested) const {
       choice.reason = "an1 is unavailable: " + an1_unavailable_reason_;
       return choice;
     case BackendKind::kBaseline:
-      if (requested == BackendKind::kAuto) choice.reason = "the server's backend policy is baseline";
+      if (requested == BackendKind::kAuto)
+        choice.reason = "the server's backend policy is baseline";
       return choice;
   }
   return InternalError("unknown backend policy");
@@ -110,10 +114,13 @@ Status Engine::Submit(PreparedAttention request, std::span<std::byte> output,
                       RequestControl control, DoneCallback done) {
   AN1_RETURN_IF_ERROR(CheckOutputSize(output, request.problem.output));
   auto shared = std::make_shared<PreparedAttention>(std::move(request));
-  Job job{shared->choice, [shared, output](Backend& backend) {
+  Job job{shared->choice,
+          [shared, output](Backend& backend) {
             return backend.Attention(shared->problem, shared->inputs, output);
           },
-          std::move(control), std::move(done), {}};
+          std::move(control),
+          std::move(done),
+          {}};
   return Enqueue(std::move(job));
 }
 
@@ -121,10 +128,13 @@ Status Engine::Submit(PreparedMatmul request, std::span<std::byte> output, Reque
                       DoneCallback done) {
   AN1_RETURN_IF_ERROR(CheckOutputSize(output, request.problem.output));
   auto shared = std::make_shared<PreparedMatmul>(std::move(request));
-  Job job{shared->choice, [shared, output](Backend& backend) {
+  Job job{shared->choice,
+          [shared, output](Backend& backend) {
             return backend.Matmul(shared->problem, shared->a, shared->b, output);
           },
-          std::move(control), std::move(done), {}};
+          std::move(control),
+          std::move(done),
+          {}};
   return Enqueue(std::move(job));
 }
 

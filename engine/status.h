@@ -77,7 +77,8 @@ class [[nodiscard]] StatusOr {
  public:
   StatusOr(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
   StatusOr(Status status)                          // NOLINT: implicit by design
-      : state_(status.ok() ? InternalError("StatusOr built from an OK status") : std::move(status)) {}
+      : state_(status.ok() ? InternalError("StatusOr built from an OK status")
+                           : std::move(status)) {}
 
   bool ok() const { return std::holds_alternative<T>(state_); }
   Status status() const { return ok() ? OkStatus() : std::get<Status>(state_); }
@@ -97,8 +98,8 @@ class [[nodiscard]] StatusOr {
 }  // namespace an1
 
 // Returns early from the enclosing function when `expr` (a Status) is not OK.
-#define AN1_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::an1::Status an1_status_ = (expr);      \
+#define AN1_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::an1::Status an1_status_ = (expr);        \
     if (!an1_status_.ok()) return an1_status_; \
   } while (0)

@@ -86,9 +86,12 @@ Status ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t)>
     state->all_done.wait(lock, [&] { return state->finished == count; });
   }
   switch (state->failure.load()) {
-    case 0: return OkStatus();
-    case 1: return ResourceExhaustedError("out of host memory");
-    default: return InternalError("a compute task failed");
+    case 0:
+      return OkStatus();
+    case 1:
+      return ResourceExhaustedError("out of host memory");
+    default:
+      return InternalError("a compute task failed");
   }
 }
 

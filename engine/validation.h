@@ -16,12 +16,12 @@
 namespace an1 {
 
 struct AttentionDims {
-  int64_t batch = 0;      // B
-  int64_t heads = 0;      // H (query heads)
-  int64_t kv_heads = 0;   // Hkv; H % Hkv == 0
-  int64_t q_len = 0;      // Sq
-  int64_t kv_len = 0;     // Sk
-  int64_t head_dim = 0;   // D
+  int64_t batch = 0;     // B
+  int64_t heads = 0;     // H (query heads)
+  int64_t kv_heads = 0;  // Hkv; H % Hkv == 0
+  int64_t q_len = 0;     // Sq
+  int64_t kv_len = 0;    // Sk
+  int64_t head_dim = 0;  // D
 };
 
 struct AttentionInputs {

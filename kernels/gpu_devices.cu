@@ -30,8 +30,8 @@ GpuDiscovery DiscoverGpus() {
     const char* what = err == cudaErrorInsufficientDriver ? "no NVIDIA driver, or one too old"
                        : err == cudaErrorNoDevice         ? "no CUDA device"
                                                           : "CUDA initialisation failed";
-    result.reason = std::string(what) + " (" + cudaGetErrorName(err) + ": " +
-                    cudaGetErrorString(err) + ")";
+    result.reason =
+        std::string(what) + " (" + cudaGetErrorName(err) + ": " + cudaGetErrorString(err) + ")";
     cudaGetLastError();  // clear the non-sticky error
     return result;
   }

@@ -8,23 +8,30 @@ namespace an1::server {
 
 grpc::Status ToGrpcStatus(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kOk: return grpc::Status::OK;
-    case StatusCode::kCancelled: return {grpc::StatusCode::CANCELLED, status.message()};
+    case StatusCode::kOk:
+      return grpc::Status::OK;
+    case StatusCode::kCancelled:
+      return {grpc::StatusCode::CANCELLED, status.message()};
     case StatusCode::kInvalidArgument:
       return {grpc::StatusCode::INVALID_ARGUMENT, status.message()};
     case StatusCode::kDeadlineExceeded:
       return {grpc::StatusCode::DEADLINE_EXCEEDED, status.message()};
-    case StatusCode::kNotFound: return {grpc::StatusCode::NOT_FOUND, status.message()};
-    case StatusCode::kAlreadyExists: return {grpc::StatusCode::ALREADY_EXISTS, status.message()};
+    case StatusCode::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, status.message()};
+    case StatusCode::kAlreadyExists:
+      return {grpc::StatusCode::ALREADY_EXISTS, status.message()};
     case StatusCode::kResourceExhausted:
       return {grpc::StatusCode::RESOURCE_EXHAUSTED, status.message()};
     case StatusCode::kFailedPrecondition:
       return {grpc::StatusCode::FAILED_PRECONDITION, status.message()};
-    case StatusCode::kUnimplemented: return {grpc::StatusCode::UNIMPLEMENTED, status.message()};
-    case StatusCode::kUnavailable: return {grpc::StatusCode::UNAVAILABLE, status.message()};
+    case StatusCode::kUnimplemented:
+      return {grpc::StatusCode::UNIMPLEMENTED, status.message()};
+    case StatusCode::kUnavailable:
+      return {grpc::StatusCode::UNAVAILABLE, status.message()};
     case StatusCode::kUnauthenticated:
       return {grpc::StatusCode::UNAUTHENTICATED, status.message()};
-    case StatusCode::kInternal: break;
+    case StatusCode::kInternal:
+      break;
   }
   return {grpc::StatusCode::INTERNAL, "internal error; see the server log"};
 }
@@ -34,9 +41,15 @@ StatusOr<TensorView> ToTensorView(const char* name, bool present, const v1::Tens
   if (!present) return InvalidArgumentError("tensor " + n + " is missing");
   TensorView view;
   switch (tensor.dtype()) {
-    case v1::DTYPE_FP16: view.dtype = DType::kFloat16; break;
-    case v1::DTYPE_BF16: view.dtype = DType::kBFloat16; break;
-    case v1::DTYPE_FP32: view.dtype = DType::kFloat32; break;
+    case v1::DTYPE_FP16:
+      view.dtype = DType::kFloat16;
+      break;
+    case v1::DTYPE_BF16:
+      view.dtype = DType::kBFloat16;
+      break;
+    case v1::DTYPE_FP32:
+      view.dtype = DType::kFloat32;
+      break;
     default:
       return InvalidArgumentError(n + ".dtype " + std::to_string(tensor.dtype()) +
                                   " is not supported; use DTYPE_FP16, DTYPE_BF16 or DTYPE_FP32");
@@ -51,17 +64,22 @@ StatusOr<TensorView> ToTensorView(const char* name, bool present, const v1::Tens
     case v1::Tensor::kRegion:
       return UnimplementedError(n + " refers to a shared region; this server accepts inline " +
                                 "tensors only");
-    case v1::Tensor::DATA_NOT_SET: break;
+    case v1::Tensor::DATA_NOT_SET:
+      break;
   }
   return InvalidArgumentError(n + " has no data: set inline_data or region");
 }
 
 StatusOr<BackendKind> ToBackendKind(v1::Backend backend) {
   switch (backend) {
-    case v1::BACKEND_AUTO: return BackendKind::kAuto;
-    case v1::BACKEND_AN1: return BackendKind::kAn1;
-    case v1::BACKEND_BASELINE: return BackendKind::kBaseline;
-    default: break;
+    case v1::BACKEND_AUTO:
+      return BackendKind::kAuto;
+    case v1::BACKEND_AN1:
+      return BackendKind::kAn1;
+    case v1::BACKEND_BASELINE:
+      return BackendKind::kBaseline;
+    default:
+      break;
   }
   return InvalidArgumentError("backend " + std::to_string(backend) +
                               " is not one of BACKEND_AUTO, BACKEND_AN1, BACKEND_BASELINE");
@@ -69,18 +87,24 @@ StatusOr<BackendKind> ToBackendKind(v1::Backend backend) {
 
 v1::Backend ToProtoBackend(BackendKind kind) {
   switch (kind) {
-    case BackendKind::kAuto: return v1::BACKEND_AUTO;
-    case BackendKind::kAn1: return v1::BACKEND_AN1;
-    case BackendKind::kBaseline: return v1::BACKEND_BASELINE;
+    case BackendKind::kAuto:
+      return v1::BACKEND_AUTO;
+    case BackendKind::kAn1:
+      return v1::BACKEND_AN1;
+    case BackendKind::kBaseline:
+      return v1::BACKEND_BASELINE;
   }
   return v1::BACKEND_AUTO;
 }
 
 v1::DType ToProtoDType(DType dtype) {
   switch (dtype) {
-    case DType::kFloat16: return v1::DTYPE_FP16;
-    case DType::kBFloat16: return v1::DTYPE_BF16;
-    case DType::kFloat32: return v1::DTYPE_FP32;
+    case DType::kFloat16:
+      return v1::DTYPE_FP16;
+    case DType::kBFloat16:
+      return v1::DTYPE_BF16;
+    case DType::kFloat32:
+      return v1::DTYPE_FP32;
   }
   return v1::DTYPE_UNSPECIFIED;
 }

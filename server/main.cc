@@ -110,7 +110,8 @@ int main(int argc, char** argv) {
                  d.compute_capability_minor, d.total_memory_bytes >> 20);
   }
   for (const auto& b : info.backends) {
-    if (!b.available) spdlog::info("backend {} unavailable: {}", an1::BackendKindName(b.kind), b.reason);
+    if (!b.available)
+      spdlog::info("backend {} unavailable: {}", an1::BackendKindName(b.kind), b.reason);
   }
   if (*policy == an1::BackendKind::kAn1) {
     for (const auto& b : info.backends) {

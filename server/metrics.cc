@@ -25,10 +25,9 @@ class EngineCollector : public prometheus::Collectable {
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     if (engine_ == nullptr) return {};
-    return {Gauge("an1_queue_depth", "Requests admitted and waiting to run.",
-                  engine_->queue_depth()),
-            Gauge("an1_requests_running", "Requests executing on a backend now.",
-                  engine_->running())};
+    return {
+        Gauge("an1_queue_depth", "Requests admitted and waiting to run.", engine_->queue_depth()),
+        Gauge("an1_requests_running", "Requests executing on a backend now.", engine_->running())};
   }
 
  private:

@@ -34,9 +34,8 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     if (!port.ok()) return port.status();
     server->metrics_port_ = *port;
   }
-  server->service_ = std::make_unique<An1Service>(
-      server->engine_.get(), server->metrics_.get(),
-      static_cast<uint64_t>(options.max_message_bytes));
+  server->service_ = std::make_unique<An1Service>(server->engine_.get(), server->metrics_.get(),
+                                                  static_cast<uint64_t>(options.max_message_bytes));
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {

@@ -19,8 +19,8 @@
 namespace an1::server {
 
 struct ServerOptions {
-  std::string listen = "0.0.0.0:50051";          // gRPC address; port 0 picks a free port
-  std::string metrics_listen = "0.0.0.0:9464";   // Prometheus /metrics; empty disables it
+  std::string listen = "0.0.0.0:50051";         // gRPC address; port 0 picks a free port
+  std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics; empty disables it
   // Largest request or response message. 1 GiB carries an inline fp16 attention at B=8, H=32,
   // S=2048, D=128 (384 MiB of q, k and v); gRPC caps it at 2 GiB - 1.
   int max_message_bytes = 1 << 30;

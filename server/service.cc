@@ -136,13 +136,13 @@ grpc::ServerUnaryReactor* An1Service::Attention(grpc::CallbackServerContext* con
   Status placement = CheckOutputPlacement(request->has_output(), request->output());
   if (!placement.ok()) return call->Reject(placement), call;
 
-  AttentionInputs inputs{*q, *k, *v, request->has_causal() ? request->causal() : true,
-                         request->has_scale() ? std::optional<float>(request->scale())
-                                              : std::nullopt};
+  AttentionInputs inputs{
+      *q, *k, *v, request->has_causal() ? request->causal() : true,
+      request->has_scale() ? std::optional<float>(request->scale()) : std::nullopt};
   StatusOr<PreparedAttention> prepared = engine_->PrepareAttention(inputs, *backend);
   if (!prepared.ok()) return call->Reject(prepared.status()), call;
-  metrics_->RecordBytes("inline", "in", static_cast<double>(q->data.size() + k->data.size() +
-                                                            v->data.size()));
+  metrics_->RecordBytes("inline", "in",
+                        static_cast<double>(q->data.size() + k->data.size() + v->data.size()));
   SubmitToEngine(*engine_, *metrics_, call, std::move(prepared).value(), max_message_bytes_,
                  response->mutable_output(), response->mutable_info());
   return call;

@@ -17,9 +17,12 @@ using testing::AttentionCase;
 
 double Tolerance(DType d) {
   switch (d) {
-    case DType::kFloat32: return 1e-5;
-    case DType::kFloat16: return 2e-3;
-    case DType::kBFloat16: return 1e-2;
+    case DType::kFloat32:
+      return 1e-5;
+    case DType::kFloat16:
+      return 2e-3;
+    case DType::kBFloat16:
+      return 1e-2;
   }
   return 0;
 }
@@ -92,12 +95,12 @@ TEST_P(CpuAttentionTest, MatchesDoubleReference) {
 
 std::vector<AttentionParam> AttentionParams() {
   const std::vector<AttentionCase> shapes = {
-      {1, 1, 1, 1, 1, 1},      // everything of length 1
-      {1, 1, 1, 1, 31, 8},     // decode: one query against a long K/V
-      {2, 4, 2, 37, 53, 64},   // GQA, Sq < Sk, primes
-      {1, 3, 1, 53, 37, 16},   // MQA, Sq > Sk (fully masked rows when causal)
-      {3, 2, 2, 17, 17, 5},    // odd head dim, square
-      {1, 2, 1, 33, 1, 128},   // one key
+      {1, 1, 1, 1, 1, 1},     // everything of length 1
+      {1, 1, 1, 1, 31, 8},    // decode: one query against a long K/V
+      {2, 4, 2, 37, 53, 64},  // GQA, Sq < Sk, primes
+      {1, 3, 1, 53, 37, 16},  // MQA, Sq > Sk (fully masked rows when causal)
+      {3, 2, 2, 17, 17, 5},   // odd head dim, square
+      {1, 2, 1, 33, 1, 128},  // one key
   };
   std::vector<AttentionParam> params;
   for (const AttentionCase& s : shapes)
@@ -148,14 +151,15 @@ std::vector<MatmulParam> MatmulParams() {
   const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {
       {{1, 1}, {1, 1}},
       {{17, 29}, {29, 11}},
-      {{3, 1, 17, 29}, {5, 29, 11}},    // the acceptance shape: broadcast both ways
-      {{2, 3, 1, 7}, {7, 19}},          // rank 4 @ rank 2
-      {{1, 5}, {4, 1, 5, 3}},           // rank 2 @ rank 4
-      {{6, 33, 1}, {6, 1, 31}},         // k = 1
+      {{3, 1, 17, 29}, {5, 29, 11}},  // the acceptance shape: broadcast both ways
+      {{2, 3, 1, 7}, {7, 19}},        // rank 4 @ rank 2
+      {{1, 5}, {4, 1, 5, 3}},         // rank 2 @ rank 4
+      {{6, 33, 1}, {6, 1, 31}},       // k = 1
   };
   std::vector<MatmulParam> params;
   for (const auto& [a, b] : shapes)
-    for (DType d : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) params.push_back({a, b, d});
+    for (DType d : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+      params.push_back({a, b, d});
   return params;
 }
 

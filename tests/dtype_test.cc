@@ -1,6 +1,8 @@
 // Element conversions of the engine (engine/dtype.h) and of the client (client/elements.h):
 // every fp16 value round-trips, and rounding agrees with the compiler's _Float16 and with each
 // other on random and edge-case floats.
+#include "engine/dtype.h"
+
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -9,17 +11,30 @@
 #include <random>
 
 #include "client/elements.h"
-#include "engine/dtype.h"
 
 namespace an1 {
 namespace {
 
 std::vector<float> EdgeAndRandomFloats() {
-  std::vector<float> values = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.9f, 65520.0f, 1e9f,
-                               -1e9f, 6.1035156e-5f, 5.9604645e-8f, 2.9802322e-8f, 2.98023259e-8f,
-                               1e-10f, std::numeric_limits<float>::infinity(),
+  std::vector<float> values = {0.0f,
+                               -0.0f,
+                               1.0f,
+                               -1.0f,
+                               65504.0f,
+                               65519.9f,
+                               65520.0f,
+                               1e9f,
+                               -1e9f,
+                               6.1035156e-5f,
+                               5.9604645e-8f,
+                               2.9802322e-8f,
+                               2.98023259e-8f,
+                               1e-10f,
+                               std::numeric_limits<float>::infinity(),
                                -std::numeric_limits<float>::infinity(),
-                               std::numeric_limits<float>::denorm_min(), 0.1f, 1.0f / 3.0f};
+                               std::numeric_limits<float>::denorm_min(),
+                               0.1f,
+                               1.0f / 3.0f};
   std::mt19937 rng(7);
   for (int i = 0; i < 200000; ++i) {
     // Random bit patterns cover every exponent, including the fp16 subnormal range.

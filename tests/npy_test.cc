@@ -24,8 +24,10 @@ class NpyTest : public ::testing::Test {
     std::ofstream(path, std::ios::binary) << bytes;
   }
   void TearDown() override {
-    for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::temp_directory_path())) {
-      if (entry.path().filename().string().rfind("an1_npy_test_" + std::to_string(::getpid()), 0) == 0) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::filesystem::temp_directory_path())) {
+      if (entry.path().filename().string().rfind("an1_npy_test_" + std::to_string(::getpid()), 0) ==
+          0) {
         std::filesystem::remove(entry.path());
       }
     }
@@ -33,7 +35,8 @@ class NpyTest : public ::testing::Test {
 };
 
 TEST_F(NpyTest, RoundTripsEveryRank) {
-  for (std::vector<int64_t> shape : std::vector<std::vector<int64_t>>{{}, {5}, {2, 3}, {2, 1, 3, 4}}) {
+  for (std::vector<int64_t> shape :
+       std::vector<std::vector<int64_t>>{{}, {5}, {2, 3}, {2, 1, 3, 4}}) {
     NpyArray array{"<f4", shape, std::string()};
     std::size_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -99,7 +102,8 @@ TEST_F(NpyTest, RejectsUnusableFiles) {
 
   NpyArray floats{"<f4", {4}, std::string(16, '\0')};
   ASSERT_TRUE(WriteNpy(Path("short.npy"), floats, &error));
-  std::filesystem::resize_file(Path("short.npy"), std::filesystem::file_size(Path("short.npy")) - 1);
+  std::filesystem::resize_file(Path("short.npy"),
+                               std::filesystem::file_size(Path("short.npy")) - 1);
   EXPECT_FALSE(ReadNpy(Path("short.npy"), &array, &error));
   EXPECT_NE(error.find("shorter than its shape"), std::string::npos);
 

@@ -81,7 +81,8 @@ inline std::vector<double> ReferenceMatmul(const std::vector<int64_t>& a_shape,
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         double acc = 0;
-        for (int64_t x = 0; x < k; ++x) acc += double(a[(ai * m + i) * k + x]) * b[(bi * k + x) * n + j];
+        for (int64_t x = 0; x < k; ++x)
+          acc += double(a[(ai * m + i) * k + x]) * b[(bi * k + x) * n + j];
         out[(t * m + i) * n + j] = acc;
       }
   }

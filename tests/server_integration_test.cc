@@ -40,7 +40,8 @@ HostTensor Random(std::vector<int64_t> shape, v1::DType dtype, std::mt19937_64& 
                   std::vector<float>* rounded = nullptr) {
   std::size_t n = 1;
   for (int64_t d : shape) n *= static_cast<std::size_t>(d);
-  HostTensor t{dtype, std::move(shape), client::EncodeElements(testing::RandomFloats(n, rng), dtype)};
+  HostTensor t{dtype, std::move(shape),
+               client::EncodeElements(testing::RandomFloats(n, rng), dtype)};
   if (rounded) *rounded = client::DecodeElements(t.bytes, dtype);
   return t;
 }
@@ -80,7 +81,8 @@ class ServerTest : public ::testing::Test {
     EXPECT_TRUE(serving);
   }
 
-  void ExpectAttentionError(AttentionArgs args, grpc::StatusCode code, const std::string& fragment) {
+  void ExpectAttentionError(AttentionArgs args, grpc::StatusCode code,
+                            const std::string& fragment) {
     CallResult result;
     grpc::Status status = client_->Attention(std::move(args), &result);
     EXPECT_EQ(status.error_code(), code) << status.error_message();
@@ -141,7 +143,9 @@ TEST_F(ServerTest, AttentionMatchesReferenceForEveryDtype) {
       EXPECT_EQ(result.output.dtype, dtype);
       const std::vector<double> want =
           testing::ReferenceAttention({2, 4, 2, 37, 53, 64}, q, k, v, causal, 0.2);
-      const double tolerance = dtype == v1::DTYPE_FP32 ? 1e-5 : dtype == v1::DTYPE_FP16 ? 2e-3 : 1e-2;
+      const double tolerance = dtype == v1::DTYPE_FP32   ? 1e-5
+                               : dtype == v1::DTYPE_FP16 ? 2e-3
+                                                         : 1e-2;
       EXPECT_LE(testing::RelativeError(client::DecodeElements(result.output.bytes, dtype), want),
                 tolerance);
     }
@@ -157,8 +161,9 @@ TEST_F(ServerTest, DefaultsAreCausalWithInverseSqrtScale) {
   CallResult result;
   ASSERT_TRUE(client_->Attention(std::move(args), &result).ok());
   const auto want = testing::ReferenceAttention({1, 1, 1, 9, 9, 16}, q, k, v, true, 0.25);
-  EXPECT_LE(testing::RelativeError(client::DecodeElements(result.output.bytes, v1::DTYPE_FP32), want),
-            1e-5);
+  EXPECT_LE(
+      testing::RelativeError(client::DecodeElements(result.output.bytes, v1::DTYPE_FP32), want),
+      1e-5);
 }
 
 TEST_F(ServerTest, MatmulBroadcastsAndMatchesReference) {
@@ -171,8 +176,9 @@ TEST_F(ServerTest, MatmulBroadcastsAndMatchesReference) {
   std::vector<int64_t> shape;
   const auto want = testing::ReferenceMatmul({3, 1, 17, 29}, a, {5, 29, 11}, b, &shape);
   EXPECT_EQ(result.output.shape, shape);
-  EXPECT_LE(testing::RelativeError(client::DecodeElements(result.output.bytes, v1::DTYPE_FP32), want),
-            1e-5);
+  EXPECT_LE(
+      testing::RelativeError(client::DecodeElements(result.output.bytes, v1::DTYPE_FP32), want),
+      1e-5);
 }
 
 TEST_F(ServerTest, WrongByteCountIsInvalidArgument) {
@@ -190,7 +196,8 @@ TEST_F(ServerTest, MismatchedShapesAreInvalidArgument) {
 TEST_F(ServerTest, HeadsNotDivisibleIsInvalidArgument) {
   AttentionArgs args = ValidAttention();
   args.q = Random({1, 3, 5, 8}, v1::DTYPE_FP32, rng_);
-  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "multiple of k/v heads");
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT,
+                       "multiple of k/v heads");
 }
 
 TEST_F(ServerTest, UnknownOrMissingDtypeIsInvalidArgument) {
@@ -205,7 +212,8 @@ TEST_F(ServerTest, UnknownOrMissingDtypeIsInvalidArgument) {
 TEST_F(ServerTest, MixedDtypesAreInvalidArgument) {
   AttentionArgs args = ValidAttention();
   args.k = Random({1, 2, 7, 8}, v1::DTYPE_FP16, rng_);
-  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT, "k is fp16 but q is fp32");
+  ExpectAttentionError(std::move(args), grpc::StatusCode::INVALID_ARGUMENT,
+                       "k is fp16 but q is fp32");
 }
 
 TEST_F(ServerTest, ZeroNegativeAndOverflowingDimsAreInvalidArgument) {
@@ -333,14 +341,21 @@ TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(Sample(text, R"(an1_requests_total{backend="baseline",code="OK",rpc="Attention"})"),
             kOk);
-  EXPECT_EQ(Sample(text, R"(an1_requests_total{backend="none",code="INVALID_ARGUMENT",rpc="Attention"})"),
-            kBad);
-  EXPECT_EQ(Sample(text, R"(an1_request_duration_seconds_count{backend="baseline",code="OK",rpc="Attention"})"),
-            kOk);
-  EXPECT_EQ(Sample(text, R"(an1_request_duration_seconds_bucket{backend="baseline",code="OK",rpc="Attention",le="+Inf"})"),
-            kOk);
-  EXPECT_EQ(Sample(text, R"(an1_compute_duration_seconds_count{backend="baseline",rpc="Attention"})"),
-            kOk);
+  EXPECT_EQ(
+      Sample(text, R"(an1_requests_total{backend="none",code="INVALID_ARGUMENT",rpc="Attention"})"),
+      kBad);
+  EXPECT_EQ(
+      Sample(text,
+             R"(an1_request_duration_seconds_count{backend="baseline",code="OK",rpc="Attention"})"),
+      kOk);
+  EXPECT_EQ(
+      Sample(
+          text,
+          R"(an1_request_duration_seconds_bucket{backend="baseline",code="OK",rpc="Attention",le="+Inf"})"),
+      kOk);
+  EXPECT_EQ(
+      Sample(text, R"(an1_compute_duration_seconds_count{backend="baseline",rpc="Attention"})"),
+      kOk);
   EXPECT_EQ(Sample(text, R"(an1_requests_rejected_total{reason="invalid_argument"})"), kBad);
   EXPECT_EQ(Sample(text, "an1_requests_in_flight"), 0);
   EXPECT_EQ(Sample(text, "an1_queue_depth"), 0);

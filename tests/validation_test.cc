@@ -49,8 +49,9 @@ TEST(ValidateAttentionTest, AcceptsLengthOneAndCustomScale) {
 }
 
 TEST(ValidateAttentionTest, RejectsHeadsNotMultipleOfKvHeads) {
-  ExpectError(ValidateAttention(Attention({1, 6, 8, 64}, {1, 4, 8, 64}, {1, 4, 8, 64}), {}).status(),
-              StatusCode::kInvalidArgument, "multiple of k/v heads");
+  ExpectError(
+      ValidateAttention(Attention({1, 6, 8, 64}, {1, 4, 8, 64}, {1, 4, 8, 64}), {}).status(),
+      StatusCode::kInvalidArgument, "multiple of k/v heads");
 }
 
 TEST(ValidateAttentionTest, RejectsWrongRank) {
@@ -59,19 +60,24 @@ TEST(ValidateAttentionTest, RejectsWrongRank) {
 }
 
 TEST(ValidateAttentionTest, RejectsMismatchedShapes) {
-  ExpectError(ValidateAttention(Attention({2, 4, 8, 64}, {1, 4, 8, 64}, {1, 4, 8, 64}), {}).status(),
-              StatusCode::kInvalidArgument, "k batch");
-  ExpectError(ValidateAttention(Attention({1, 4, 8, 64}, {1, 4, 8, 32}, {1, 4, 8, 32}), {}).status(),
-              StatusCode::kInvalidArgument, "k head_dim");
-  ExpectError(ValidateAttention(Attention({1, 4, 8, 64}, {1, 4, 8, 64}, {1, 4, 9, 64}), {}).status(),
-              StatusCode::kInvalidArgument, "v kv_seq_len");
-  ExpectError(ValidateAttention(Attention({1, 4, 8, 64}, {1, 4, 8, 64}, {1, 2, 8, 64}), {}).status(),
-              StatusCode::kInvalidArgument, "v kv_heads");
+  ExpectError(
+      ValidateAttention(Attention({2, 4, 8, 64}, {1, 4, 8, 64}, {1, 4, 8, 64}), {}).status(),
+      StatusCode::kInvalidArgument, "k batch");
+  ExpectError(
+      ValidateAttention(Attention({1, 4, 8, 64}, {1, 4, 8, 32}, {1, 4, 8, 32}), {}).status(),
+      StatusCode::kInvalidArgument, "k head_dim");
+  ExpectError(
+      ValidateAttention(Attention({1, 4, 8, 64}, {1, 4, 8, 64}, {1, 4, 9, 64}), {}).status(),
+      StatusCode::kInvalidArgument, "v kv_seq_len");
+  ExpectError(
+      ValidateAttention(Attention({1, 4, 8, 64}, {1, 4, 8, 64}, {1, 2, 8, 64}), {}).status(),
+      StatusCode::kInvalidArgument, "v kv_heads");
 }
 
 TEST(ValidateAttentionTest, RejectsZeroNegativeAndOverflowingDims) {
-  ExpectError(ValidateAttention(Attention({1, 4, 0, 64}, {1, 4, 8, 64}, {1, 4, 8, 64}), {}).status(),
-              StatusCode::kInvalidArgument, "q.shape[2] is 0");
+  ExpectError(
+      ValidateAttention(Attention({1, 4, 0, 64}, {1, 4, 8, 64}, {1, 4, 8, 64}), {}).status(),
+      StatusCode::kInvalidArgument, "q.shape[2] is 0");
   AttentionInputs negative = Attention({1, 4, 8, 64}, {1, 4, 8, 64}, {1, 4, 8, 64});
   negative.k.shape[1] = -4;
   ExpectError(ValidateAttention(negative, {}).status(), StatusCode::kInvalidArgument,
@@ -135,8 +141,8 @@ TEST(ValidateMatmulTest, AcceptsPlainMatrices) {
 }
 
 TEST(ValidateMatmulTest, RejectsBadShapes) {
-  ExpectError(ValidateMatmul(View({4, 5}), View({6, 7}), {}).status(),
-              StatusCode::kInvalidArgument, "inner dimensions differ");
+  ExpectError(ValidateMatmul(View({4, 5}), View({6, 7}), {}).status(), StatusCode::kInvalidArgument,
+              "inner dimensions differ");
   ExpectError(ValidateMatmul(View({2, 4, 5}), View({3, 5, 7}), {}).status(),
               StatusCode::kInvalidArgument, "do not broadcast");
   ExpectError(ValidateMatmul(View({5}), View({5, 7}), {}).status(), StatusCode::kInvalidArgument,
