@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <random>
 #include <string>
@@ -76,6 +77,15 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + ")";
+}
+
+// "2027-01-01T00:00:00Z"
+std::string FormatUtc(int64_t seconds) {
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  char text[32] = "?";
+  if (gmtime_r(&t, &tm) != nullptr) std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 // Random tensor with elements uniform in [-1, 1), encoded as `dtype`.
@@ -232,9 +242,10 @@ int main(int argc, char** argv) {
     std::printf("mode: %s%s%s\n", info.gpu_mode() ? "gpu" : "cpu",
                 info.mode_reason().empty() ? "" : ": ", info.mode_reason().c_str());
     for (const v1::DeviceInfo& d : info.devices()) {
-      std::printf("device %d: %s (sm_%d%d, %llu MiB, %s)\n", d.index(), d.name().c_str(),
+      std::printf("device %d: %s (sm_%d%d, %llu MiB, %s)%s\n", d.index(), d.name().c_str(),
                   d.compute_capability_major(), d.compute_capability_minor(),
-                  static_cast<unsigned long long>(d.total_memory_bytes() >> 20), d.uuid().c_str());
+                  static_cast<unsigned long long>(d.total_memory_bytes() >> 20), d.uuid().c_str(),
+                  d.an1_licensed() ? ", licensed for an1" : "");
     }
     for (const v1::BackendInfo& b : info.backends()) {
       std::printf("backend %s: %s%s%s\n", BackendName(b.backend()),
@@ -242,8 +253,18 @@ int main(int argc, char** argv) {
                   b.reason().c_str());
     }
     std::printf("default policy: %s\n", BackendName(info.default_policy()));
-    std::printf("license: %s%s%s\n", info.license().valid() ? "valid" : "invalid",
-                info.license().reason().empty() ? "" : ": ", info.license().reason().c_str());
+    const v1::LicenseInfo& license = info.license();
+    std::printf("license: %s%s%s\n", license.valid() ? "valid" : "invalid",
+                license.reason().empty() ? "" : ": ", license.reason().c_str());
+    if (!license.licensee().empty()) {
+      std::string features;
+      for (const std::string& f : license.features()) features += (features.empty() ? "" : ",") + f;
+      std::printf(
+          "  licensee: %s\n  license id: %s\n  expires: %s\n  features: %s\n  max gpus: %s\n",
+          license.licensee().c_str(), license.license_id().c_str(),
+          FormatUtc(license.expires_at_unix_seconds()).c_str(), features.c_str(),
+          license.max_gpus() ? std::to_string(license.max_gpus()).c_str() : "no limit");
+    }
     std::printf("limits: max message %llu bytes, max tensor %llu bytes, max rank %u, queue %u\n",
                 static_cast<unsigned long long>(info.limits().max_message_bytes()),
                 static_cast<unsigned long long>(info.limits().max_tensor_bytes()),

@@ -59,17 +59,27 @@ Engine::Engine(const EngineOptions& options)
   } else {
     gpus_ = kernels::DiscoverGpus();
   }
-  // The GPU backends (GPU baseline, an1 kernels) are not part of this build yet, so every
-  // request runs on the CPU reference; a found GPU is still reported in Info().
-  an1_unavailable_reason_ = gpus_.devices.empty()
-                                ? "no usable GPU (" + gpus_.reason + ")"
-                                : "the an1 GPU kernels are not part of this build";
+  license_ = std::make_unique<LicenseState>(options_.license, gpus_.devices);
   for (int i = 0; i < options_.executor_threads; ++i) {
     executors_.emplace_back([this] { ExecutorLoop(); });
   }
 }
 
 Engine::~Engine() { Drain(); }
+
+std::string Engine::An1UnavailableReason() const {
+  std::string reasons;
+  auto add = [&reasons](const std::string& reason) {
+    reasons += (reasons.empty() ? "" : "; ") + reason;
+  };
+  const LicenseStatus license = license_->Current();
+  if (!license.valid) add("no valid license: " + license.reason);
+  // The GPU backends (GPU baseline, an1 kernels) are not part of this build yet, so every
+  // request runs on the CPU reference; a found GPU is still reported in Info().
+  add(gpus_.devices.empty() ? "no usable GPU (" + gpus_.reason + ")"
+                            : "the an1 GPU kernels are not part of this build");
+  return reasons;
+}
 
 StatusOr<BackendChoice> Engine::Choose(BackendKind requested) const {
   const BackendKind policy = requested == BackendKind::kAuto ? options_.default_policy : requested;
@@ -80,9 +90,9 @@ StatusOr<BackendChoice> Engine::Choose(BackendKind requested) const {
   switch (policy) {
     case BackendKind::kAn1:
       // Never a silent fallback: an explicit an1 (from the request or the server's policy) fails.
-      return FailedPreconditionError("backend an1 is unavailable: " + an1_unavailable_reason_);
+      return FailedPreconditionError("backend an1 is unavailable: " + An1UnavailableReason());
     case BackendKind::kAuto:
-      choice.reason = "an1 is unavailable: " + an1_unavailable_reason_;
+      choice.reason = "an1 is unavailable: " + An1UnavailableReason();
       return choice;
     case BackendKind::kBaseline:
       if (requested == BackendKind::kAuto)
@@ -224,8 +234,10 @@ EngineInfo Engine::Info() const {
                          ? "serving on the CPU: " + gpus_.reason
                          : "serving on the CPU: GPU execution is not part of this build";
   info.devices = gpus_.devices;
-  info.backends = {{BackendKind::kAn1, false, an1_unavailable_reason_},
+  info.backends = {{BackendKind::kAn1, false, An1UnavailableReason()},
                    {BackendKind::kBaseline, true, ""}};
+  info.license = license_->Current();
+  info.an1_licensed_gpus = license_->licensed_gpus();
   info.default_policy = options_.default_policy;
   info.limits = options_.limits;
   info.max_queue_depth = options_.max_queue_depth;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/license_state.h"
 #include "engine/options.h"
 #include "engine/status.h"
 #include "engine/validation.h"
@@ -82,6 +83,8 @@ struct EngineInfo {
   BackendKind default_policy = BackendKind::kAuto;
   Limits limits;
   int max_queue_depth = 0;
+  LicenseStatus license;
+  std::vector<int> an1_licensed_gpus;  // indices into `devices`
 };
 
 class Engine {
@@ -129,6 +132,8 @@ class Engine {
 
   explicit Engine(const EngineOptions& options);
   StatusOr<BackendChoice> Choose(BackendKind requested) const;
+  // Empty when an1 can run now; otherwise every reason it cannot, joined by "; ".
+  std::string An1UnavailableReason() const;
   Status Enqueue(Job job);
   void ExecutorLoop();
   void Run(Job& job);
@@ -136,7 +141,7 @@ class Engine {
   EngineOptions options_;
   kernels::GpuDiscovery gpus_;
   std::unique_ptr<Backend> baseline_;
-  std::string an1_unavailable_reason_;
+  std::unique_ptr<LicenseState> license_;
 
   mutable std::mutex mutex_;
   std::condition_variable work_available_;

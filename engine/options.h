@@ -3,6 +3,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/license/token.h"
 
 namespace an1 {
 
@@ -17,6 +22,18 @@ struct Limits {
   int max_rank = 8;
 };
 
+// Where the license comes from. The token itself is never logged or echoed in messages.
+struct LicenseOptions {
+  std::string token;       // empty: no license configured
+  std::string source;      // for messages: "AN1_LICENSE_KEY" or "--license-file PATH"
+  std::string load_error;  // why the source could not be read, when it could not
+  // The public keys licenses may be signed with: compiled into an1d, injected by tests.
+  std::vector<license::PublicKey> trusted_keys;
+  // Unix time in seconds; the system clock when empty. Read at every request, so that expiry
+  // is noticed while the server runs.
+  std::function<int64_t()> clock;
+};
+
 struct EngineOptions {
   Limits limits;
   // Policy for requests that ask for kAuto: kAuto picks an1 when available, else baseline.
@@ -29,6 +46,7 @@ struct EngineOptions {
   int cpu_threads = 0;
   // Skip GPU discovery even when one is present (tests, CPU-only deployments).
   bool disable_gpu = false;
+  LicenseOptions license;
 };
 
 }  // namespace an1

@@ -147,9 +147,22 @@ void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,
     out->set_reason(b.reason);
   }
   response->set_default_policy(ToProtoBackend(engine.default_policy));
-  v1::LicenseInfo* license = response->mutable_license();
-  license->set_valid(false);
-  license->set_reason("license validation is not part of this build");
+  v1::LicenseInfo* license_info = response->mutable_license();
+  license_info->set_valid(engine.license.valid);
+  license_info->set_reason(engine.license.reason);
+  if (engine.license.claims) {
+    const license::LicenseClaims& claims = *engine.license.claims;
+    license_info->set_licensee(claims.licensee);
+    license_info->set_license_id(claims.license_id);
+    license_info->set_expires_at_unix_seconds(claims.expires_at);
+    for (const std::string& feature : claims.features) license_info->add_features(feature);
+    license_info->set_max_gpus(claims.max_gpus);
+  }
+  for (int index : engine.an1_licensed_gpus) {
+    for (v1::DeviceInfo& device : *response->mutable_devices()) {
+      if (device.index() == index) device.set_an1_licensed(true);
+    }
+  }
   v1::Limits* limits = response->mutable_limits();
   limits->set_max_message_bytes(max_message_bytes);
   limits->set_max_tensor_bytes(engine.limits.max_tensor_bytes);

@@ -1,142 +1,15 @@
-// an1d: the AN1 Engine server. Flags and environment follow DESIGN.md §3.
-#include <pthread.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+// an1d: the AN1 Engine server.
+#include <cstdio>
 
-#include <CLI/CLI.hpp>
-#include <csignal>
-#include <cstdlib>
-#include <fstream>
-#include <optional>
-#include <string>
-
-#include "server/server.h"
-#include "server/version.h"
-
-namespace {
-
-std::optional<std::string> Env(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return std::nullopt;
-  return std::string(value);
-}
-
-}  // namespace
+#include "server/daemon.h"
+#include "server/license_keys.h"
 
 int main(int argc, char** argv) {
-  using an1::server::ServerOptions;
-  ServerOptions options;
-  std::string backend = Env("AN1_BACKEND").value_or("auto");
-  std::string log_level = "info";
-  std::string ready_file;
-  double grace_seconds = 30;
-  std::size_t max_tensor_bytes = options.engine.limits.max_tensor_bytes;
-
-  CLI::App app{"an1d: GPU-resident attention and matmul over gRPC"};
-  app.set_version_flag("--version", std::string(an1::server::kVersion) + " (" +
-                                        an1::server::kBuildDescription + ")");
-  app.add_option("--listen", options.listen, "gRPC address host:port (port 0: any free port)")
-      ->capture_default_str();
-  app.add_option("--metrics-listen", options.metrics_listen,
-                 "Prometheus /metrics address host:port; empty disables")
-      ->capture_default_str();
-  app.add_option("--backend", backend,
-                 "Policy for requests that ask for auto: auto|an1|baseline [env AN1_BACKEND]")
-      ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|critical|off")
-      ->capture_default_str();
-  app.add_option("--max-message-bytes", options.max_message_bytes,
-                 "Largest gRPC request or response message")
-      ->check(CLI::Range(1024, 2147483647))
-      ->capture_default_str();
-  app.add_option("--max-tensor-bytes", max_tensor_bytes, "Largest single tensor")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--max-queue-depth", options.engine.max_queue_depth,
-                 "Requests waiting before new ones get RESOURCE_EXHAUSTED")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  app.add_option("--executor-threads", options.engine.executor_threads,
-                 "Requests executed concurrently")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  app.add_option("--cpu-threads", options.engine.cpu_threads,
-                 "Threads of the CPU compute pool (0: one per core)")
-      ->check(CLI::Range(0, 4096))
-      ->capture_default_str();
-  app.add_flag("--no-gpu", options.engine.disable_gpu, "Serve on the CPU even if a GPU is present");
-  app.add_option("--shutdown-grace-seconds", grace_seconds,
-                 "On SIGTERM/SIGINT, how long calls in flight may take to finish")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--ready-file", ready_file,
-                 "Once serving, write 'grpc_port=N' and 'metrics_port=M' lines to this file");
-  CLI11_PARSE(app, argc, argv);
-
-  auto logger = spdlog::stderr_color_mt("an1d");
-  spdlog::set_default_logger(logger);
-  const spdlog::level::level_enum level = spdlog::level::from_str(log_level);
-  if (level == spdlog::level::off && log_level != "off") {
-    std::fprintf(stderr, "an1d: unknown --log-level '%s'\n", log_level.c_str());
-    return 2;
-  }
-  spdlog::set_level(level);
-
-  const std::optional<an1::BackendKind> policy = an1::ParseBackendKind(backend);
-  if (!policy) {
-    spdlog::critical("unknown backend policy '{}': use auto, an1 or baseline", backend);
-    return 2;
-  }
-  options.engine.default_policy = *policy;
-  options.engine.limits.max_tensor_bytes = max_tensor_bytes;
-
-  // Block the shutdown signals in every thread; the main thread waits for them below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  auto server = an1::server::An1Server::Start(options);
-  if (!server.ok()) {
-    spdlog::critical("cannot start: {}", server.status().message());
+  auto keys = an1::license::ParsePublicKeyList(an1::server::kTrustedLicenseKeys);
+  if (!keys.ok()) {  // a build-time mistake: CMake validates the list too
+    std::fprintf(stderr, "an1d: bad compiled-in license keys: %s\n",
+                 keys.status().message().c_str());
     return 1;
   }
-  const an1::EngineInfo info = (*server)->engine().Info();
-  spdlog::info("an1d {} ({})", an1::server::kVersion, an1::server::kBuildDescription);
-  if (!info.gpu_mode) spdlog::warn("{}", info.mode_reason);
-  for (const auto& d : info.devices) {
-    spdlog::info("found GPU {}: {} (sm_{}{}, {} MiB)", d.index, d.name, d.compute_capability_major,
-                 d.compute_capability_minor, d.total_memory_bytes >> 20);
-  }
-  for (const auto& b : info.backends) {
-    if (!b.available)
-      spdlog::info("backend {} unavailable: {}", an1::BackendKindName(b.kind), b.reason);
-  }
-  if (*policy == an1::BackendKind::kAn1) {
-    for (const auto& b : info.backends) {
-      if (b.kind == an1::BackendKind::kAn1 && !b.available) {
-        spdlog::warn("--backend an1 but an1 is unavailable: requests asking for auto will fail");
-      }
-    }
-  }
-  spdlog::info("serving gRPC on port {} (from {}), default backend policy {}", (*server)->port(),
-               options.listen, backend);
-  if ((*server)->metrics_port() != 0) {
-    spdlog::info("serving metrics on port {} at /metrics", (*server)->metrics_port());
-  }
-  if (!ready_file.empty()) {
-    std::ofstream out(ready_file);
-    out << "grpc_port=" << (*server)->port() << "\nmetrics_port=" << (*server)->metrics_port()
-        << "\n";
-    if (!out) spdlog::error("cannot write --ready-file {}", ready_file);
-  }
-
-  int received = 0;
-  sigwait(&signals, &received);
-  spdlog::info("received {}, draining (grace {} s)", received == SIGTERM ? "SIGTERM" : "SIGINT",
-               grace_seconds);
-  (*server)->Shutdown(std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000)));
-  spdlog::info("stopped");
-  return 0;
+  return an1::server::RunDaemon(argc, argv, *keys);
 }

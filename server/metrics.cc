@@ -25,9 +25,16 @@ class EngineCollector : public prometheus::Collectable {
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     if (engine_ == nullptr) return {};
+    // Read at scrape time, so that a license expiring while the server runs shows at once.
+    const LicenseStatus license = engine_->Info().license;
     return {
         Gauge("an1_queue_depth", "Requests admitted and waiting to run.", engine_->queue_depth()),
-        Gauge("an1_requests_running", "Requests executing on a backend now.", engine_->running())};
+        Gauge("an1_requests_running", "Requests executing on a backend now.", engine_->running()),
+        Gauge("an1_license_valid", "1 when a valid license unlocks the an1 backend, else 0.",
+              license.valid ? 1 : 0),
+        Gauge("an1_license_expiry_timestamp_seconds",
+              "Unix time the license expires (0 when no license verified).",
+              license.claims ? static_cast<double>(license.claims->expires_at) : 0)};
   }
 
  private:

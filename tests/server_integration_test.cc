@@ -241,7 +241,8 @@ TEST_F(ServerTest, ExplicitAn1IsFailedPreconditionWithReason) {
   AttentionArgs args = ValidAttention();
   args.backend = v1::BACKEND_AN1;
   ExpectAttentionError(std::move(args), grpc::StatusCode::FAILED_PRECONDITION,
-                       "backend an1 is unavailable: no usable GPU");
+                       "backend an1 is unavailable: no valid license: no license key configured "
+                       "(set AN1_LICENSE_KEY or --license-file); no usable GPU");
 }
 
 TEST_F(ServerTest, UnknownBackendIsInvalidArgument) {
