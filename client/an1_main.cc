@@ -117,8 +117,8 @@ int PrintResult(const CallResult& result, const std::string& out_path) {
   std::printf("device: %s\n", info.device().c_str());
   std::printf("output: %s %s\n", DTypeName(result.output.dtype),
               ShapeString(result.output.shape).c_str());
-  std::printf("server queue: %.3f ms, compute: %.3f ms, round trip: %.3f ms\n",
-              info.queue_seconds() * 1e3, info.compute_seconds() * 1e3,
+  std::printf("server queue: %.3f ms, compute: %.3f ms, copies: %.3f ms, round trip: %.3f ms\n",
+              info.queue_seconds() * 1e3, info.compute_seconds() * 1e3, info.copy_seconds() * 1e3,
               result.round_trip_seconds * 1e3);
   const std::vector<float> values =
       an1::client::DecodeElements(result.output.bytes, result.output.dtype);
@@ -219,6 +219,8 @@ int main(int argc, char** argv) {
   matmul->add_option("--b-shape", b_shape, "Shape of b (..., k, n) for random input")
       ->delimiter(',')
       ->capture_default_str();
+  bool allow_tf32 = false;
+  matmul->add_flag("--allow-tf32", allow_tf32, "Let the GPU round fp32 operands to TF32");
   matmul->add_option("--a", a_path, "a from a .npy file");
   matmul->add_option("--b", b_path, "b from a .npy file");
 
@@ -242,10 +244,11 @@ int main(int argc, char** argv) {
     std::printf("mode: %s%s%s\n", info.gpu_mode() ? "gpu" : "cpu",
                 info.mode_reason().empty() ? "" : ": ", info.mode_reason().c_str());
     for (const v1::DeviceInfo& d : info.devices()) {
-      std::printf("device %d: %s (sm_%d%d, %llu MiB, %s)%s\n", d.index(), d.name().c_str(),
+      std::printf("device %d: %s (sm_%d%d, %llu MiB, %s)%s%s%s\n", d.index(), d.name().c_str(),
                   d.compute_capability_major(), d.compute_capability_minor(),
                   static_cast<unsigned long long>(d.total_memory_bytes() >> 20), d.uuid().c_str(),
-                  d.an1_licensed() ? ", licensed for an1" : "");
+                  d.an1_licensed() ? ", licensed for an1" : "",
+                  d.healthy() ? "" : ", OUT OF SERVICE: ", d.fault().c_str());
     }
     for (const v1::BackendInfo& b : info.backends()) {
       std::printf("backend %s: %s%s%s\n", BackendName(b.backend()),
@@ -309,6 +312,7 @@ int main(int argc, char** argv) {
       return UsageError("give both --a and --b, or neither for random inputs");
     }
     args.backend = backend;
+    args.allow_tf32 = allow_tf32;
     CallResult result;
     grpc::Status status = client.Matmul(std::move(args), &result);
     if (!status.ok()) return ReportRpcError(status);

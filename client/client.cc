@@ -90,6 +90,7 @@ grpc::Status Client::Matmul(MatmulArgs args, CallResult* result) {
   ToWire(std::move(args.a), request.mutable_a());
   ToWire(std::move(args.b), request.mutable_b());
   request.set_backend(args.backend);
+  request.set_allow_tf32(args.allow_tf32);
   grpc::ClientContext context;
   Prepare(&context);
   v1::MatmulResponse response;

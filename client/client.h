@@ -44,6 +44,7 @@ struct AttentionArgs {
 struct MatmulArgs {
   HostTensor a, b;
   v1::Backend backend = v1::BACKEND_AUTO;
+  bool allow_tf32 = false;  // fp32 operands may be rounded to TF32 on the GPU
 };
 
 struct CallResult {

@@ -1,8 +1,9 @@
-// The interface every execution backend implements (CPU reference now; GPU ones later).
+// The interface every execution backend implements: the CPU reference, and per GPU the GPU
+// baseline and the accelerated an1 backend.
 //
 // A backend receives problems that are already validated (validation.h): shapes agree, byte
 // counts match and the output span has exactly output.byte_size bytes. Implementations must be
-// safe to call from several executor threads at once.
+// safe to call from several executor threads at once, each passing its own slot.
 #pragma once
 
 #include <cstddef>
@@ -14,21 +15,39 @@
 
 namespace an1 {
 
+enum class OpKind { kAttention, kMatmul };
+
+// Which executor of the device runs the call: GPU backends keep one stream, workspace and
+// staging buffer per slot, so that requests on different slots overlap.
+struct ExecutionContext {
+  int slot = 0;
+};
+
+// Times a backend measured itself (on the GPU, with events). Negative: not measured, the engine
+// uses its host clock instead.
+struct ExecutionTimes {
+  double compute_seconds = -1;
+  double copy_seconds = 0;  // host <-> device transfers, staging included
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
-  // Where it runs, for responses and logs: "cpu" or "cuda:N".
-  virtual std::string device() const = 0;
+  // Empty when the backend implements `op`; otherwise why not (shown to clients).
+  virtual std::string Unsupported(OpKind /*op*/) const { return ""; }
 
-  // Writes softmax(q k^T * scale + mask) v into `output`. Returns OK, or an error status
-  // (RESOURCE_EXHAUSTED when memory runs out, UNIMPLEMENTED outside the backend's coverage).
+  // Writes softmax(q k^T * scale + mask) v into `output`. Returns OK, or RESOURCE_EXHAUSTED
+  // (memory), UNIMPLEMENTED (outside the backend's coverage), UNAVAILABLE (device fault),
+  // INTERNAL.
   virtual Status Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
-                           std::span<std::byte> output) = 0;
+                           std::span<std::byte> output, const ExecutionContext& context,
+                           ExecutionTimes* times) = 0;
 
   // Writes a @ b (batch-broadcast) into `output`. Same error contract as Attention.
   virtual Status Matmul(const ValidatedMatmul& problem, const TensorView& a, const TensorView& b,
-                        std::span<std::byte> output) = 0;
+                        std::span<std::byte> output, const ExecutionContext& context,
+                        ExecutionTimes* times) = 0;
 };
 
 }  // namespace an1

@@ -28,7 +28,8 @@ Status ToFloat(ThreadPool& pool, const TensorView& t, std::vector<float>& out) {
 CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 
 Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
-                             std::span<std::byte> output) {
+                             std::span<std::byte> output, const ExecutionContext& /*context*/,
+                             ExecutionTimes* /*times*/) {
   const AttentionDims& d = problem.dims;
   std::vector<float> k, v;
   AN1_RETURN_IF_ERROR(ToFloat(pool_, inputs.k, k));
@@ -81,7 +82,8 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
 }
 
 Status CpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a_in,
-                          const TensorView& b_in, std::span<std::byte> output) {
+                          const TensorView& b_in, std::span<std::byte> output,
+                          const ExecutionContext& /*context*/, ExecutionTimes* /*times*/) {
   const MatmulDims& d = problem.dims;
   std::vector<float> a, b;
   AN1_RETURN_IF_ERROR(ToFloat(pool_, a_in, a));

@@ -16,11 +16,12 @@ class CpuBackend final : public Backend {
   // `threads` as for ThreadPool (0: one per core).
   explicit CpuBackend(int threads);
 
-  std::string device() const override { return "cpu"; }
   Status Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
-                   std::span<std::byte> output) override;
+                   std::span<std::byte> output, const ExecutionContext& context = {},
+                   ExecutionTimes* times = nullptr) override;
   Status Matmul(const ValidatedMatmul& problem, const TensorView& a, const TensorView& b,
-                std::span<std::byte> output) override;
+                std::span<std::byte> output, const ExecutionContext& context = {},
+                ExecutionTimes* times = nullptr) override;
 
  private:
   ThreadPool pool_;

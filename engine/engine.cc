@@ -2,10 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <exception>
 #include <new>
 
 #include "engine/cpu_backend.h"
+#if AN1_HAVE_CUDA
+#include "engine/gpu_backend.h"
+#endif
 
 namespace an1 {
 namespace {
@@ -23,7 +27,42 @@ Status CheckOutputSize(std::span<std::byte> output, const TensorSpec& spec) {
   return OkStatus();
 }
 
+void Append(std::string& reasons, const std::string& reason) {
+  reasons += (reasons.empty() ? "" : "; ") + reason;
+}
+
 }  // namespace
+
+// A place requests run: the CPU, or one GPU. Its queue and `running` are guarded by the
+// engine's mutex.
+struct Engine::Site {
+  std::string name;
+  std::unique_ptr<Backend> baseline;
+  std::unique_ptr<Backend> an1;  // null where an1 may not run (no GPU, or not licensed)
+#if AN1_HAVE_CUDA
+  std::unique_ptr<GpuContext> gpu;
+#endif
+  std::deque<Job> queue;
+  int running = 0;
+  std::condition_variable work_available;
+  std::vector<std::thread> executors;
+
+  bool healthy() const {
+#if AN1_HAVE_CUDA
+    if (gpu) return gpu->healthy();
+#endif
+    return true;
+  }
+  std::string fault() const {
+#if AN1_HAVE_CUDA
+    if (gpu) return gpu->fault();
+#endif
+    return "";
+  }
+  Backend* backend(BackendKind kind) const {
+    return kind == BackendKind::kAn1 ? an1.get() : baseline.get();
+  }
+};
 
 std::string_view BackendKindName(BackendKind kind) {
   switch (kind) {
@@ -47,53 +86,108 @@ std::optional<BackendKind> ParseBackendKind(std::string_view name) {
 StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   if (options.max_queue_depth < 1) return InvalidArgumentError("max_queue_depth must be >= 1");
   if (options.executor_threads < 1) return InvalidArgumentError("executor_threads must be >= 1");
+  if (options.streams_per_gpu < 1) return InvalidArgumentError("streams_per_gpu must be >= 1");
   if (options.cpu_threads < 0) return InvalidArgumentError("cpu_threads must be >= 0");
   if (options.limits.max_rank < 2) return InvalidArgumentError("max_rank must be >= 2");
-  return std::unique_ptr<Engine>(new Engine(options));
+  std::unique_ptr<Engine> engine(new Engine(options));
+  AN1_RETURN_IF_ERROR(engine->Start());
+  return engine;
 }
 
-Engine::Engine(const EngineOptions& options)
-    : options_(options), baseline_(std::make_unique<CpuBackend>(options.cpu_threads)) {
+Engine::Engine(const EngineOptions& options) : options_(options) {
   if (options_.disable_gpu) {
     gpus_.reason = "GPU use disabled by configuration";
   } else {
     gpus_ = kernels::DiscoverGpus();
   }
   license_ = std::make_unique<LicenseState>(options_.license, gpus_.devices);
-  for (int i = 0; i < options_.executor_threads; ++i) {
-    executors_.emplace_back([this] { ExecutorLoop(); });
+}
+
+Status Engine::Start() {
+#if AN1_HAVE_CUDA
+  const std::vector<int>& licensed = license_->licensed_gpus();
+  for (const kernels::GpuDevice& device : gpus_.devices) {
+    StatusOr<std::unique_ptr<GpuContext>> gpu =
+        GpuContext::Create(device.index, options_.streams_per_gpu);
+    if (!gpu.ok()) {
+      spdlog::error("GPU {} cannot be used: {}", device.index, gpu.status().message());
+      Append(gpu_setup_error_, gpu.status().message());
+      continue;
+    }
+    auto site = std::make_unique<Site>();
+    site->name = "cuda:" + std::to_string(device.index);
+    site->gpu = std::move(gpu).value();
+    site->baseline = std::make_unique<GpuBackend>(site->gpu.get(), GpuBackend::Flavor::kBaseline);
+    if (std::find(licensed.begin(), licensed.end(), device.index) != licensed.end()) {
+      site->an1 = std::make_unique<GpuBackend>(site->gpu.get(), GpuBackend::Flavor::kAn1);
+    }
+    sites_.push_back(std::move(site));
   }
+#endif
+  if (sites_.empty()) {
+    auto site = std::make_unique<Site>();
+    site->name = "cpu";
+    site->baseline = std::make_unique<CpuBackend>(options_.cpu_threads);
+    sites_.push_back(std::move(site));
+  }
+  for (auto& site : sites_) {
+#if AN1_HAVE_CUDA
+    const int slots = site->gpu ? site->gpu->slots() : options_.executor_threads;
+#else
+    const int slots = options_.executor_threads;
+#endif
+    for (int slot = 0; slot < slots; ++slot) {
+      site->executors.emplace_back([this, s = site.get(), slot] { ExecutorLoop(s, slot); });
+    }
+  }
+  return OkStatus();
 }
 
 Engine::~Engine() { Drain(); }
 
-std::string Engine::An1UnavailableReason() const {
+std::string Engine::An1UnavailableReason(OpKind op) const {
   std::string reasons;
-  auto add = [&reasons](const std::string& reason) {
-    reasons += (reasons.empty() ? "" : "; ") + reason;
-  };
   const LicenseStatus license = license_->Current();
-  if (!license.valid) add("no valid license: " + license.reason);
-  // The GPU backends (GPU baseline, an1 kernels) are not part of this build yet, so every
-  // request runs on the CPU reference; a found GPU is still reported in Info().
-  add(gpus_.devices.empty() ? "no usable GPU (" + gpus_.reason + ")"
-                            : "the an1 GPU kernels are not part of this build");
+  if (!license.valid) Append(reasons, "no valid license: " + license.reason);
+  std::vector<const Site*> an1_sites;
+  for (const auto& site : sites_) {
+    if (site->an1) an1_sites.push_back(site.get());
+  }
+  if (gpus_.devices.empty()) {
+    Append(reasons, "no usable GPU (" + gpus_.reason + ")");
+  } else if (!kernels::BuiltWithCuda() || (!gpu_setup_error_.empty() && an1_sites.empty() &&
+                                           sites_.size() == 1 && sites_[0]->name == "cpu")) {
+    Append(reasons, "the GPUs could not be used (" + gpu_setup_error_ + ")");
+  } else if (an1_sites.empty()) {
+    if (license.valid) Append(reasons, "no GPU on this host is licensed for an1");
+  } else if (std::none_of(an1_sites.begin(), an1_sites.end(),
+                          [](const Site* s) { return s->healthy(); })) {
+    Append(reasons, "every GPU licensed for an1 is out of service");
+  } else if (std::string why = an1_sites.front()->an1->Unsupported(op); !why.empty()) {
+    Append(reasons, why);
+  }
   return reasons;
 }
 
-StatusOr<BackendChoice> Engine::Choose(BackendKind requested) const {
+StatusOr<BackendChoice> Engine::Choose(BackendKind requested, OpKind op) const {
   const BackendKind policy = requested == BackendKind::kAuto ? options_.default_policy : requested;
   BackendChoice choice;
   choice.requested = requested;
-  choice.backend = baseline_.get();
   choice.kind = BackendKind::kBaseline;
   switch (policy) {
     case BackendKind::kAn1:
-      // Never a silent fallback: an explicit an1 (from the request or the server's policy) fails.
-      return FailedPreconditionError("backend an1 is unavailable: " + An1UnavailableReason());
-    case BackendKind::kAuto:
-      choice.reason = "an1 is unavailable: " + An1UnavailableReason();
+    case BackendKind::kAuto: {
+      const std::string why = An1UnavailableReason(op);
+      if (why.empty()) {
+        choice.kind = BackendKind::kAn1;
+      } else if (policy == BackendKind::kAn1) {
+        // Never a silent fallback: an explicit an1 (request or server policy) fails.
+        return FailedPreconditionError("backend an1 is unavailable: " + why);
+      } else {
+        choice.reason = "an1 is unavailable: " + why;
+      }
       return choice;
+    }
     case BackendKind::kBaseline:
       if (requested == BackendKind::kAuto)
         choice.reason = "the server's backend policy is baseline";
@@ -106,16 +200,17 @@ StatusOr<PreparedAttention> Engine::PrepareAttention(const AttentionInputs& inpu
                                                      BackendKind requested) const {
   StatusOr<ValidatedAttention> problem = ValidateAttention(inputs, options_.limits);
   if (!problem.ok()) return problem.status();
-  StatusOr<BackendChoice> choice = Choose(requested);
+  StatusOr<BackendChoice> choice = Choose(requested, OpKind::kAttention);
   if (!choice.ok()) return choice.status();
   return PreparedAttention{inputs, std::move(problem).value(), std::move(choice).value()};
 }
 
 StatusOr<PreparedMatmul> Engine::PrepareMatmul(const TensorView& a, const TensorView& b,
-                                               BackendKind requested) const {
+                                               BackendKind requested, bool allow_tf32) const {
   StatusOr<ValidatedMatmul> problem = ValidateMatmul(a, b, options_.limits);
   if (!problem.ok()) return problem.status();
-  StatusOr<BackendChoice> choice = Choose(requested);
+  problem->allow_tf32 = allow_tf32;
+  StatusOr<BackendChoice> choice = Choose(requested, OpKind::kMatmul);
   if (!choice.ok()) return choice.status();
   return PreparedMatmul{a, b, std::move(problem).value(), std::move(choice).value()};
 }
@@ -124,13 +219,18 @@ Status Engine::Submit(PreparedAttention request, std::span<std::byte> output,
                       RequestControl control, DoneCallback done) {
   AN1_RETURN_IF_ERROR(CheckOutputSize(output, request.problem.output));
   auto shared = std::make_shared<PreparedAttention>(std::move(request));
-  Job job{shared->choice,
-          [shared, output](Backend& backend) {
-            return backend.Attention(shared->problem, shared->inputs, output);
-          },
-          std::move(control),
-          std::move(done),
-          {}};
+  const std::size_t bytes = shared->inputs.q.data.size() + shared->inputs.k.data.size() +
+                            shared->inputs.v.data.size() + output.size();
+  Job job{
+      shared->choice,
+      OpKind::kAttention,
+      bytes,
+      [shared, output](Backend& backend, const ExecutionContext& context, ExecutionTimes* times) {
+        return backend.Attention(shared->problem, shared->inputs, output, context, times);
+      },
+      std::move(control),
+      std::move(done),
+      {}};
   return Enqueue(std::move(job));
 }
 
@@ -138,55 +238,87 @@ Status Engine::Submit(PreparedMatmul request, std::span<std::byte> output, Reque
                       DoneCallback done) {
   AN1_RETURN_IF_ERROR(CheckOutputSize(output, request.problem.output));
   auto shared = std::make_shared<PreparedMatmul>(std::move(request));
-  Job job{shared->choice,
-          [shared, output](Backend& backend) {
-            return backend.Matmul(shared->problem, shared->a, shared->b, output);
-          },
-          std::move(control),
-          std::move(done),
-          {}};
+  const std::size_t bytes = shared->a.data.size() + shared->b.data.size() + output.size();
+  Job job{
+      shared->choice,
+      OpKind::kMatmul,
+      bytes,
+      [shared, output](Backend& backend, const ExecutionContext& context, ExecutionTimes* times) {
+        return backend.Matmul(shared->problem, shared->a, shared->b, output, context, times);
+      },
+      std::move(control),
+      std::move(done),
+      {}};
   return Enqueue(std::move(job));
 }
 
 Status Engine::Enqueue(Job job) {
+  Site* target = nullptr;
   {
     std::lock_guard lock(mutex_);
     if (draining_) return UnavailableError("the server is shutting down");
-    if (static_cast<int>(queue_.size()) >= options_.max_queue_depth) {
-      return ResourceExhaustedError("the request queue is full (" +
+    std::string faults;
+    for (const auto& site : sites_) {
+      if (site->backend(job.choice.kind) == nullptr) continue;
+      if (!site->healthy()) {
+        Append(faults, site->name + ": " + site->fault());
+        continue;
+      }
+      auto load = [](const Site* s) { return s->queue.size() + s->running; };
+      if (target == nullptr || load(site.get()) < load(target)) target = site.get();
+    }
+    if (target == nullptr) {
+      return UnavailableError("no device can run this request: every GPU is out of service (" +
+                              faults + ")");
+    }
+    if (static_cast<int>(target->queue.size()) >= options_.max_queue_depth) {
+      return ResourceExhaustedError("the request queue of " + target->name + " is full (" +
                                     std::to_string(options_.max_queue_depth) +
                                     " waiting); retry later");
     }
+    if (inflight_bytes_ + job.bytes > options_.max_inflight_bytes && inflight_bytes_ > 0) {
+      return ResourceExhaustedError(
+          "too many tensor bytes in flight (" + std::to_string(inflight_bytes_ >> 20) +
+          " MiB admitted, limit " + std::to_string(options_.max_inflight_bytes >> 20) +
+          " MiB); retry later");
+    }
+    inflight_bytes_ += job.bytes;
     job.admitted = std::chrono::steady_clock::now();
-    queue_.push_back(std::move(job));
+    target->queue.push_back(std::move(job));
   }
-  work_available_.notify_one();
+  target->work_available.notify_one();
   return OkStatus();
 }
 
-void Engine::ExecutorLoop() {
+void Engine::ExecutorLoop(Site* site, int slot) {
   for (;;) {
     Job job;
     {
       std::unique_lock lock(mutex_);
-      work_available_.wait(lock, [this] { return draining_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // draining and nothing left
-      job = std::move(queue_.front());
-      queue_.pop_front();
+      site->work_available.wait(lock, [&] { return draining_ || !site->queue.empty(); });
+      if (site->queue.empty()) return;  // draining and nothing left
+      job = std::move(site->queue.front());
+      site->queue.pop_front();
+      ++site->running;
       running_.fetch_add(1);
     }
-    Run(job);
+    Run(*site, slot, job);
+    {
+      std::lock_guard lock(mutex_);
+      --site->running;
+      inflight_bytes_ -= job.bytes;
+    }
     running_.fetch_sub(1);
   }
 }
 
-void Engine::Run(Job& job) {
+void Engine::Run(Site& site, int slot, Job& job) {
   const auto started = std::chrono::steady_clock::now();
   ExecutionReport report;
   report.backend = job.choice.kind;
   report.requested = job.choice.requested;
   report.reason = job.choice.reason;
-  report.device = job.choice.backend->device();
+  report.device = site.name;
   report.queue_seconds = SecondsBetween(job.admitted, started);
 
   Status status;
@@ -195,8 +327,9 @@ void Engine::Run(Job& job) {
   } else if (started > job.control.deadline) {
     status = DeadlineExceededError("the deadline passed while the request waited in the queue");
   } else {
+    ExecutionTimes times;
     try {
-      status = job.compute(*job.choice.backend);
+      status = job.compute(*site.backend(job.choice.kind), ExecutionContext{slot}, &times);
     } catch (const std::bad_alloc&) {
       status = ResourceExhaustedError("out of host memory");
     } catch (const std::exception& e) {
@@ -206,7 +339,11 @@ void Engine::Run(Job& job) {
       spdlog::error("request failed with an unknown exception");
       status = InternalError("internal error");
     }
-    report.compute_seconds = SecondsBetween(started, std::chrono::steady_clock::now());
+    report.compute_seconds = times.compute_seconds >= 0
+                                 ? times.compute_seconds
+                                 : SecondsBetween(started, std::chrono::steady_clock::now());
+    report.copy_seconds = times.copy_seconds;
+    if (!site.healthy()) NotifyHealth();
   }
   job.done(status, report);
 }
@@ -214,33 +351,84 @@ void Engine::Run(Job& job) {
 void Engine::Drain() {
   {
     std::lock_guard lock(mutex_);
-    if (draining_ && executors_.empty()) return;
     draining_ = true;
   }
-  work_available_.notify_all();
-  for (std::thread& t : executors_) t.join();
-  executors_.clear();
+  for (auto& site : sites_) {
+    site->work_available.notify_all();
+    for (std::thread& t : site->executors) {
+      if (t.joinable()) t.join();
+    }
+    site->executors.clear();
+  }
+}
+
+bool Engine::Healthy() const {
+  return std::any_of(sites_.begin(), sites_.end(), [](const auto& s) { return s->healthy(); });
+}
+
+void Engine::SetHealthListener(std::function<void(bool healthy)> listener) {
+  std::lock_guard lock(mutex_);
+  health_listener_ = std::move(listener);
+}
+
+void Engine::NotifyHealth() {
+  const bool healthy = Healthy();
+  std::function<void(bool)> listener;
+  {
+    std::lock_guard lock(mutex_);
+    if (healthy == last_health_) return;
+    last_health_ = healthy;
+    listener = health_listener_;
+  }
+  if (listener) listener(healthy);
+}
+
+Status Engine::InjectDeviceFaultForTesting(int index) {
+#if AN1_HAVE_CUDA
+  for (auto& site : sites_) {
+    if (site->gpu && site->gpu->index() == index) {
+      site->gpu->InjectFaultForTesting();
+      NotifyHealth();
+      return OkStatus();
+    }
+  }
+#endif
+  return NotFoundError("no GPU " + std::to_string(index) + " in use");
 }
 
 int Engine::queue_depth() const {
   std::lock_guard lock(mutex_);
-  return static_cast<int>(queue_.size());
+  int depth = 0;
+  for (const auto& site : sites_) depth += static_cast<int>(site->queue.size());
+  return depth;
 }
 
 EngineInfo Engine::Info() const {
   EngineInfo info;
-  info.gpu_mode = false;
-  info.mode_reason = gpus_.devices.empty()
-                         ? "serving on the CPU: " + gpus_.reason
-                         : "serving on the CPU: GPU execution is not part of this build";
+  info.gpu_mode = sites_.front()->name != "cpu";
+  if (!info.gpu_mode) {
+    info.mode_reason =
+        "serving on the CPU: " + (gpus_.devices.empty()
+                                      ? gpus_.reason
+                                      : "the GPUs could not be used (" + gpu_setup_error_ + ")");
+  }
   info.devices = gpus_.devices;
-  info.backends = {{BackendKind::kAn1, false, An1UnavailableReason()},
-                   {BackendKind::kBaseline, true, ""}};
-  info.license = license_->Current();
-  info.an1_licensed_gpus = license_->licensed_gpus();
+  for (const auto& site : sites_)
+    info.device_status.push_back({site->name, site->healthy(), site->fault()});
+  const std::string attention = An1UnavailableReason(OpKind::kAttention);
+  const std::string matmul = An1UnavailableReason(OpKind::kMatmul);
+  BackendAvailability an1{BackendKind::kAn1, attention.empty() || matmul.empty(), attention};
+  if (attention != matmul) {
+    an1.reason = attention.empty() ? "matmul: " + matmul : "attention: " + attention;
+    if (!attention.empty() && !matmul.empty()) an1.reason += "; matmul: " + matmul;
+  }
+  info.backends = {
+      an1, {BackendKind::kBaseline, Healthy(), Healthy() ? "" : "every GPU is out of service"}};
   info.default_policy = options_.default_policy;
   info.limits = options_.limits;
   info.max_queue_depth = options_.max_queue_depth;
+  info.license = license_->Current();
+  info.an1_licensed_gpus = license_->licensed_gpus();
   return info;
 }
 

@@ -1,4 +1,5 @@
-// The engine: validates requests, picks a backend, queues them and runs them on executor threads.
+// The engine: validates requests, picks a backend and a device, queues requests per device and
+// runs them on executor threads (one per CUDA stream on a GPU).
 //
 // Thread-safety: every public method may be called from any thread. Ownership: the caller keeps
 // the input bytes (the TensorViews) and the output span alive until the DoneCallback has run.
@@ -32,7 +33,6 @@ std::optional<BackendKind> ParseBackendKind(std::string_view name);
 
 // The backend a request will run on, and why it is not the one asked for.
 struct BackendChoice {
-  Backend* backend = nullptr;
   BackendKind kind = BackendKind::kBaseline;  // never kAuto
   BackendKind requested = BackendKind::kAuto;
   std::string reason;
@@ -64,6 +64,7 @@ struct ExecutionReport {
   std::string device;
   double queue_seconds = 0;
   double compute_seconds = 0;
+  double copy_seconds = 0;  // host <-> device transfers (GPU only)
 };
 
 // Called exactly once per admitted request, on an engine thread, when it finished or was dropped.
@@ -72,13 +73,20 @@ using DoneCallback = std::function<void(const Status&, const ExecutionReport&)>;
 struct BackendAvailability {
   BackendKind kind = BackendKind::kBaseline;
   bool available = false;
-  std::string reason;  // why not, when unavailable
+  std::string reason;  // why not, when unavailable (or what it cannot do yet)
+};
+
+struct DeviceStatus {
+  std::string name;  // "cpu" or "cuda:N"
+  bool healthy = true;
+  std::string fault;  // why it is out of service
 };
 
 struct EngineInfo {
   bool gpu_mode = false;
   std::string mode_reason;  // why the engine serves on the CPU
   std::vector<kernels::GpuDevice> devices;
+  std::vector<DeviceStatus> device_status;
   std::vector<BackendAvailability> backends;
   BackendKind default_policy = BackendKind::kAuto;
   Limits limits;
@@ -90,7 +98,7 @@ struct EngineInfo {
 class Engine {
  public:
   // Discovers devices and starts the executor threads. Fails with INVALID_ARGUMENT on
-  // inconsistent options.
+  // inconsistent options, UNAVAILABLE when a GPU that was found cannot be initialised.
   static StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options);
   ~Engine();  // Drain()s first.
   Engine(const Engine&) = delete;
@@ -98,16 +106,17 @@ class Engine {
 
   // Validates a request and chooses its backend. Errors: INVALID_ARGUMENT (malformed),
   // RESOURCE_EXHAUSTED (above the size limits), FAILED_PRECONDITION (an unavailable backend was
-  // asked for explicitly, with the reason).
+  // asked for explicitly, with the reason), UNAVAILABLE (every GPU is out of service).
   StatusOr<PreparedAttention> PrepareAttention(const AttentionInputs& inputs,
                                                BackendKind requested) const;
   StatusOr<PreparedMatmul> PrepareMatmul(const TensorView& a, const TensorView& b,
-                                         BackendKind requested) const;
+                                         BackendKind requested, bool allow_tf32 = false) const;
 
-  // Queues a prepared request whose result goes to `output` (problem.output.byte_size bytes).
-  // Returns OK when admitted (then `done` will run), or, without calling `done`,
-  // RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when draining, INVALID_ARGUMENT when
-  // `output` has the wrong size.
+  // Queues a prepared request on the least-loaded healthy device that has its backend; the
+  // result goes to `output` (problem.output.byte_size bytes). Returns OK when admitted (then
+  // `done` will run), or, without calling `done`: RESOURCE_EXHAUSTED when the device's queue or
+  // the in-flight bytes are full, UNAVAILABLE when draining or no device is healthy,
+  // INVALID_ARGUMENT when `output` has the wrong size.
   Status Submit(PreparedAttention request, std::span<std::byte> output, RequestControl control,
                 DoneCallback done);
   Status Submit(PreparedMatmul request, std::span<std::byte> output, RequestControl control,
@@ -118,37 +127,51 @@ class Engine {
   void Drain();
 
   EngineInfo Info() const;
+  // False once every device is out of service (the server then reports NOT_SERVING).
+  bool Healthy() const;
+  // Called with Healthy() whenever it changes. Set before traffic starts.
+  void SetHealthListener(std::function<void(bool healthy)> listener);
   int queue_depth() const;
   int running() const { return running_.load(); }
 
+  // Makes GPU `index` fault as a real kernel error would: a test hook for the fault paths.
+  // Returns NOT_FOUND when there is no such GPU.
+  Status InjectDeviceFaultForTesting(int index);
+
  private:
+  struct Site;
   struct Job {
     BackendChoice choice;
-    std::function<Status(Backend&)> compute;
+    OpKind op = OpKind::kAttention;
+    std::size_t bytes = 0;  // counted against max_inflight_bytes
+    std::function<Status(Backend&, const ExecutionContext&, ExecutionTimes*)> compute;
     RequestControl control;
     DoneCallback done;
     std::chrono::steady_clock::time_point admitted;
   };
 
   explicit Engine(const EngineOptions& options);
-  StatusOr<BackendChoice> Choose(BackendKind requested) const;
-  // Empty when an1 can run now; otherwise every reason it cannot, joined by "; ".
-  std::string An1UnavailableReason() const;
+  Status Start();
+  StatusOr<BackendChoice> Choose(BackendKind requested, OpKind op) const;
+  // Empty when an1 can run `op` now; otherwise every reason it cannot, joined by "; ".
+  std::string An1UnavailableReason(OpKind op) const;
   Status Enqueue(Job job);
-  void ExecutorLoop();
-  void Run(Job& job);
+  void ExecutorLoop(Site* site, int slot);
+  void Run(Site& site, int slot, Job& job);
+  void NotifyHealth();
 
   EngineOptions options_;
   kernels::GpuDiscovery gpus_;
-  std::unique_ptr<Backend> baseline_;
+  std::string gpu_setup_error_;  // a found GPU that could not be initialised
   std::unique_ptr<LicenseState> license_;
+  std::vector<std::unique_ptr<Site>> sites_;
 
-  mutable std::mutex mutex_;
-  std::condition_variable work_available_;
-  std::deque<Job> queue_;
+  mutable std::mutex mutex_;  // guards the queues, draining_, inflight_bytes_
   bool draining_ = false;
+  std::size_t inflight_bytes_ = 0;
   std::atomic<int> running_{0};
-  std::vector<std::thread> executors_;
+  std::function<void(bool)> health_listener_;
+  bool last_health_ = true;
 };
 
 }  // namespace an1

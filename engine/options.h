@@ -38,10 +38,16 @@ struct EngineOptions {
   Limits limits;
   // Policy for requests that ask for kAuto: kAuto picks an1 when available, else baseline.
   BackendKind default_policy = BackendKind::kAuto;
-  // Requests waiting to run, beyond which new ones get RESOURCE_EXHAUSTED.
+  // Requests waiting to run on one device, beyond which new ones get RESOURCE_EXHAUSTED.
   int max_queue_depth = 64;
-  // Requests executed concurrently. Each CPU request already uses every core, so 1 by default.
+  // Tensor bytes (inputs and outputs) of admitted requests not yet finished, beyond which new
+  // ones get RESOURCE_EXHAUSTED. 8 GiB holds a dozen 2048-token attention requests.
+  std::size_t max_inflight_bytes = std::size_t{8} << 30;
+  // CPU mode: requests executed concurrently. Each CPU request already uses every core, so 1.
   int executor_threads = 1;
+  // GPU mode: CUDA streams per GPU, each with its own executor thread, so that the copies of one
+  // request overlap the compute of another.
+  int streams_per_gpu = 2;
   // Threads of the CPU compute pool; 0 means std::thread::hardware_concurrency().
   int cpu_threads = 0;
   // Skip GPU discovery even when one is present (tests, CPU-only deployments).

@@ -54,6 +54,7 @@ struct ValidatedMatmul {
   MatmulDims dims;
   DType dtype = DType::kFloat32;
   TensorSpec output;
+  bool allow_tf32 = false;  // fp32 operands may be rounded to TF32 on the GPU (asked per request)
 };
 
 StatusOr<ValidatedMatmul> ValidateMatmul(const TensorView& a, const TensorView& b,

@@ -123,6 +123,7 @@ void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info) {
   info->set_device(report.device);
   info->set_queue_seconds(report.queue_seconds);
   info->set_compute_seconds(report.compute_seconds);
+  info->set_copy_seconds(report.copy_seconds);
 }
 
 void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,
@@ -139,6 +140,13 @@ void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,
     out->set_compute_capability_major(d.compute_capability_major);
     out->set_compute_capability_minor(d.compute_capability_minor);
     out->set_total_memory_bytes(d.total_memory_bytes);
+    out->set_healthy(false);  // until the engine reports it in service below
+    for (const DeviceStatus& status : engine.device_status) {
+      if (status.name == "cuda:" + std::to_string(d.index)) {
+        out->set_healthy(status.healthy);
+        out->set_fault(status.fault);
+      }
+    }
   }
   for (const BackendAvailability& b : engine.backends) {
     v1::BackendInfo* out = response->add_backends();

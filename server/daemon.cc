@@ -105,8 +105,16 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   app.add_option("--executor-threads", options.engine.executor_threads,
-                 "Requests executed concurrently")
+                 "CPU mode: requests executed concurrently")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--max-inflight-bytes", options.engine.max_inflight_bytes,
+                 "Tensor bytes of admitted, unfinished requests before RESOURCE_EXHAUSTED")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--streams-per-gpu", options.engine.streams_per_gpu,
+                 "CUDA streams (and executor threads) per GPU")
+      ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--cpu-threads", options.engine.cpu_threads,
                  "Threads of the CPU compute pool (0: one per core)")

@@ -53,7 +53,11 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return UnavailableError("cannot listen for gRPC on " + options.listen);
   }
-  SetHealth(*server->grpc_server_, true);
+  SetHealth(*server->grpc_server_, server->engine_->Healthy());
+  // A device fault that takes the last GPU out of service turns health NOT_SERVING.
+  grpc::Server* grpc_server = server->grpc_server_.get();
+  server->engine_->SetHealthListener(
+      [grpc_server](bool healthy) { SetHealth(*grpc_server, healthy); });
   return server;
 }
 
@@ -61,6 +65,7 @@ An1Server::~An1Server() { Shutdown(std::chrono::milliseconds(0)); }
 
 void An1Server::Shutdown(std::chrono::milliseconds grace) {
   std::call_once(shutdown_once_, [&] {
+    if (engine_ != nullptr) engine_->SetHealthListener(nullptr);
     if (grpc_server_ != nullptr) {
       SetHealth(*grpc_server_, false);
       grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);

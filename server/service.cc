@@ -161,7 +161,8 @@ grpc::ServerUnaryReactor* An1Service::Matmul(grpc::CallbackServerContext* contex
   Status placement = CheckOutputPlacement(request->has_output(), request->output());
   if (!placement.ok()) return call->Reject(placement), call;
 
-  StatusOr<PreparedMatmul> prepared = engine_->PrepareMatmul(*a, *b, *backend);
+  StatusOr<PreparedMatmul> prepared =
+      engine_->PrepareMatmul(*a, *b, *backend, request->allow_tf32());
   if (!prepared.ok()) return call->Reject(prepared.status()), call;
   metrics_->RecordBytes("inline", "in", static_cast<double>(a->data.size() + b->data.size()));
   SubmitToEngine(*engine_, *metrics_, call, std::move(prepared).value(), max_message_bytes_,

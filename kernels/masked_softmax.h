@@ -1,0 +1,29 @@
+// The GPU baseline's softmax: fp32 scores in, probabilities of the input dtype out, with the
+// scale and the causal mask (bottom-right aligned) applied (CUDA builds only).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/gemm.h"
+#include "kernels/kernel_status.h"
+
+namespace an1::kernels {
+
+struct MaskedSoftmaxParams {
+  const float* scores = nullptr;  // rows x cols, row-major
+  void* probs = nullptr;          // rows x cols, row-major, `probs_type` elements
+  ElementType probs_type = ElementType::kF16;
+  int64_t rows = 0;   // batch * heads * q_len
+  int64_t cols = 0;   // kv_len
+  int64_t q_len = 0;  // row r is query row r % q_len of its head
+  bool causal = true;
+  float scale = 1.0f;
+};
+
+// Row r, query i = r % q_len, sees keys j < min(cols, i + cols - q_len + 1) when causal (all
+// otherwise); a row that sees none is all zeros. Errors only if the launch fails.
+KernelStatus LaunchMaskedSoftmax(const MaskedSoftmaxParams& params, cudaStream_t stream);
+
+}  // namespace an1::kernels
