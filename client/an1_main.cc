@@ -7,6 +7,7 @@
 #include <ctime>
 #include <iostream>
 #include <random>
+#include <stdexcept>
 #include <string>
 
 #include "client/client.h"
@@ -88,10 +89,16 @@ std::string FormatUtc(int64_t seconds) {
   return text;
 }
 
-// Random tensor with elements uniform in [-1, 1), encoded as `dtype`.
+// Random tensor with elements uniform in [-1, 1), encoded as `dtype`. Throws
+// std::invalid_argument for a shape the client cannot hold in memory.
 HostTensor RandomTensor(std::vector<int64_t> shape, v1::DType dtype, std::mt19937_64& rng) {
   int64_t count = 1;
-  for (int64_t d : shape) count *= d;
+  for (int64_t d : shape) {
+    if (d < 1 || __builtin_mul_overflow(count, d, &count) || count > (int64_t{1} << 33)) {
+      throw std::invalid_argument("shape " + ShapeString(shape) +
+                                  " is not a positive shape of at most 2^33 elements");
+    }
+  }
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> values(static_cast<std::size_t>(count));
   for (float& x : values) x = uniform(rng);
@@ -146,7 +153,7 @@ const std::map<std::string, v1::Backend> kBackends = {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   an1::client::ClientOptions options;
   if (const char* env = std::getenv("AN1_SERVER"); env != nullptr && *env != '\0') {
     options.target = env;
@@ -319,4 +326,13 @@ int main(int argc, char** argv) {
     return PrintResult(result, out_path);
   }
   return UsageError("unknown subcommand");
+}
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {  // bad shapes, out of memory: a message, not an abort
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
 }

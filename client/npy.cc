@@ -100,6 +100,14 @@ bool ReadNpy(const std::string& path, NpyArray* array, std::string* error) {
   if (count > std::numeric_limits<std::size_t>::max() / element) {
     return Fail(error, path, "array too large");
   }
+  // Compare with what the file holds before allocating anything.
+  const std::streampos data_start = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streampos file_end = in.tellg();
+  in.seekg(data_start);
+  if (file_end - data_start < static_cast<std::streamoff>(count * element)) {
+    return Fail(error, path, "file is shorter than its shape says");
+  }
   array->data.resize(count * element);
   if (!in.read(array->data.data(), static_cast<std::streamsize>(array->data.size()))) {
     return Fail(error, path, "file is shorter than its shape says");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -21,6 +22,9 @@ enum class OpKind { kAttention, kMatmul };
 // staging buffer per slot, so that requests on different slots overlap.
 struct ExecutionContext {
   int slot = 0;
+  // OK while the request should go on; CANCELLED or DEADLINE_EXCEEDED once its client left or
+  // its deadline passed. Backends that compute in pieces (the CPU) ask between pieces.
+  std::function<Status()> should_stop;
 };
 
 // Times a backend measured itself (on the GPU, with events). Negative: not measured, the engine

@@ -1,7 +1,9 @@
 #include "engine/cpu_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <mutex>
 #include <limits>
 #include <vector>
 
@@ -23,12 +25,35 @@ Status ToFloat(ThreadPool& pool, const TensorView& t, std::vector<float>& out) {
   });
 }
 
+// ParallelFor that stops handing out iterations once the request should stop (its client left or
+// its deadline passed), and then returns why.
+Status StoppableParallelFor(ThreadPool& pool, int64_t count, const ExecutionContext& context,
+                            const std::function<void(int64_t)>& body) {
+  std::atomic<bool> stopped{false};
+  std::mutex mutex;
+  Status why;
+  Status status = pool.ParallelFor(count, [&](int64_t i) {
+    if (stopped.load(std::memory_order_relaxed)) return;
+    if (context.should_stop) {
+      Status stop = context.should_stop();
+      if (!stop.ok()) {
+        std::lock_guard lock(mutex);
+        if (!stopped.exchange(true)) why = std::move(stop);
+        return;
+      }
+    }
+    body(i);
+  });
+  if (!status.ok()) return status;
+  return stopped.load() ? why : OkStatus();
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 
 Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
-                             std::span<std::byte> output, const ExecutionContext& /*context*/,
+                             std::span<std::byte> output, const ExecutionContext& context,
                              ExecutionTimes* /*times*/) {
   const AttentionDims& d = problem.dims;
   std::vector<float> k, v;
@@ -41,7 +66,7 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
   // Causal, aligned bottom-right: query row i sees keys j <= i + (Sk - Sq).
   const int64_t diagonal = d.kv_len - d.q_len;
 
-  return pool_.ParallelFor(d.batch * d.heads * row_blocks, [&](int64_t task) {
+  return StoppableParallelFor(pool_, d.batch * d.heads * row_blocks, context, [&](int64_t task) {
     const int64_t block = task % row_blocks;
     const int64_t bh = task / row_blocks;  // b * heads + h
     const int64_t b = bh / d.heads, h = bh % d.heads;
@@ -83,7 +108,7 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
 
 Status CpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a_in,
                           const TensorView& b_in, std::span<std::byte> output,
-                          const ExecutionContext& /*context*/, ExecutionTimes* /*times*/) {
+                          const ExecutionContext& context, ExecutionTimes* /*times*/) {
   const MatmulDims& d = problem.dims;
   std::vector<float> a, b;
   AN1_RETURN_IF_ERROR(ToFloat(pool_, a_in, a));
@@ -91,7 +116,7 @@ Status CpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a_in
 
   const int64_t row_blocks = (d.m + kRowsPerTask - 1) / kRowsPerTask;
   const std::size_t elem = DTypeSize(problem.dtype);
-  return pool_.ParallelFor(d.batch_count * row_blocks, [&](int64_t task) {
+  return StoppableParallelFor(pool_, d.batch_count * row_blocks, context, [&](int64_t task) {
     const int64_t batch = task / row_blocks, block = task % row_blocks;
     int64_t a_batch = 0, b_batch = 0;
     d.OperandBatches(batch, &a_batch, &b_batch);

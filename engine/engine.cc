@@ -215,40 +215,42 @@ StatusOr<PreparedMatmul> Engine::PrepareMatmul(const TensorView& a, const Tensor
   return PreparedMatmul{a, b, std::move(problem).value(), std::move(choice).value()};
 }
 
-Status Engine::Submit(PreparedAttention request, std::span<std::byte> output,
-                      RequestControl control, DoneCallback done) {
-  AN1_RETURN_IF_ERROR(CheckOutputSize(output, request.problem.output));
+Status Engine::Submit(PreparedAttention request, OutputProvider output, RequestControl control,
+                      DoneCallback done) {
   auto shared = std::make_shared<PreparedAttention>(std::move(request));
-  const std::size_t bytes = shared->inputs.q.data.size() + shared->inputs.k.data.size() +
-                            shared->inputs.v.data.size() + output.size();
-  Job job{
-      shared->choice,
-      OpKind::kAttention,
-      bytes,
-      [shared, output](Backend& backend, const ExecutionContext& context, ExecutionTimes* times) {
-        return backend.Attention(shared->problem, shared->inputs, output, context, times);
-      },
-      std::move(control),
-      std::move(done),
-      {}};
+  const TensorSpec& spec = shared->problem.output;
+  Job job{shared->choice,
+          OpKind::kAttention,
+          shared->inputs.q.data.size() + shared->inputs.k.data.size() +
+              shared->inputs.v.data.size() + spec.byte_size,
+          spec,
+          std::move(output),
+          [shared](Backend& backend, const ExecutionContext& context, std::span<std::byte> out,
+                   ExecutionTimes* times) {
+            return backend.Attention(shared->problem, shared->inputs, out, context, times);
+          },
+          std::move(control),
+          std::move(done),
+          {}};
   return Enqueue(std::move(job));
 }
 
-Status Engine::Submit(PreparedMatmul request, std::span<std::byte> output, RequestControl control,
+Status Engine::Submit(PreparedMatmul request, OutputProvider output, RequestControl control,
                       DoneCallback done) {
-  AN1_RETURN_IF_ERROR(CheckOutputSize(output, request.problem.output));
   auto shared = std::make_shared<PreparedMatmul>(std::move(request));
-  const std::size_t bytes = shared->a.data.size() + shared->b.data.size() + output.size();
-  Job job{
-      shared->choice,
-      OpKind::kMatmul,
-      bytes,
-      [shared, output](Backend& backend, const ExecutionContext& context, ExecutionTimes* times) {
-        return backend.Matmul(shared->problem, shared->a, shared->b, output, context, times);
-      },
-      std::move(control),
-      std::move(done),
-      {}};
+  const TensorSpec& spec = shared->problem.output;
+  Job job{shared->choice,
+          OpKind::kMatmul,
+          shared->a.data.size() + shared->b.data.size() + spec.byte_size,
+          spec,
+          std::move(output),
+          [shared](Backend& backend, const ExecutionContext& context, std::span<std::byte> out,
+                   ExecutionTimes* times) {
+            return backend.Matmul(shared->problem, shared->a, shared->b, out, context, times);
+          },
+          std::move(control),
+          std::move(done),
+          {}};
   return Enqueue(std::move(job));
 }
 
@@ -320,6 +322,7 @@ void Engine::Run(Site& site, int slot, Job& job) {
   report.reason = job.choice.reason;
   report.device = site.name;
   report.queue_seconds = SecondsBetween(job.admitted, started);
+  report.output_bytes = job.output_spec.byte_size;
 
   Status status;
   if (job.control.cancelled && job.control.cancelled->load()) {
@@ -328,8 +331,26 @@ void Engine::Run(Site& site, int slot, Job& job) {
     status = DeadlineExceededError("the deadline passed while the request waited in the queue");
   } else {
     ExecutionTimes times;
+    const RequestControl& control = job.control;
+    ExecutionContext context{slot, [&control]() -> Status {
+                               if (control.cancelled && control.cancelled->load()) {
+                                 return CancelledError("the client cancelled the request");
+                               }
+                               if (std::chrono::steady_clock::now() > control.deadline) {
+                                 return DeadlineExceededError("the deadline passed during the "
+                                                              "computation");
+                               }
+                               return OkStatus();
+                             }};
     try {
-      status = job.compute(*site.backend(job.choice.kind), ExecutionContext{slot}, &times);
+      StatusOr<std::span<std::byte>> out = job.output(job.output_spec);
+      if (!out.ok()) {
+        status = out.status();
+      } else if (out->size() != job.output_spec.byte_size) {
+        status = CheckOutputSize(*out, job.output_spec);
+      } else {
+        status = job.compute(*site.backend(job.choice.kind), context, *out, &times);
+      }
     } catch (const std::bad_alloc&) {
       status = ResourceExhaustedError("out of host memory");
     } catch (const std::exception& e) {
@@ -345,10 +366,17 @@ void Engine::Run(Site& site, int slot, Job& job) {
     report.copy_seconds = times.copy_seconds;
     if (!site.healthy()) NotifyHealth();
   }
-  job.done(status, report);
+  try {
+    job.done(status, report);
+  } catch (const std::exception& e) {  // a completion that throws must not end the process
+    spdlog::error("a request's completion failed: {}", e.what());
+  } catch (...) {
+    spdlog::error("a request's completion failed");
+  }
 }
 
 void Engine::Drain() {
+  std::lock_guard drain_lock(drain_mutex_);  // concurrent callers wait for the first to finish
   {
     std::lock_guard lock(mutex_);
     draining_ = true;

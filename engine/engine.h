@@ -65,10 +65,16 @@ struct ExecutionReport {
   double queue_seconds = 0;
   double compute_seconds = 0;
   double copy_seconds = 0;  // host <-> device transfers (GPU only)
+  std::size_t output_bytes = 0;
 };
 
 // Called exactly once per admitted request, on an engine thread, when it finished or was dropped.
 using DoneCallback = std::function<void(const Status&, const ExecutionReport&)>;
+
+// Gives the bytes the result of `spec` goes to (exactly spec.byte_size of them), called on the
+// executor thread just before the request runs, so that output memory is only taken for admitted
+// work. The bytes must stay valid until the DoneCallback has run.
+using OutputProvider = std::function<StatusOr<std::span<std::byte>>(const TensorSpec& spec)>;
 
 struct BackendAvailability {
   BackendKind kind = BackendKind::kBaseline;
@@ -113,13 +119,13 @@ class Engine {
                                          BackendKind requested, bool allow_tf32 = false) const;
 
   // Queues a prepared request on the least-loaded healthy device that has its backend; the
-  // result goes to `output` (problem.output.byte_size bytes). Returns OK when admitted (then
-  // `done` will run), or, without calling `done`: RESOURCE_EXHAUSTED when the device's queue or
-  // the in-flight bytes are full, UNAVAILABLE when draining or no device is healthy,
-  // INVALID_ARGUMENT when `output` has the wrong size.
-  Status Submit(PreparedAttention request, std::span<std::byte> output, RequestControl control,
+  // result goes where `output` says. Returns OK when admitted (then `done` will run), or,
+  // without calling `done`: RESOURCE_EXHAUSTED when the device's queue or the in-flight bytes
+  // are full, UNAVAILABLE when draining or no device is healthy. An error from `output` (or an
+  // output of the wrong size) reaches `done`.
+  Status Submit(PreparedAttention request, OutputProvider output, RequestControl control,
                 DoneCallback done);
-  Status Submit(PreparedMatmul request, std::span<std::byte> output, RequestControl control,
+  Status Submit(PreparedMatmul request, OutputProvider output, RequestControl control,
                 DoneCallback done);
 
   // Stops admitting new requests, finishes the queued and running ones, joins the executors.
@@ -144,7 +150,10 @@ class Engine {
     BackendChoice choice;
     OpKind op = OpKind::kAttention;
     std::size_t bytes = 0;  // counted against max_inflight_bytes
-    std::function<Status(Backend&, const ExecutionContext&, ExecutionTimes*)> compute;
+    TensorSpec output_spec;
+    OutputProvider output;
+    std::function<Status(Backend&, const ExecutionContext&, std::span<std::byte>, ExecutionTimes*)>
+        compute;
     RequestControl control;
     DoneCallback done;
     std::chrono::steady_clock::time_point admitted;
@@ -166,6 +175,7 @@ class Engine {
   std::unique_ptr<LicenseState> license_;
   std::vector<std::unique_ptr<Site>> sites_;
 
+  std::mutex drain_mutex_;
   mutable std::mutex mutex_;  // guards the queues, draining_, inflight_bytes_
   bool draining_ = false;
   std::size_t inflight_bytes_ = 0;

@@ -77,7 +77,11 @@ Status ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t)>
   const int64_t helpers = std::min<int64_t>(count - 1, static_cast<int64_t>(workers_.size()));
   if (helpers > 0) {
     std::lock_guard lock(mutex_);
-    for (int64_t i = 0; i < helpers; ++i) tasks_.emplace_back([state] { state->Drain(); });
+    try {
+      for (int64_t i = 0; i < helpers; ++i) tasks_.emplace_back([state] { state->Drain(); });
+    } catch (const std::bad_alloc&) {
+      // Fewer helpers: the caller drains the rest itself below, and waits as usual.
+    }
   }
   wake_.notify_all();
   state->Drain();

@@ -54,6 +54,11 @@ StatusOr<TensorView> ToTensorView(const char* name, bool present, const v1::Tens
       return InvalidArgumentError(n + ".dtype " + std::to_string(tensor.dtype()) +
                                   " is not supported; use DTYPE_FP16, DTYPE_BF16 or DTYPE_FP32");
   }
+  if (tensor.shape_size() > kMaxWireRank) {
+    return InvalidArgumentError(n + " has " + std::to_string(tensor.shape_size()) +
+                                " dimensions; at most " + std::to_string(kMaxWireRank) +
+                                " are accepted");
+  }
   view.shape.assign(tensor.shape().begin(), tensor.shape().end());
   switch (tensor.data_case()) {
     case v1::Tensor::kInlineData: {

@@ -16,6 +16,9 @@ namespace an1::server {
 // message (their detail is for the server log only).
 grpc::Status ToGrpcStatus(const Status& status);
 
+// Shapes with more dimensions are refused at the edge, before they are copied or formatted.
+inline constexpr int kMaxWireRank = 32;
+
 // Reads a request tensor as a view into the message's bytes. `name` ("q", "a", ...) appears in
 // error messages. Errors: INVALID_ARGUMENT for a missing tensor, an unknown dtype or no data;
 // UNIMPLEMENTED for tensors in shared regions, which this server does not support yet.

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -196,7 +197,8 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   sigwait(&signals, &received);
   spdlog::info("received {}, draining (grace {} s)", received == SIGTERM ? "SIGTERM" : "SIGINT",
                grace_seconds);
-  (*server)->Shutdown(std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000)));
+  const double grace_ms = std::min(grace_seconds, 86400.0) * 1000;  // at most a day
+  (*server)->Shutdown(std::chrono::milliseconds(static_cast<int64_t>(grace_ms)));
   spdlog::info("stopped");
   return 0;
 }

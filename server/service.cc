@@ -66,7 +66,7 @@ class EngineCall final : public grpc::ServerUnaryReactor {
     const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
     if (status.code() == StatusCode::kInternal) {
       spdlog::error("{} failed: {}", rpc_, status.message());
-    } else if (!status.ok()) {
+    } else if (!status.ok() && spdlog::should_log(spdlog::level::debug)) {
       spdlog::debug("{} -> {}", rpc_, status.ToString());
     }
     metrics_->RecordRequest(rpc_, backend, std::string(StatusCodeName(status.code())), seconds);
@@ -96,20 +96,29 @@ StatusOr<std::span<std::byte>> AllocateInlineOutput(const TensorSpec& spec,
   return std::span(reinterpret_cast<std::byte*>(bytes->data()), bytes->size());
 }
 
-// Shared tail of Attention and Matmul: allocate the output, enqueue, reply when done.
+// Shared tail of Attention and Matmul: enqueue with an inline output that is allocated in the
+// response only once the request runs, and reply when done.
 template <typename Prepared>
 void SubmitToEngine(Engine& engine, ServerMetrics& metrics, EngineCall* call, Prepared prepared,
                     uint64_t max_message_bytes, v1::Tensor* output, v1::ExecutionInfo* info) {
-  StatusOr<std::span<std::byte>> out =
-      AllocateInlineOutput(prepared.problem.output, max_message_bytes, output);
-  if (!out.ok()) return call->Reject(out.status());
-  const double out_bytes = static_cast<double>(out->size());
+  // Checked before admission, so that a result too large to send is refused at once.
+  const TensorSpec& spec = prepared.problem.output;
+  if (spec.byte_size + kResponseOverheadBytes > max_message_bytes) {
+    return call->Reject(ResourceExhaustedError(
+        "the output needs " + std::to_string(spec.byte_size) +
+        " bytes, more than fits in a response of at most " + std::to_string(max_message_bytes) +
+        " bytes"));
+  }
   Status admitted = engine.Submit(
-      std::move(prepared), *out, call->control(),
-      [call, info, &metrics, out_bytes](const Status& status, const ExecutionReport& report) {
+      std::move(prepared),
+      [max_message_bytes, output](const TensorSpec& spec) {
+        return AllocateInlineOutput(spec, max_message_bytes, output);
+      },
+      call->control(),
+      [call, info, &metrics](const Status& status, const ExecutionReport& report) {
         if (status.ok()) {
           FillExecutionInfo(report, info);
-          metrics.RecordBytes("inline", "out", out_bytes);
+          metrics.RecordBytes("inline", "out", static_cast<double>(report.output_bytes));
         }
         call->Complete(status, report);
       });

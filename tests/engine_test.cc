@@ -6,6 +6,7 @@
 
 #include <future>
 #include <mutex>
+#include <thread>
 
 namespace an1 {
 namespace {
@@ -28,6 +29,13 @@ std::unique_ptr<Inputs> MakeInputs(int64_t b, int64_t h, int64_t s, int64_t d) {
                              true,
                              {}};
   return in;
+}
+
+// An output provider writing into `out`.
+OutputProvider Into(std::vector<std::byte>& out) {
+  return [&out](const TensorSpec&) -> StatusOr<std::span<std::byte>> {
+    return std::span<std::byte>(out);
+  };
 }
 
 std::unique_ptr<Engine> MakeEngine(EngineOptions options = {}) {
@@ -86,7 +94,7 @@ Status RunOnce(Engine& engine, const AttentionInputs& in, RequestControl control
   if (!prepared.ok()) return prepared.status();
   std::vector<std::byte> out(prepared->problem.output.byte_size);
   std::promise<std::pair<Status, ExecutionReport>> done;
-  Status admitted = engine.Submit(std::move(prepared).value(), out, std::move(control),
+  Status admitted = engine.Submit(std::move(prepared).value(), Into(out), std::move(control),
                                   [&](const Status& s, const ExecutionReport& r) {
                                     done.set_value({s, r});
                                   });
@@ -123,14 +131,49 @@ TEST(EngineTest, DropsCancelledRequests) {
   EXPECT_EQ(RunOnce(*engine, in->view, control).code(), StatusCode::kCancelled);
 }
 
-TEST(EngineTest, RejectsWrongOutputSize) {
+TEST(EngineTest, OutputOfTheWrongSizeOrRefusedFailsTheRequest) {
   auto engine = MakeEngine();
   auto in = MakeInputs(1, 2, 3, 4);
+  std::vector<std::byte> out(7);
+  for (OutputProvider provider :
+       {Into(out), OutputProvider([](const TensorSpec&) -> StatusOr<std::span<std::byte>> {
+          return ResourceExhaustedError("no room for the output");
+        })}) {
+    auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
+    ASSERT_TRUE(prepared.ok());
+    std::promise<Status> done;
+    ASSERT_TRUE(engine
+                    ->Submit(std::move(prepared).value(), provider, {},
+                             [&](const Status& s, const ExecutionReport&) { done.set_value(s); })
+                    .ok());
+    const Status status = done.get_future().get();
+    EXPECT_TRUE(status.code() == StatusCode::kInvalidArgument ||
+                status.code() == StatusCode::kResourceExhausted)
+        << status.ToString();
+  }
+}
+
+TEST(EngineTest, CancellationStopsAComputationUnderWay) {
+  EngineOptions options;
+  options.cpu_threads = 1;
+  auto engine = MakeEngine(options);
+  auto in = MakeInputs(1, 1, 20000, 1);  // 4e8 multiply-adds: seconds on one core
+  in->view.causal = false;
   auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
   ASSERT_TRUE(prepared.ok());
-  std::vector<std::byte> out(7);
-  EXPECT_EQ(engine->Submit(std::move(prepared).value(), out, {}, [](auto&, auto&) {}).code(),
-            StatusCode::kInvalidArgument);
+  std::vector<std::byte> out(prepared->problem.output.byte_size);
+  RequestControl control;
+  control.cancelled = std::make_shared<std::atomic<bool>>(false);
+  std::promise<Status> done;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(engine
+                  ->Submit(std::move(prepared).value(), Into(out), control,
+                           [&](const Status& s, const ExecutionReport&) { done.set_value(s); })
+                  .ok());
+  while (engine->running() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  control.cancelled->store(true);
+  EXPECT_EQ(done.get_future().get().code(), StatusCode::kCancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
 TEST(EngineTest, FullQueueIsResourceExhaustedAndAdmittedWorkCompletes) {
@@ -148,7 +191,7 @@ TEST(EngineTest, FullQueueIsResourceExhaustedAndAdmittedWorkCompletes) {
     auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
     ASSERT_TRUE(prepared.ok());
     outputs[i].resize(prepared->problem.output.byte_size);
-    Status s = engine->Submit(std::move(prepared).value(), outputs[i], {},
+    Status s = engine->Submit(std::move(prepared).value(), Into(outputs[i]), {},
                               [&](const Status& st, const ExecutionReport&) {
                                 EXPECT_TRUE(st.ok()) << st.ToString();
                                 std::lock_guard lock(mutex);
@@ -177,7 +220,7 @@ TEST(EngineTest, DrainFinishesQueuedWorkThenRefuses) {
     auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
     out.resize(prepared->problem.output.byte_size);
     ASSERT_TRUE(engine
-                    ->Submit(std::move(prepared).value(), out, {},
+                    ->Submit(std::move(prepared).value(), Into(out), {},
                              [&](const Status& s, const ExecutionReport&) {
                                if (s.ok()) completed.fetch_add(1);
                              })
@@ -186,7 +229,8 @@ TEST(EngineTest, DrainFinishesQueuedWorkThenRefuses) {
   engine->Drain();
   EXPECT_EQ(completed.load(), 5);
   auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
-  EXPECT_EQ(engine->Submit(std::move(prepared).value(), outputs[0], {}, [](auto&, auto&) {}).code(),
+  EXPECT_EQ(engine->Submit(std::move(prepared).value(), Into(outputs[0]), {}, [](auto&, auto&) {})
+                .code(),
             StatusCode::kUnavailable);
 }
 
