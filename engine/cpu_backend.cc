@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <mutex>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 namespace an1 {

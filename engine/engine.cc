@@ -337,8 +337,9 @@ void Engine::Run(Site& site, int slot, Job& job) {
                                  return CancelledError("the client cancelled the request");
                                }
                                if (std::chrono::steady_clock::now() > control.deadline) {
-                                 return DeadlineExceededError("the deadline passed during the "
-                                                              "computation");
+                                 return DeadlineExceededError(
+                                     "the deadline passed during the "
+                                     "computation");
                                }
                                return OkStatus();
                              }};

@@ -42,6 +42,16 @@ double HostSecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// memcpy in 8 MiB pieces spread over the copy pool (and the calling thread).
+void ParallelCopy(ThreadPool& pool, std::byte* dst, const std::byte* src, std::size_t bytes) {
+  constexpr std::size_t kPiece = std::size_t{8} << 20;
+  const int64_t pieces = static_cast<int64_t>((bytes + kPiece - 1) / kPiece);
+  (void)pool.ParallelFor(pieces, [&](int64_t i) {
+    const std::size_t offset = static_cast<std::size_t>(i) * kPiece;
+    std::memcpy(dst + offset, src + offset, std::min(kPiece, bytes - offset));
+  });
+}
+
 // Device pointers handed to a compute step: the inputs in order, the output, scratch space.
 struct DeviceBuffers {
   std::vector<const void*> inputs;
@@ -79,7 +89,7 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   const auto staging_start = std::chrono::steady_clock::now();
   std::size_t offset = 0;
   for (const auto& in : inputs) {
-    std::memcpy(slot.staging + offset, in.data(), in.size());
+    ParallelCopy(gpu.copy_pool(), slot.staging + offset, in.data(), in.size());
     offset += in.size();
   }
   double host_copy_seconds = HostSecondsSince(staging_start);
@@ -120,7 +130,7 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   if (!status.ok()) return status;
 
   const auto unstage_start = std::chrono::steady_clock::now();
-  std::memcpy(output.data(), slot.staging, output.size());
+  ParallelCopy(gpu.copy_pool(), output.data(), slot.staging, output.size());
   host_copy_seconds += HostSecondsSince(unstage_start);
   if (times != nullptr) {
     times->compute_seconds = Elapsed(slot.events[1], slot.events[2]);

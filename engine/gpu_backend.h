@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/thread_pool.h"
 #include "kernels/gemm.h"
 
 namespace an1 {
@@ -46,6 +47,9 @@ class GpuContext {
   };
   Slot& slot(int i) { return slots_[i]; }
   kernels::GemmRunner& gemm() { return *gemm_; }
+  // Host threads that copy between request memory and the pinned staging buffers: one thread
+  // copies at a fraction of what the host's memory bandwidth allows.
+  ThreadPool& copy_pool() { return copy_pool_; }
 
   // Makes the slot's pinned staging buffer at least `bytes` long. RESOURCE_EXHAUSTED on failure.
   Status EnsureStaging(Slot& slot, std::size_t bytes);
@@ -57,11 +61,13 @@ class GpuContext {
   Status CheckCuda(cudaError_t error, const char* what);
 
  private:
-  GpuContext(int index) : index_(index) {}
+  explicit GpuContext(int index) : index_(index), copy_pool_(kCopyThreads) {}
+  static constexpr int kCopyThreads = 3;
 
   int index_;
   std::vector<Slot> slots_;
   std::unique_ptr<kernels::GemmRunner> gemm_;
+  ThreadPool copy_pool_;
   std::atomic<bool> healthy_{true};
   mutable std::mutex fault_mutex_;
   std::string fault_;

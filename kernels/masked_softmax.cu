@@ -9,7 +9,7 @@
 namespace an1::kernels {
 namespace {
 
-constexpr int kThreads = 256;  // one block per row; 8 warps stream the row with coalesced loads
+constexpr int kThreads = 256;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T>
@@ -35,9 +35,16 @@ __device__ void Combine(float& m, float& s, float m2, float s2) {
   m = m_new;
 }
 
-template <typename T>
+constexpr int kRowsPerBlock = kThreads / 32;  // one warp per row
+
+// One warp per row: reductions stay in registers (no block barrier), and each block covers
+// eight rows, so that even short rows keep the memory system busy. The row is read twice (the
+// second read mostly hits L1/L2); with kVec4 (cols divisible by 4) loads are 16 bytes wide.
+template <typename T, bool kVec4>
 __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxParams p) {
-  const int64_t row = blockIdx.x;
+  const int lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (row >= p.rows) return;
   const float* in = p.scores + row * p.cols;
   T* out = static_cast<T*>(p.probs) + row * p.cols;
   const int64_t i = row % p.q_len;
@@ -48,33 +55,95 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
   }
   const float scale_log2 = p.scale * kLog2e;  // exp(s * scale) == exp2(s * scale * log2 e)
 
-  // Pass 1: online max and sum over this thread's columns.
+  // Pass 1: online max and sum (in the log2 domain) over this lane's columns.
   float m = -INFINITY, s = 0.0f;
-  for (int64_t j = threadIdx.x; j < visible; j += kThreads) {
-    const float x = in[j] * scale_log2;
-    Combine(m, s, x, 1.0f);
+  if constexpr (kVec4) {
+    const int64_t full = visible / 4;
+    for (int64_t c = lane; c < full; c += 32) {
+      const float4 x = reinterpret_cast<const float4*>(in)[c];
+      Combine(m, s, x.x * scale_log2, 1.0f);
+      Combine(m, s, x.y * scale_log2, 1.0f);
+      Combine(m, s, x.z * scale_log2, 1.0f);
+      Combine(m, s, x.w * scale_log2, 1.0f);
+    }
+    for (int64_t j = full * 4 + lane; j < visible; j += 32) Combine(m, s, in[j] * scale_log2, 1.0f);
+  } else {
+    for (int64_t j = lane; j < visible; j += 32) Combine(m, s, in[j] * scale_log2, 1.0f);
   }
   for (int offset = 16; offset > 0; offset >>= 1) {
     const float m2 = __shfl_xor_sync(0xffffffffu, m, offset);
     const float s2 = __shfl_xor_sync(0xffffffffu, s, offset);
     Combine(m, s, m2, s2);
   }
-  __shared__ float warp_m[kThreads / 32], warp_s[kThreads / 32];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) {
-    warp_m[warp] = m;
-    warp_s[warp] = s;
-  }
-  __syncthreads();
-  m = warp_m[0];
-  s = warp_s[0];
-  for (int w = 1; w < kThreads / 32; ++w) Combine(m, s, warp_m[w], warp_s[w]);
   const float inv_sum = s > 0.0f ? 1.0f / s : 0.0f;
 
   // Pass 2: write probabilities, zeros past the visible keys.
-  for (int64_t j = threadIdx.x; j < p.cols; j += kThreads) {
+  for (int64_t j = lane; j < p.cols; j += 32) {
     const float prob = j < visible ? exp2f(in[j] * scale_log2 - m) * inv_sum : 0.0f;
     out[j] = FromFloat<T>(prob);
+  }
+}
+
+// Rows of up to 128 * kVecsPerLane scores (cols divisible by 4): one warp per row with the
+// row held in registers, so the fp32 scores are read exactly once.
+template <typename T, int kVecsPerLane>
+__global__ void __launch_bounds__(kThreads) RegisterSoftmaxKernel(MaskedSoftmaxParams p) {
+  const int lane = threadIdx.x % 32;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (row >= p.rows) return;
+  const float4* in = reinterpret_cast<const float4*>(p.scores + row * p.cols);
+  T* out = static_cast<T*>(p.probs) + row * p.cols;
+  const int64_t i = row % p.q_len;
+  int64_t visible = p.cols;
+  if (p.causal) {
+    const int64_t limit = i + p.cols - p.q_len + 1;
+    visible = limit < 0 ? 0 : (limit < p.cols ? limit : p.cols);
+  }
+  const float scale_log2 = p.scale * kLog2e;
+
+  float x[kVecsPerLane][4];
+  float m = -INFINITY, s = 0.0f;
+#pragma unroll
+  for (int t = 0; t < kVecsPerLane; ++t) {
+    const int64_t j = (lane + t * 32) * 4;
+    float4 v = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    if (j < visible) v = in[lane + t * 32];
+    x[t][0] = j + 0 < visible ? v.x * scale_log2 : -INFINITY;
+    x[t][1] = j + 1 < visible ? v.y * scale_log2 : -INFINITY;
+    x[t][2] = j + 2 < visible ? v.z * scale_log2 : -INFINITY;
+    x[t][3] = j + 3 < visible ? v.w * scale_log2 : -INFINITY;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) Combine(m, s, x[t][e], 1.0f);
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, offset);
+    const float s2 = __shfl_xor_sync(0xffffffffu, s, offset);
+    Combine(m, s, m2, s2);
+  }
+  const float inv_sum = s > 0.0f ? 1.0f / s : 0.0f;
+#pragma unroll
+  for (int t = 0; t < kVecsPerLane; ++t) {
+    const int64_t j = (lane + t * 32) * 4;
+    if (j >= p.cols) break;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float prob = x[t][e] == -INFINITY ? 0.0f : exp2f(x[t][e] - m) * inv_sum;
+      out[j + e] = FromFloat<T>(prob);
+    }
+  }
+}
+
+template <typename T>
+void Launch(const MaskedSoftmaxParams& p, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>((p.rows + kRowsPerBlock - 1) / kRowsPerBlock));
+  if (p.cols % 4 == 0 && p.cols <= 512) {  // every row starts 16-byte aligned
+    RegisterSoftmaxKernel<T, 4><<<grid, kThreads, 0, stream>>>(p);
+  } else if (p.cols % 4 == 0 && p.cols <= 2048) {
+    RegisterSoftmaxKernel<T, 16><<<grid, kThreads, 0, stream>>>(p);
+  } else if (p.cols % 4 == 0) {
+    MaskedSoftmaxKernel<T, true><<<grid, kThreads, 0, stream>>>(p);
+  } else {
+    MaskedSoftmaxKernel<T, false><<<grid, kThreads, 0, stream>>>(p);
   }
 }
 
@@ -85,16 +154,15 @@ KernelStatus LaunchMaskedSoftmax(const MaskedSoftmaxParams& p, cudaStream_t stre
     return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
                                "masked softmax: rows must be in [1, 2^31), cols and q_len >= 1");
   }
-  const dim3 grid(static_cast<unsigned>(p.rows));
   switch (p.probs_type) {
     case ElementType::kF32:
-      MaskedSoftmaxKernel<float><<<grid, kThreads, 0, stream>>>(p);
+      Launch<float>(p, stream);
       break;
     case ElementType::kF16:
-      MaskedSoftmaxKernel<__half><<<grid, kThreads, 0, stream>>>(p);
+      Launch<__half>(p, stream);
       break;
     case ElementType::kBF16:
-      MaskedSoftmaxKernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(p);
+      Launch<__nv_bfloat16>(p, stream);
       break;
     default:
       return KernelStatus::Error(KernelStatus::Kind::kUnsupported, "masked softmax: bad type");

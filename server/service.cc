@@ -104,10 +104,10 @@ void SubmitToEngine(Engine& engine, ServerMetrics& metrics, EngineCall* call, Pr
   // Checked before admission, so that a result too large to send is refused at once.
   const TensorSpec& spec = prepared.problem.output;
   if (spec.byte_size + kResponseOverheadBytes > max_message_bytes) {
-    return call->Reject(ResourceExhaustedError(
-        "the output needs " + std::to_string(spec.byte_size) +
-        " bytes, more than fits in a response of at most " + std::to_string(max_message_bytes) +
-        " bytes"));
+    return call->Reject(ResourceExhaustedError("the output needs " +
+                                               std::to_string(spec.byte_size) +
+                                               " bytes, more than fits in a response of at most " +
+                                               std::to_string(max_message_bytes) + " bytes"));
   }
   Status admitted = engine.Submit(
       std::move(prepared),

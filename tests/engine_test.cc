@@ -229,9 +229,9 @@ TEST(EngineTest, DrainFinishesQueuedWorkThenRefuses) {
   engine->Drain();
   EXPECT_EQ(completed.load(), 5);
   auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
-  EXPECT_EQ(engine->Submit(std::move(prepared).value(), Into(outputs[0]), {}, [](auto&, auto&) {})
-                .code(),
-            StatusCode::kUnavailable);
+  EXPECT_EQ(
+      engine->Submit(std::move(prepared).value(), Into(outputs[0]), {}, [](auto&, auto&) {}).code(),
+      StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -1,0 +1,220 @@
+// The GPU engine (label `gpu`): the GPU baseline attention and the cuBLASLt matmul (baseline
+// and tuned an1) against a double-precision reference on awkward shapes, with outputs poisoned
+// before every run; out-of-memory answered with RESOURCE_EXHAUSTED and the next request served.
+// Skipped, with the reason, where no GPU is usable.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "engine/engine.h"
+#include "engine/license/ed25519.h"
+#include "tests/engine_runner.h"
+#include "tests/reference.h"
+
+namespace an1 {
+namespace {
+
+using testing::AttentionCase;
+
+double Tolerance(DType d) {
+  return d == DType::kFloat32 ? 1e-5 : d == DType::kFloat16 ? 2e-3 : 1e-2;
+}
+
+struct Encoded {
+  std::vector<std::byte> bytes;
+  std::vector<float> values;
+};
+
+Encoded Encode(std::size_t n, DType dtype, std::mt19937_64& rng) {
+  Encoded e;
+  std::vector<float> raw = testing::RandomFloats(n, rng);
+  e.bytes.resize(n * DTypeSize(dtype));
+  ConvertFromFloat(dtype, raw.data(), n, e.bytes.data());
+  e.values.resize(n);
+  ConvertToFloat(dtype, e.bytes.data(), n, e.values.data());
+  return e;
+}
+
+std::vector<float> Decode(const std::vector<std::byte>& bytes, DType dtype) {
+  std::vector<float> out(bytes.size() / DTypeSize(dtype));
+  ConvertToFloat(dtype, bytes.data(), out.size(), out.data());
+  return out;
+}
+
+// One engine for the suite: on the GPU, with a license (from a key made here) for an1 matmul.
+class GpuEngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const kernels::GpuDiscovery gpus = kernels::DiscoverGpus();
+    if (gpus.devices.empty()) {
+      skip_reason_ = new std::string("no usable GPU: " + gpus.reason);
+      return;
+    }
+    const license::Ed25519Seed seed = *license::Ed25519GenerateSeed();
+    license::LicenseClaims claims;
+    claims.license_id = "GPU-TEST";
+    claims.licensee = "tests";
+    claims.not_before = 0;
+    claims.expires_at = int64_t{1} << 40;
+    claims.features = {"an1"};
+    claims.key_id = "test";
+    EngineOptions options;
+    options.limits.max_tensor_bytes = std::size_t{4} << 30;
+    options.license.token = *license::IssueToken(claims, seed);
+    options.license.trusted_keys = {{"test", *license::Ed25519PublicKeyOf(seed)}};
+    auto engine = Engine::Create(options);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = engine->release();
+  }
+  static void TearDownTestSuite() {
+    delete engine_;
+    engine_ = nullptr;
+  }
+  void SetUp() override {
+    if (skip_reason_) GTEST_SKIP() << *skip_reason_;
+    ASSERT_TRUE(engine_->Info().gpu_mode) << engine_->Info().mode_reason;
+  }
+
+  static inline Engine* engine_ = nullptr;
+  static inline std::string* skip_reason_ = nullptr;
+};
+
+TEST_F(GpuEngineTest, BaselineAttentionMatchesReference) {
+  const std::vector<AttentionCase> shapes = {
+      {1, 1, 1, 1, 1, 8},
+      {1, 1, 1, 1, 31, 64},
+      {2, 4, 2, 37, 53, 64},
+      {1, 3, 1, 53, 37, 16},
+      {3, 2, 2, 17, 17, 128},
+      {1, 2, 1, 33, 1, 128},
+      {2, 8, 2, 129, 257, 128},
+      // Key lengths divisible by 4 take the softmax's vectorized paths: registers up to 512 and
+      // 2048 keys, two passes beyond.
+      {1, 2, 1, 7, 64, 32},
+      {1, 2, 2, 33, 1028, 64},
+      {1, 1, 1, 5, 2052, 16},
+  };
+  std::mt19937_64 rng(11);
+  for (const AttentionCase& c : shapes) {
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      for (bool causal : {true, false}) {
+        const std::size_t q_n = c.batch * c.heads * c.q_len * c.head_dim;
+        const std::size_t kv_n = c.batch * c.kv_heads * c.kv_len * c.head_dim;
+        Encoded q = Encode(q_n, dtype, rng), k = Encode(kv_n, dtype, rng),
+                v = Encode(kv_n, dtype, rng);
+        AttentionInputs in{{dtype, {c.batch, c.heads, c.q_len, c.head_dim}, q.bytes},
+                           {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, k.bytes},
+                           {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, v.bytes},
+                           causal,
+                           0.3f};
+        std::vector<std::byte> out;
+        auto run = testing::RunToCompletion(
+            *engine_, engine_->PrepareAttention(in, BackendKind::kBaseline), &out);
+        ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+        EXPECT_EQ(run.report.device.rfind("cuda:", 0), 0u);
+        EXPECT_GT(run.report.compute_seconds, 0);
+        const std::vector<float> got = Decode(out, dtype);
+        for (float x : got) ASSERT_FALSE(std::isnan(x)) << "unwritten or NaN output";
+        const double err = testing::RelativeError(
+            got, testing::ReferenceAttention(c, q.values, k.values, v.values, causal, 0.3));
+        EXPECT_LE(err, Tolerance(dtype))
+            << DTypeName(dtype) << " causal=" << causal << " B" << c.batch << " H" << c.heads
+            << " Hkv" << c.kv_heads << " Sq" << c.q_len << " Sk" << c.kv_len << " D" << c.head_dim;
+      }
+    }
+  }
+}
+
+TEST_F(GpuEngineTest, AutoAttentionRunsTheBaselineAndSaysWhy) {
+  std::vector<std::byte> bytes(4 * 8 * 2);
+  std::mt19937_64 rng(3);
+  Encoded x = Encode(32, DType::kFloat16, rng);
+  AttentionInputs in{{DType::kFloat16, {1, 1, 4, 8}, x.bytes},
+                     {DType::kFloat16, {1, 1, 4, 8}, x.bytes},
+                     {DType::kFloat16, {1, 1, 4, 8}, x.bytes},
+                     true,
+                     {}};
+  auto prepared = engine_->PrepareAttention(in, BackendKind::kAuto);
+  ASSERT_TRUE(prepared.ok());
+  EXPECT_EQ(prepared->choice.kind, BackendKind::kBaseline);
+  EXPECT_NE(prepared->choice.reason.find("fused attention kernel"), std::string::npos);
+}
+
+TEST_F(GpuEngineTest, MatmulMatchesReferenceOnBothBackends) {
+  const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {
+      {{1, 1}, {1, 1}},        {{17, 29}, {29, 11}},          {{3, 1, 17, 29}, {5, 29, 11}},
+      {{2, 3, 1, 7}, {7, 19}}, {{1, 5}, {4, 1, 5, 3}},        {{6, 33, 1}, {6, 1, 31}},
+      {{257, 131}, {131, 67}}, {{4, 128, 256}, {4, 256, 64}},
+  };
+  std::mt19937_64 rng(5);
+  for (const auto& [a_shape, b_shape] : shapes) {
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      for (BackendKind backend : {BackendKind::kBaseline, BackendKind::kAn1}) {
+        std::size_t a_n = 1, b_n = 1;
+        for (int64_t d : a_shape) a_n *= d;
+        for (int64_t d : b_shape) b_n *= d;
+        Encoded a = Encode(a_n, dtype, rng), b = Encode(b_n, dtype, rng);
+        TensorView av{dtype, a_shape, a.bytes}, bv{dtype, b_shape, b.bytes};
+        std::vector<std::byte> out;
+        auto run =
+            testing::RunToCompletion(*engine_, engine_->PrepareMatmul(av, bv, backend), &out);
+        ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+        EXPECT_EQ(run.report.backend, backend);
+        std::vector<int64_t> shape;
+        const auto want = testing::ReferenceMatmul(a_shape, a.values, b_shape, b.values, &shape);
+        const std::vector<float> got = Decode(out, dtype);
+        for (float x : got) ASSERT_FALSE(std::isnan(x)) << "unwritten or NaN output";
+        EXPECT_LE(testing::RelativeError(got, want), Tolerance(dtype))
+            << DTypeName(dtype) << " " << ShapeToString(a_shape) << " @ " << ShapeToString(b_shape)
+            << " on " << BackendKindName(backend);
+      }
+    }
+  }
+}
+
+TEST_F(GpuEngineTest, Tf32OnlyWhenAsked) {
+  std::mt19937_64 rng(9);
+  Encoded a = Encode(512 * 512, DType::kFloat32, rng), b = Encode(512 * 512, DType::kFloat32, rng);
+  TensorView av{DType::kFloat32, {512, 512}, a.bytes}, bv{DType::kFloat32, {512, 512}, b.bytes};
+  std::vector<int64_t> shape;
+  const auto want = testing::ReferenceMatmul({512, 512}, a.values, {512, 512}, b.values, &shape);
+  std::vector<std::byte> out;
+  auto exact =
+      testing::RunToCompletion(*engine_, engine_->PrepareMatmul(av, bv, BackendKind::kAn1), &out);
+  ASSERT_TRUE(exact.status.ok());
+  EXPECT_LE(testing::RelativeError(Decode(out, DType::kFloat32), want), 1e-5);
+  auto tf32 = testing::RunToCompletion(
+      *engine_, engine_->PrepareMatmul(av, bv, BackendKind::kAn1, /*allow_tf32=*/true), &out);
+  ASSERT_TRUE(tf32.status.ok());
+  EXPECT_LE(testing::RelativeError(Decode(out, DType::kFloat32), want), 1e-2);
+}
+
+TEST_F(GpuEngineTest, OutOfMemoryIsResourceExhaustedAndTheNextRequestSucceeds) {
+  // 512 heads x 8192^2 fp32 scores = 128 GiB: more than any single GPU here holds.
+  const int64_t heads = 512, len = 8192, dim = 16;
+  std::vector<std::byte> q(heads * len * dim * 2, std::byte{0x3c});  // fp16 1.0
+  AttentionInputs in{{DType::kFloat16, {1, heads, len, dim}, q},
+                     {DType::kFloat16, {1, heads, len, dim}, q},
+                     {DType::kFloat16, {1, heads, len, dim}, q},
+                     false,
+                     {}};
+  std::vector<std::byte> out;
+  auto huge = testing::RunToCompletion(*engine_,
+                                       engine_->PrepareAttention(in, BackendKind::kBaseline), &out);
+  EXPECT_EQ(huge.status.code(), StatusCode::kResourceExhausted) << huge.status.ToString();
+  EXPECT_TRUE(engine_->Healthy());
+
+  std::mt19937_64 rng(1);
+  Encoded x = Encode(2 * 64 * 64, DType::kFloat16, rng);
+  AttentionInputs small{{DType::kFloat16, {1, 2, 64, 64}, x.bytes},
+                        {DType::kFloat16, {1, 2, 64, 64}, x.bytes},
+                        {DType::kFloat16, {1, 2, 64, 64}, x.bytes},
+                        true,
+                        {}};
+  auto next = testing::RunToCompletion(
+      *engine_, engine_->PrepareAttention(small, BackendKind::kBaseline), &out);
+  EXPECT_TRUE(next.status.ok()) << next.status.ToString();
+}
+
+}  // namespace
+}  // namespace an1
