@@ -1,9 +1,12 @@
 // an1: the command-line client of AN1 Engine (DESIGN.md §3). Exit status 0 on success; on error
 // the server's status code and message go to stderr and the exit status is 1 (2 for bad usage).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <random>
@@ -13,6 +16,7 @@
 #include "client/client.h"
 #include "client/elements.h"
 #include "client/npy.h"
+#include "client/shared_memory.h"
 
 namespace {
 
@@ -146,6 +150,58 @@ int PrintResult(const CallResult& result, const std::string& out_path) {
   return 0;
 }
 
+// --transport shm: the inputs and the output share one region; returns it (null on error).
+std::unique_ptr<an1::client::SharedRegion> MoveIntoRegion(
+    Client& client, const std::vector<HostTensor*>& inputs, std::size_t output_bytes,
+    std::optional<v1::RegionRef>* output_region) {
+  std::size_t total = output_bytes;
+  for (const HostTensor* t : inputs) total += t->bytes.size();
+  std::string error;
+  auto region = an1::client::SharedRegion::Create(client, total, &error);
+  if (!region) {
+    std::cerr << "error: " << error << "\n";
+    return nullptr;
+  }
+  std::size_t offset = 0;
+  for (HostTensor* t : inputs) {
+    std::memcpy(region->data() + offset, t->bytes.data(), t->bytes.size());
+    t->region = region->Ref(offset, t->bytes.size());
+    offset += t->bytes.size();
+    t->bytes.clear();
+  }
+  *output_region = region->Ref(offset, output_bytes);
+  return region;
+}
+
+// Copies an output the server wrote into the region back into `result` for printing.
+void TakeOutputFromRegion(an1::client::SharedRegion& region, CallResult* result) {
+  if (!result->output.region) return;
+  const v1::RegionRef& ref = *result->output.region;
+  const std::size_t bytes = an1::client::WireDTypeSize(result->output.dtype) * [&] {
+    std::size_t n = 1;
+    for (int64_t d : result->output.shape) n *= d;
+    return n;
+  }();
+  result->output.bytes.assign(reinterpret_cast<const char*>(region.data()) + ref.offset(), bytes);
+}
+
+// Bytes of a @ b for NumPy-broadcast batch dimensions (shapes are validated by the server).
+std::size_t MatmulOutputBytes(const HostTensor& a, const HostTensor& b) {
+  if (a.shape.size() < 2 || b.shape.size() < 2) return 0;
+  std::size_t n =
+      an1::client::WireDTypeSize(a.dtype) * a.shape[a.shape.size() - 2] * b.shape.back();
+  const std::size_t rank = std::max(a.shape.size(), b.shape.size()) - 2;
+  for (std::size_t i = 0; i < rank; ++i) {
+    const std::size_t ai =
+        i + a.shape.size() - 2 >= rank ? i + a.shape.size() - 2 - rank : SIZE_MAX;
+    const std::size_t bi =
+        i + b.shape.size() - 2 >= rank ? i + b.shape.size() - 2 - rank : SIZE_MAX;
+    const int64_t da = ai == SIZE_MAX ? 1 : a.shape[ai], db = bi == SIZE_MAX ? 1 : b.shape[bi];
+    n *= static_cast<std::size_t>(std::max(da, db));
+  }
+  return n;
+}
+
 const std::map<std::string, v1::DType> kDTypes = {
     {"fp16", v1::DTYPE_FP16}, {"bf16", v1::DTYPE_BF16}, {"fp32", v1::DTYPE_FP32}};
 const std::map<std::string, v1::Backend> kBackends = {
@@ -231,8 +287,20 @@ int Run(int argc, char** argv) {
   matmul->add_option("--a", a_path, "a from a .npy file");
   matmul->add_option("--b", b_path, "b from a .npy file");
 
+  std::string transport = "inline";
+  for (CLI::App* cmd : {attention, matmul}) {
+    cmd->add_option("--transport", transport,
+                    "inline (tensors in the messages) or shm (POSIX shared memory, same host)")
+        ->check(CLI::IsMember({"inline", "shm", "cuda-ipc"}))
+        ->capture_default_str();
+  }
+
   CLI11_PARSE(app, argc, argv);
+  if (transport == "cuda-ipc") {
+    return UsageError("--transport cuda-ipc is not supported by this client yet; use shm");
+  }
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  options.client_id = "an1-cli-" + std::to_string(getpid());
   Client client(options);
 
   if (app.got_subcommand("health")) {
@@ -302,9 +370,16 @@ int Run(int argc, char** argv) {
     args.backend = backend;
     args.causal = causal;
     args.scale = scale;
+    std::unique_ptr<an1::client::SharedRegion> region;
+    if (transport == "shm") {
+      const std::size_t out_bytes = args.q.bytes.size();
+      region = MoveIntoRegion(client, {&args.q, &args.k, &args.v}, out_bytes, &args.output_region);
+      if (!region) return 1;
+    }
     CallResult result;
     grpc::Status status = client.Attention(std::move(args), &result);
     if (!status.ok()) return ReportRpcError(status);
+    if (region) TakeOutputFromRegion(*region, &result);
     return PrintResult(result, out_path);
   }
 
@@ -320,9 +395,16 @@ int Run(int argc, char** argv) {
     }
     args.backend = backend;
     args.allow_tf32 = allow_tf32;
+    std::unique_ptr<an1::client::SharedRegion> region;
+    if (transport == "shm") {
+      region = MoveIntoRegion(client, {&args.a, &args.b}, MatmulOutputBytes(args.a, args.b),
+                              &args.output_region);
+      if (!region) return 1;
+    }
     CallResult result;
     grpc::Status status = client.Matmul(std::move(args), &result);
     if (!status.ok()) return ReportRpcError(status);
+    if (region) TakeOutputFromRegion(*region, &result);
     return PrintResult(result, out_path);
   }
   return UsageError("unknown subcommand");

@@ -6,13 +6,22 @@ namespace {
 void ToWire(HostTensor&& host, v1::Tensor* wire) {
   wire->set_dtype(host.dtype);
   for (int64_t d : host.shape) wire->add_shape(d);
-  *wire->mutable_inline_data() = std::move(host.bytes);  // no copy of the tensor bytes
+  if (host.region) {
+    *wire->mutable_region() = *host.region;
+  } else {
+    *wire->mutable_inline_data() = std::move(host.bytes);  // no copy of the tensor bytes
+  }
 }
 
 void FromWire(v1::Tensor* wire, HostTensor* host) {
   host->dtype = wire->dtype();
   host->shape.assign(wire->shape().begin(), wire->shape().end());
-  host->bytes = std::move(*wire->mutable_inline_data());
+  if (wire->has_region()) {
+    host->region = wire->region();
+    host->bytes.clear();
+  } else {
+    host->bytes = std::move(*wire->mutable_inline_data());
+  }
 }
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
@@ -46,6 +55,46 @@ void Client::Prepare(grpc::ClientContext* context) const {
   if (options_.timeout.count() > 0) {
     context->set_deadline(std::chrono::system_clock::now() + options_.timeout);
   }
+  if (!options_.client_id.empty()) context->AddMetadata("an1-client-id", options_.client_id);
+}
+
+grpc::Status Client::RegisterSystemSharedMemory(const std::string& name, const std::string& key,
+                                                uint64_t offset, uint64_t byte_size) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::RegisterSystemSharedMemoryRequest request;
+  request.set_name(name);
+  request.set_key(key);
+  request.set_offset(offset);
+  request.set_byte_size(byte_size);
+  v1::RegisterSharedMemoryResponse response;
+  return stub_->RegisterSystemSharedMemory(&context, request, &response);
+}
+
+grpc::Status Client::UnregisterSharedMemory(const std::string& name) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::UnregisterSharedMemoryRequest request;
+  request.set_name(name);
+  v1::UnregisterSharedMemoryResponse response;
+  return stub_->UnregisterSharedMemory(&context, request, &response);
+}
+
+grpc::Status Client::UnregisterAllSharedMemory(uint32_t* unregistered) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::UnregisterSharedMemoryRequest request;
+  request.set_all(true);
+  v1::UnregisterSharedMemoryResponse response;
+  grpc::Status status = stub_->UnregisterSharedMemory(&context, request, &response);
+  *unregistered = response.unregistered();
+  return status;
+}
+
+grpc::Status Client::ListSharedMemory(v1::ListSharedMemoryResponse* regions) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  return stub_->ListSharedMemory(&context, v1::ListSharedMemoryRequest(), regions);
 }
 
 grpc::Status Client::Health(bool* serving) {
@@ -73,6 +122,7 @@ grpc::Status Client::Attention(AttentionArgs args, CallResult* result) {
   request.set_backend(args.backend);
   if (args.causal) request.set_causal(*args.causal);
   if (args.scale) request.set_scale(*args.scale);
+  if (args.output_region) *request.mutable_output()->mutable_region() = *args.output_region;
   grpc::ClientContext context;
   Prepare(&context);
   v1::AttentionResponse response;
@@ -91,6 +141,7 @@ grpc::Status Client::Matmul(MatmulArgs args, CallResult* result) {
   ToWire(std::move(args.b), request.mutable_b());
   request.set_backend(args.backend);
   request.set_allow_tf32(args.allow_tf32);
+  if (args.output_region) *request.mutable_output()->mutable_region() = *args.output_region;
   grpc::ClientContext context;
   Prepare(&context);
   v1::MatmulResponse response;

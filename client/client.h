@@ -19,11 +19,13 @@
 
 namespace an1::client {
 
-// A tensor held in host memory: row-major, little-endian elements of `dtype`.
+// A tensor: row-major, little-endian elements of `dtype`, either held here (`bytes`) or in a
+// shared memory region registered with the server (`region`; then `bytes` is unused).
 struct HostTensor {
   v1::DType dtype = v1::DTYPE_FP32;
   std::vector<int64_t> shape;
   std::string bytes;
+  std::optional<v1::RegionRef> region;
 };
 
 struct ClientOptions {
@@ -32,23 +34,27 @@ struct ClientOptions {
   int max_message_bytes = 1 << 30;
   // Per-call deadline; zero means none.
   std::chrono::milliseconds timeout{0};
+  // Sent as `an1-client-id` metadata: shared memory regions belong to this id.
+  std::string client_id;
 };
 
 struct AttentionArgs {
   HostTensor q, k, v;  // moved into the request
   v1::Backend backend = v1::BACKEND_AUTO;
-  std::optional<bool> causal;  // server default: true
-  std::optional<float> scale;  // server default: 1/sqrt(head_dim)
+  std::optional<bool> causal;                  // server default: true
+  std::optional<float> scale;                  // server default: 1/sqrt(head_dim)
+  std::optional<v1::RegionRef> output_region;  // write the output there instead of inline
 };
 
 struct MatmulArgs {
   HostTensor a, b;
   v1::Backend backend = v1::BACKEND_AUTO;
   bool allow_tf32 = false;  // fp32 operands may be rounded to TF32 on the GPU
+  std::optional<v1::RegionRef> output_region;
 };
 
 struct CallResult {
-  HostTensor output;
+  HostTensor output;  // with `region` set and no bytes when the output went to a region
   v1::ExecutionInfo info;
   double round_trip_seconds = 0;  // measured by the client, serialization included
 };
@@ -62,6 +68,13 @@ class Client {
   grpc::Status Info(v1::GetServerInfoResponse* info);
   grpc::Status Attention(AttentionArgs args, CallResult* result);
   grpc::Status Matmul(MatmulArgs args, CallResult* result);
+
+  // Shared memory regions of this client (ClientOptions::client_id).
+  grpc::Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
+                                          uint64_t offset, uint64_t byte_size);
+  grpc::Status UnregisterSharedMemory(const std::string& name);
+  grpc::Status UnregisterAllSharedMemory(uint32_t* unregistered);
+  grpc::Status ListSharedMemory(v1::ListSharedMemoryResponse* regions);
 
  private:
   void Prepare(grpc::ClientContext* context) const;

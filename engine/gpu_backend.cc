@@ -122,10 +122,14 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
                            "download");
   }
   if (status.ok()) status = gpu.CheckCuda(cudaEventRecord(slot.events[3], slot.stream), "record");
-  if (gpu.healthy()) {
-    cudaFreeAsync(device, slot.stream);
-    const Status synced = gpu.CheckCuda(cudaStreamSynchronize(slot.stream), "the request's work");
-    if (status.ok()) status = synced;
+  cudaFreeAsync(device, slot.stream);
+  // Always wait: even when another request's fault took the device out of service meanwhile,
+  // this request's staging must not be read before its own work is over.
+  const Status synced = gpu.CheckCuda(cudaStreamSynchronize(slot.stream), "the request's work");
+  if (status.ok()) status = synced;
+  if (status.ok() && !gpu.healthy()) {
+    status = UnavailableError("GPU cuda:" + std::to_string(gpu.index()) +
+                              " failed during the request and is out of service");
   }
   if (!status.ok()) return status;
 
@@ -294,6 +298,9 @@ Status GpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
       score_elements > (uint64_t{1} << 40)) {
     return ResourceExhaustedError("the baseline's score matrix would not fit in GPU memory");
   }
+  if (d.batch * d.kv_heads > INT32_MAX) {
+    return UnimplementedError("more than 2^31 - 1 (batch x kv_heads) matrices in one call");
+  }
   const std::size_t scores_bytes = AlignUp(score_elements * 4);
   const std::size_t probs_bytes = score_elements * elem;
   const ElementType type = ToElementType(problem.dtype);
@@ -368,6 +375,9 @@ Status GpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a, c
   const int64_t outer = d.batch_count / inner;
   const bool a_steps = !d.a_batch.empty() && d.a_batch.back() != 1;
   const bool b_steps = !d.b_batch.empty() && d.b_batch.back() != 1;
+  if (inner > INT32_MAX) {
+    return UnimplementedError("more than 2^31 - 1 matrices in the last batch dimension");
+  }
 
   auto compute = [&](GpuContext::Slot& slot, const DeviceBuffers& buf) -> Status {
     // Row-major C = A B is column-major C^T = B^T A^T: the operands swap places.

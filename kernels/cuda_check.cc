@@ -31,9 +31,15 @@ KernelStatus FromCuda(cudaError_t error, const char* what) {
     cudaGetLastError();  // not sticky: clear it so that the next call starts clean
     return KernelStatus::Error(KernelStatus::Kind::kOutOfMemory, message);
   }
-  if (IsStickyCudaError(error))
+  if (IsStickyCudaError(error)) {
     return KernelStatus::Error(KernelStatus::Kind::kDeviceFault, message);
+  }
   cudaGetLastError();
+  // Errors missing from the list above: a context that still fails a trivial call after the
+  // error was cleared is broken for good.
+  if (cudaFree(nullptr) != cudaSuccess) {
+    return KernelStatus::Error(KernelStatus::Kind::kDeviceFault, message);
+  }
   return KernelStatus::Error(KernelStatus::Kind::kInternal, message);
 }
 

@@ -24,13 +24,23 @@ cudaDataType_t CudaType(ElementType t) {
   return CUDA_R_32F;
 }
 
-std::string PlanKey(const GemmProblem& p, AlgoPolicy policy) {
+// The largest power of two (up to 256) that divides the address: plans are chosen for it.
+uint32_t Alignment(const void* pointer) {
+  const auto address = reinterpret_cast<uintptr_t>(pointer);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
+
+std::string PlanKey(const GemmProblem& p, AlgoPolicy policy, uint32_t align_a, uint32_t align_b,
+                    uint32_t align_c) {
   char key[256];
-  std::snprintf(key, sizeof(key), "%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld,%lld,%lld|%d|%d%d%d|%d",
+  std::snprintf(key, sizeof(key),
+                "%d%d|%lld,%lld,%lld|%lld,%lld,%lld|%lld,%lld,%lld|%d|%d%d%d|%d|%u,%u,%u",
                 p.transpose_a, p.transpose_b, (long long)p.m, (long long)p.n, (long long)p.k,
                 (long long)p.lda, (long long)p.ldb, (long long)p.ldc, (long long)p.stride_a,
                 (long long)p.stride_b, (long long)p.stride_c, p.batch, (int)p.ab_type,
-                (int)p.c_type, p.allow_tf32, (int)policy);
+                (int)p.c_type, p.allow_tf32, (int)policy, align_a, align_b, align_c);
   return key;
 }
 
@@ -85,7 +95,10 @@ KernelStatus GemmRunner::Launch(const Plan& plan, const cublasLtMatmulAlgo_t& al
                    &algo, workspace, kGemmWorkspaceBytes, stream);
   if (s == CUBLAS_STATUS_SUCCESS) return KernelStatus::Ok();
   if (s == CUBLAS_STATUS_EXECUTION_FAILED) {
-    return FromCuda(cudaGetLastError(), "cublasLtMatmul execution");
+    // cuBLASLt may have consumed the CUDA error already: never report such a failure as OK.
+    KernelStatus cuda = FromCuda(cudaGetLastError(), "cublasLtMatmul execution");
+    if (!cuda.ok()) return cuda;
+    return KernelStatus::Error(KernelStatus::Kind::kInternal, "cublasLtMatmul execution failed");
   }
   return KernelStatus::Error(KernelStatus::Kind::kInternal,
                              std::string("cublasLtMatmul: ") + api_->GetStatusString(s));
@@ -135,6 +148,16 @@ KernelStatus GemmRunner::BuildPlan(const GemmProblem& p, const void* a, const vo
   const uint64_t workspace_bytes = kGemmWorkspaceBytes;
   api_->MatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                      &workspace_bytes, sizeof(workspace_bytes));
+  // The plan is reused for every pointer with the same alignment (part of the plan key).
+  const uint32_t align_a = Alignment(a), align_b = Alignment(b), align_c = Alignment(c);
+  api_->MatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                     &align_a, sizeof(align_a));
+  api_->MatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                     &align_b, sizeof(align_b));
+  api_->MatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                     &align_c, sizeof(align_c));
+  api_->MatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                     &align_c, sizeof(align_c));
   const int wanted = policy == AlgoPolicy::kTunedFastest ? kTuningCandidates : 1;
   std::vector<cublasLtMatmulHeuristicResult_t> results(wanted);
   int found = 0;
@@ -190,7 +213,7 @@ KernelStatus GemmRunner::BuildPlan(const GemmProblem& p, const void* a, const vo
 
 KernelStatus GemmRunner::Run(const GemmProblem& p, const void* a, const void* b, void* c,
                              AlgoPolicy policy, void* workspace, cudaStream_t stream) {
-  const std::string key = PlanKey(p, policy);
+  const std::string key = PlanKey(p, policy, Alignment(a), Alignment(b), Alignment(c));
   std::shared_ptr<Plan> plan;
   {
     std::lock_guard lock(mutex_);

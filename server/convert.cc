@@ -67,8 +67,7 @@ StatusOr<TensorView> ToTensorView(const char* name, bool present, const v1::Tens
       return view;
     }
     case v1::Tensor::kRegion:
-      return UnimplementedError(n + " refers to a shared region; this server accepts inline " +
-                                "tensors only");
+      return view;  // `data` stays empty: the service reads the region (shared_memory.h)
     case v1::Tensor::DATA_NOT_SET:
       break;
   }
@@ -112,13 +111,6 @@ v1::DType ToProtoDType(DType dtype) {
       return v1::DTYPE_FP32;
   }
   return v1::DTYPE_UNSPECIFIED;
-}
-
-Status CheckOutputPlacement(bool present, const v1::OutputPlacement& placement) {
-  if (present && placement.has_region()) {
-    return UnimplementedError("output into a shared region is not supported by this server yet");
-  }
-  return OkStatus();
 }
 
 void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info) {

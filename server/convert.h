@@ -20,17 +20,15 @@ grpc::Status ToGrpcStatus(const Status& status);
 inline constexpr int kMaxWireRank = 32;
 
 // Reads a request tensor as a view into the message's bytes. `name` ("q", "a", ...) appears in
-// error messages. Errors: INVALID_ARGUMENT for a missing tensor, an unknown dtype or no data;
-// UNIMPLEMENTED for tensors in shared regions, which this server does not support yet.
+// error messages. Errors: INVALID_ARGUMENT for a missing tensor, an unknown dtype, too many
+// dimensions or no data. For a tensor in a shared region the view's data is left empty: the
+// service reads the region.
 StatusOr<TensorView> ToTensorView(const char* name, bool present, const v1::Tensor& tensor);
 
 // Errors: INVALID_ARGUMENT for values outside the enum.
 StatusOr<BackendKind> ToBackendKind(v1::Backend backend);
 v1::Backend ToProtoBackend(BackendKind kind);
 v1::DType ToProtoDType(DType dtype);
-
-// Errors: UNIMPLEMENTED when the request directs its output into a shared region.
-Status CheckOutputPlacement(bool present, const v1::OutputPlacement& placement);
 
 void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info);
 void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,

@@ -122,6 +122,17 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
   app.add_flag("--no-gpu", options.engine.disable_gpu, "Serve on the CPU even if a GPU is present");
+  bool no_shared_memory = false;
+  app.add_flag("--no-shared-memory", no_shared_memory,
+               "Refuse client shared memory regions (tensors must be inline)");
+  app.add_option("--max-regions-per-client", options.shared_memory.max_regions_per_client,
+                 "Shared memory regions one client may register")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--max-region-bytes", options.shared_memory.max_total_bytes,
+                 "Registered shared memory bytes, all clients together")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--shutdown-grace-seconds", grace_seconds,
                  "On SIGTERM/SIGINT, how long calls in flight may take to finish")
       ->check(CLI::NonNegativeNumber)
@@ -148,6 +159,7 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   }
   options.engine.default_policy = *policy;
   options.engine.limits.max_tensor_bytes = max_tensor_bytes;
+  options.shared_memory.enabled = !no_shared_memory;
   options.engine.license = LoadLicense(license_file);
   options.engine.license.trusted_keys = trusted_keys;
 

@@ -34,8 +34,10 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     if (!port.ok()) return port.status();
     server->metrics_port_ = *port;
   }
-  server->service_ = std::make_unique<An1Service>(server->engine_.get(), server->metrics_.get(),
-                                                  static_cast<uint64_t>(options.max_message_bytes));
+  server->regions_ = std::make_unique<RegionRegistry>(options.shared_memory);
+  server->service_ = std::make_unique<An1Service>(
+      CallEnvironment{server->engine_.get(), server->metrics_.get(), server->regions_.get(),
+                      static_cast<uint64_t>(options.max_message_bytes)});
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {
@@ -72,6 +74,7 @@ void An1Server::Shutdown(std::chrono::milliseconds grace) {
       grpc_server_->Wait();
     }
     if (engine_ != nullptr) engine_->Drain();
+    if (regions_ != nullptr) regions_->Clear();  // every region's descriptor closed
   });
 }
 

@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/shared_memory.h"
 
 namespace an1::server {
 
@@ -25,6 +26,7 @@ struct ServerOptions {
   // S=2048, D=128 (384 MiB of q, k and v); gRPC caps it at 2 GiB - 1.
   int max_message_bytes = 1 << 30;
   EngineOptions engine;
+  SharedMemoryOptions shared_memory;
 };
 
 class An1Server {
@@ -48,6 +50,7 @@ class An1Server {
   // Declaration order is destruction order in reverse: the gRPC server goes first, the engine last.
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<RegionRegistry> regions_;
   std::unique_ptr<An1Service> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

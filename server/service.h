@@ -1,21 +1,18 @@
 // The an1.v1.An1 gRPC service on the callback API.
 //
-// Handlers validate and enqueue, never block: a reactor per call carries the request to the
-// engine, whose executor thread finishes the call. Thread-safe; the engine and the metrics must
-// outlive the service.
+// Handlers validate and enqueue, never wait on the engine: an EngineCall reactor per Attention
+// or Matmul call carries the request to the engine, whose executor thread finishes the call.
+// Thread-safe; everything in the CallEnvironment must outlive the service.
 #pragma once
 
-#include <cstdint>
-
 #include "an1/v1/an1.grpc.pb.h"
-#include "engine/engine.h"
-#include "server/metrics.h"
+#include "server/engine_call.h"
 
 namespace an1::server {
 
 class An1Service final : public v1::An1::CallbackService {
  public:
-  An1Service(Engine* engine, ServerMetrics* metrics, uint64_t max_message_bytes);
+  explicit An1Service(const CallEnvironment& env) : env_(env) {}
 
   grpc::ServerUnaryReactor* Attention(grpc::CallbackServerContext* context,
                                       const v1::AttentionRequest* request,
@@ -26,11 +23,23 @@ class An1Service final : public v1::An1::CallbackService {
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
                                           const v1::GetServerInfoRequest* request,
                                           v1::GetServerInfoResponse* response) override;
+  grpc::ServerUnaryReactor* RegisterSystemSharedMemory(
+      grpc::CallbackServerContext* context, const v1::RegisterSystemSharedMemoryRequest* request,
+      v1::RegisterSharedMemoryResponse* response) override;
+  grpc::ServerUnaryReactor* UnregisterSharedMemory(
+      grpc::CallbackServerContext* context, const v1::UnregisterSharedMemoryRequest* request,
+      v1::UnregisterSharedMemoryResponse* response) override;
+  grpc::ServerUnaryReactor* ListSharedMemory(grpc::CallbackServerContext* context,
+                                             const v1::ListSharedMemoryRequest* request,
+                                             v1::ListSharedMemoryResponse* response) override;
 
  private:
-  Engine* engine_;
-  ServerMetrics* metrics_;
-  uint64_t max_message_bytes_;
+  // Finishes a quick RPC (no engine work) with `status`, recording its metrics.
+  grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, const char* rpc,
+                                      std::chrono::steady_clock::time_point started,
+                                      const Status& status);
+
+  CallEnvironment env_;
 };
 
 }  // namespace an1::server

@@ -140,6 +140,28 @@ def main():
             check(got.shape == (3, 5, 17, 11) and err <= tolerance,
                   f"matmul (3,1,17,29)@(5,29,11) {dtype}: rel err {err:.2e} <= {tolerance}")
 
+        # --transport shm: the same results through a shared memory region, nothing left behind.
+        def leftovers():
+            return [n for n in os.listdir("/dev/shm") if n.startswith("cli-")]
+        before = set(leftovers())
+        for name, extra in (("attention", ["--q", os.path.join(work, "q.npy"),
+                                           "--k", os.path.join(work, "k.npy"),
+                                           "--v", os.path.join(work, "v.npy")]),
+                            ("matmul", ["--a", os.path.join(work, "a.npy"),
+                                        "--b", os.path.join(work, "b.npy")])):
+            outs = {}
+            for transport in ("inline", "shm"):
+                outs[transport] = os.path.join(work, f"{name}-{transport}.npy")
+                r = run(opts.an1, ["--server", target, name, "--dtype", "fp32", "--transport",
+                                   transport, *extra, "--out", outs[transport]])
+                check(r.returncode == 0, f"{name} --transport {transport}: {r.stderr.strip()}")
+            check(os.path.exists(outs["shm"]) and
+                  np.array_equal(np.load(outs["inline"]), np.load(outs["shm"])),
+                  f"{name}: shm and inline transports give identical outputs")
+        r = run(opts.an1, ["--server", target, "attention", "--transport", "shm", "--backend", "an1"])
+        check(r.returncode != 0 and "FAILED_PRECONDITION" in r.stderr, "shm request error exits 1")
+        check(set(leftovers()) == before, "no shared memory object left in /dev/shm")
+
         r = run(opts.an1, ["--server", target, "attention", "--backend", "an1"])
         check(r.returncode != 0 and "FAILED_PRECONDITION" in r.stderr and "GPU" in r.stderr,
               "attention --backend an1 exits non-zero with the server's reason")

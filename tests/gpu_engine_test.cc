@@ -183,10 +183,17 @@ TEST_F(GpuEngineTest, Tf32OnlyWhenAsked) {
       testing::RunToCompletion(*engine_, engine_->PrepareMatmul(av, bv, BackendKind::kAn1), &out);
   ASSERT_TRUE(exact.status.ok());
   EXPECT_LE(testing::RelativeError(Decode(out, DType::kFloat32), want), 1e-5);
+  // Fresh inputs, so that a TF32 call that wrote nothing cannot pass on the previous result.
+  Encoded c = Encode(512 * 512, DType::kFloat32, rng), e = Encode(512 * 512, DType::kFloat32, rng);
+  TensorView cv{DType::kFloat32, {512, 512}, c.bytes}, ev{DType::kFloat32, {512, 512}, e.bytes};
+  const auto want_tf32 =
+      testing::ReferenceMatmul({512, 512}, c.values, {512, 512}, e.values, &shape);
   auto tf32 = testing::RunToCompletion(
-      *engine_, engine_->PrepareMatmul(av, bv, BackendKind::kAn1, /*allow_tf32=*/true), &out);
+      *engine_, engine_->PrepareMatmul(cv, ev, BackendKind::kAn1, /*allow_tf32=*/true), &out);
   ASSERT_TRUE(tf32.status.ok());
-  EXPECT_LE(testing::RelativeError(Decode(out, DType::kFloat32), want), 1e-2);
+  const double tf32_error = testing::RelativeError(Decode(out, DType::kFloat32), want_tf32);
+  EXPECT_LE(tf32_error, 1e-2);
+  EXPECT_GT(tf32_error, 1e-6) << "TF32 was asked for but the result is exact fp32";
 }
 
 TEST_F(GpuEngineTest, OutOfMemoryIsResourceExhaustedAndTheNextRequestSucceeds) {

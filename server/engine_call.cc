@@ -1,0 +1,165 @@
+#include "server/engine_call.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "server/convert.h"
+
+namespace an1::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Reserved for the response's fields besides the output bytes when checking the message limit.
+constexpr uint64_t kResponseOverheadBytes = 64 * 1024;
+
+std::string LowerCase(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+Clock::time_point SteadyDeadline(std::chrono::system_clock::time_point deadline) {
+  const auto now_system = std::chrono::system_clock::now();
+  if (deadline >= now_system + std::chrono::hours(24 * 365)) return Clock::time_point::max();
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(deadline - now_system);
+}
+
+}  // namespace
+
+std::string ClientId(const grpc::CallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  const auto it = metadata.find("an1-client-id");
+  if (it == metadata.end()) return "";
+  return std::string(it->second.data(), std::min<std::size_t>(it->second.size(), 256));
+}
+
+EngineCall::EngineCall(grpc::CallbackServerContext* context, const CallEnvironment& env,
+                       const char* rpc)
+    : env_(env), rpc_(rpc), client_(ClientId(context)), started_(Clock::now()) {
+  control_.deadline = SteadyDeadline(context->deadline());
+  control_.cancelled = std::make_shared<std::atomic<bool>>(false);
+  env_.metrics->in_flight().Increment();
+}
+
+StatusOr<TensorView> EngineCall::Input(const char* name, bool present, const v1::Tensor& tensor) {
+  StatusOr<TensorView> view = ToTensorView(name, present, tensor);
+  if (!view.ok() || tensor.data_case() != v1::Tensor::kRegion) {
+    if (view.ok()) bytes_in_ += view->data.size();
+    return view;
+  }
+  const v1::RegionRef& ref = tensor.region();
+  StatusOr<std::shared_ptr<Region>> region = env_.regions->Lease(client_, ref.region());
+  if (!region.ok()) return region.status();
+  if (ref.byte_size() > env_.engine->Info().limits.max_tensor_bytes) {
+    return ResourceExhaustedError(std::string(name) + " refers to " +
+                                  std::to_string(ref.byte_size()) +
+                                  " bytes, above this server's limit per tensor");
+  }
+  AN1_RETURN_IF_ERROR((*region)->CheckRange(ref.offset(), ref.byte_size()));
+  std::vector<std::byte>& buffer = buffers_.emplace_back(ref.byte_size());
+  AN1_RETURN_IF_ERROR((*region)->Read(ref.offset(), buffer));
+  leases_.push_back(*region);
+  transport_ = "shm";
+  bytes_in_ += buffer.size();
+  view->data = buffer;
+  return view;
+}
+
+Status EngineCall::SetOutputPlacement(bool present, const v1::OutputPlacement& placement) {
+  if (!present || !placement.has_region()) return OkStatus();
+  StatusOr<std::shared_ptr<Region>> region =
+      env_.regions->Lease(client_, placement.region().region());
+  if (!region.ok()) return region.status();
+  output_region_ = *region;
+  output_ref_ = placement.region();
+  return OkStatus();
+}
+
+Status EngineCall::CheckOutput(const TensorSpec& spec) {
+  if (output_region_) {
+    if (output_ref_.byte_size() < spec.byte_size) {
+      return InvalidArgumentError("the output region range has " +
+                                  std::to_string(output_ref_.byte_size()) +
+                                  " bytes; the output needs " + std::to_string(spec.byte_size));
+    }
+    return output_region_->CheckRange(output_ref_.offset(), spec.byte_size);
+  }
+  if (spec.byte_size + kResponseOverheadBytes > env_.max_message_bytes) {
+    return ResourceExhaustedError("the output needs " + std::to_string(spec.byte_size) +
+                                  " bytes, more than fits in a response of at most " +
+                                  std::to_string(env_.max_message_bytes) +
+                                  " bytes; direct it into a shared memory region");
+  }
+  return OkStatus();
+}
+
+StatusOr<std::span<std::byte>> EngineCall::AllocateOutput(const TensorSpec& spec) {
+  output_->set_dtype(ToProtoDType(spec.dtype));
+  for (int64_t dim : spec.shape) output_->add_shape(dim);
+  if (output_region_) {
+    output_buffer_.resize(spec.byte_size);
+    return std::span<std::byte>(output_buffer_);
+  }
+  std::string* bytes = output_->mutable_inline_data();
+  bytes->resize(spec.byte_size);
+  return std::span(reinterpret_cast<std::byte*>(bytes->data()), bytes->size());
+}
+
+template <typename Prepared>
+void EngineCall::Submit(Prepared prepared, v1::Tensor* output, v1::ExecutionInfo* info) {
+  output_ = output;
+  info_ = info;
+  // Checked before admission, so that a result with nowhere to go is refused at once.
+  if (Status placed = CheckOutput(prepared.problem.output); !placed.ok()) return Reject(placed);
+  env_.metrics->RecordBytes(transport_, "in", static_cast<double>(bytes_in_));
+  Status admitted = env_.engine->Submit(
+      std::move(prepared), [this](const TensorSpec& spec) { return AllocateOutput(spec); },
+      control_,
+      [this](const Status& status, const ExecutionReport& report) { Complete(status, report); });
+  if (!admitted.ok()) Reject(admitted);
+}
+
+template void EngineCall::Submit(PreparedAttention, v1::Tensor*, v1::ExecutionInfo*);
+template void EngineCall::Submit(PreparedMatmul, v1::Tensor*, v1::ExecutionInfo*);
+
+void EngineCall::Reject(const Status& status) {
+  env_.metrics->RecordRejection(LowerCase(StatusCodeName(status.code())));
+  FinishWith(status, "none");
+}
+
+void EngineCall::Complete(Status status, const ExecutionReport& report) {
+  if (status.ok() && output_region_) {
+    status = output_region_->Write(output_ref_.offset(), output_buffer_);
+    if (status.ok()) *output_->mutable_region() = output_ref_;
+  }
+  const std::string backend(BackendKindName(report.backend));
+  if (status.ok()) {
+    FillExecutionInfo(report, info_);
+    env_.metrics->RecordBytes(output_region_ ? "shm" : "inline", "out",
+                              static_cast<double>(report.output_bytes));
+  }
+  if (status.code() == StatusCode::kCancelled || status.code() == StatusCode::kDeadlineExceeded) {
+    env_.metrics->RecordRejection(LowerCase(StatusCodeName(status.code())));
+  } else {
+    env_.metrics->RecordExecution(rpc_, backend, report.queue_seconds, report.compute_seconds);
+  }
+  FinishWith(status, backend);
+}
+
+void EngineCall::FinishWith(const Status& status, const std::string& backend) {
+  const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+  if (status.code() == StatusCode::kInternal) {
+    spdlog::error("{} failed: {}", rpc_, status.message());
+  } else if (!status.ok() && spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("{} -> {}", rpc_, status.ToString());
+  }
+  env_.metrics->RecordRequest(rpc_, backend, std::string(StatusCodeName(status.code())), seconds);
+  env_.metrics->in_flight().Decrement();
+  Finish(ToGrpcStatus(status));  // last use of `this`: OnDone may delete it from here on
+}
+
+}  // namespace an1::server

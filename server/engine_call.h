@@ -1,0 +1,80 @@
+// EngineCall: the reactor of one Attention or Matmul call, from arrival until gRPC reports it
+// done. It resolves the request's tensors (inline bytes, or regions read into buffers it owns,
+// holding a lease on each region), hands the request to the engine, places the output (inline
+// in the response, or written into a region) and finishes the call with metrics.
+//
+// Lifetime: created by the handler, deleted by OnDone after Finish. Finish is called exactly
+// once, from Reject (before the engine took the request) or from the engine's completion.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "an1/v1/an1.grpc.pb.h"
+#include "engine/engine.h"
+#include "server/metrics.h"
+#include "server/shared_memory.h"
+
+namespace an1::server {
+
+// What every call needs from the server; outlives the calls.
+struct CallEnvironment {
+  Engine* engine = nullptr;
+  ServerMetrics* metrics = nullptr;
+  RegionRegistry* regions = nullptr;
+  uint64_t max_message_bytes = 0;
+};
+
+// The `an1-client-id` metadata entry, empty when absent.
+std::string ClientId(const grpc::CallbackServerContext* context);
+
+class EngineCall final : public grpc::ServerUnaryReactor {
+ public:
+  EngineCall(grpc::CallbackServerContext* context, const CallEnvironment& env, const char* rpc);
+
+  void OnCancel() override { control_.cancelled->store(true); }
+  void OnDone() override { delete this; }
+
+  // A request tensor as a view: inline bytes stay in the request; a region's bytes are read into
+  // a buffer this call owns. Errors as in ToTensorView and Region::Read, NOT_FOUND for an unknown
+  // region, RESOURCE_EXHAUSTED for a region tensor above the tensor size limit.
+  StatusOr<TensorView> Input(const char* name, bool present, const v1::Tensor& tensor);
+  // Records where the output goes: a region (checked when the output size is known) or inline.
+  Status SetOutputPlacement(bool present, const v1::OutputPlacement& placement);
+
+  // Hands a prepared request to the engine; the reply follows when it is done. `output` and
+  // `info` belong to the response.
+  template <typename Prepared>
+  void Submit(Prepared prepared, v1::Tensor* output, v1::ExecutionInfo* info);
+
+  // Replies with an error before the engine ran anything.
+  void Reject(const Status& status);
+
+ private:
+  Status CheckOutput(const TensorSpec& spec);
+  StatusOr<std::span<std::byte>> AllocateOutput(const TensorSpec& spec);
+  void Complete(Status status, const ExecutionReport& report);
+  void FinishWith(const Status& status, const std::string& backend);
+
+  CallEnvironment env_;
+  const char* rpc_;
+  std::string client_;
+  std::chrono::steady_clock::time_point started_;
+  RequestControl control_;
+  std::string transport_ = "inline";  // "shm" once any tensor is in a region
+  uint64_t bytes_in_ = 0;
+
+  std::vector<std::shared_ptr<Region>> leases_;  // held until the call is done
+  std::vector<std::vector<std::byte>> buffers_;  // region inputs read for the engine
+  std::shared_ptr<Region> output_region_;
+  v1::RegionRef output_ref_;
+  std::vector<std::byte> output_buffer_;  // the result, before it is written to the region
+  v1::Tensor* output_ = nullptr;
+  v1::ExecutionInfo* info_ = nullptr;
+};
+
+}  // namespace an1::server

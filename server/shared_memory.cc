@@ -1,0 +1,198 @@
+#include "server/shared_memory.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace an1::server {
+namespace {
+
+constexpr std::size_t kMaxNameBytes = 128;
+constexpr std::size_t kMaxKeyBytes = 255;
+
+bool ValidName(const std::string& name) {
+  return !name.empty() && name.size() <= kMaxNameBytes &&
+         std::all_of(name.begin(), name.end(), [](unsigned char c) {
+           return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+         });
+}
+
+// A POSIX shared memory key: "/" then 1-254 characters without '/' or NUL.
+bool ValidKey(const std::string& key) {
+  return key.size() >= 2 && key.size() <= kMaxKeyBytes && key[0] == '/' &&
+         key.find('/', 1) == std::string::npos && key.find('\0') == std::string::npos &&
+         key != "/." && key != "/..";
+}
+
+}  // namespace
+
+Region::~Region() { close(fd_); }
+
+Status Region::CheckRange(uint64_t offset, uint64_t size) const {
+  // Overflow-safe: size > byte_size - offset, never offset + size > byte_size.
+  if (offset > byte_size_ || size > byte_size_ - offset) {
+    return InvalidArgumentError("bytes [" + std::to_string(offset) + ", +" + std::to_string(size) +
+                                ") are outside region '" + name_ + "' of " +
+                                std::to_string(byte_size_) + " bytes");
+  }
+  return CheckCurrentSize(offset, size);
+}
+
+Status Region::CheckCurrentSize(uint64_t offset, uint64_t size) const {
+  struct stat st {};
+  if (fstat(fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) < base_ + offset + size) {
+    return FailedPreconditionError("region '" + name_ +
+                                   "' is smaller than when it was registered (truncated?)");
+  }
+  return OkStatus();
+}
+
+Status Region::Read(uint64_t offset, std::span<std::byte> out) const {
+  AN1_RETURN_IF_ERROR(CheckRange(offset, out.size()));
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n =
+        pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(base_ + offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // the object shrank while we read: an error, never a SIGBUS
+      return FailedPreconditionError("region '" + name_ + "' could not be read (truncated?)");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return OkStatus();
+}
+
+Status Region::Write(uint64_t offset, std::span<const std::byte> in) const {
+  AN1_RETURN_IF_ERROR(CheckRange(offset, in.size()));
+  std::size_t done = 0;
+  while (done < in.size()) {
+    const ssize_t n =
+        pwrite(fd_, in.data() + done, in.size() - done, static_cast<off_t>(base_ + offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return FailedPreconditionError("region '" + name_ + "' could not be written");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return OkStatus();
+}
+
+Status RegionRegistry::CheckEnabled(const std::string& client) const {
+  if (!options_.enabled) {
+    return FailedPreconditionError("shared memory is disabled on this server; send tensors inline");
+  }
+  if (client.empty()) {
+    return {StatusCode::kUnauthenticated,
+            "shared memory needs an 'an1-client-id' request metadata entry"};
+  }
+  return OkStatus();
+}
+
+Status RegionRegistry::RegisterSystem(const std::string& client, const std::string& name,
+                                      const std::string& key, uint64_t offset, uint64_t byte_size) {
+  AN1_RETURN_IF_ERROR(CheckEnabled(client));
+  if (!ValidName(name)) {
+    return InvalidArgumentError("region names are 1-128 characters of [A-Za-z0-9._-]");
+  }
+  if (name.rfind("an1", 0) == 0) {
+    return InvalidArgumentError("region names starting with 'an1' are reserved");
+  }
+  if (!ValidKey(key)) {
+    return InvalidArgumentError(
+        "the shared memory key must be '/' followed by up to 254 "
+        "characters without '/'");
+  }
+  if (byte_size == 0) return InvalidArgumentError("byte_size must be at least 1");
+  if (offset > UINT64_MAX - byte_size) {
+    return InvalidArgumentError("offset + byte_size overflows");
+  }
+  const int fd = shm_open(key.c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT) return NotFoundError("no shared memory object has that key");
+    return InvalidArgumentError(std::string("the shared memory object cannot be opened: ") +
+                                std::strerror(error));
+  }
+  auto region = std::make_shared<Region>(name, fd, offset, byte_size);  // owns fd from here
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return InvalidArgumentError("the shared memory object cannot be inspected");
+  }
+  if (static_cast<uint64_t>(st.st_size) < offset + byte_size) {
+    return InvalidArgumentError("offset + byte_size (" + std::to_string(offset + byte_size) +
+                                ") is beyond the object's size (" + std::to_string(st.st_size) +
+                                " bytes)");
+  }
+  std::lock_guard lock(mutex_);
+  const auto id = std::make_pair(client, name);
+  if (regions_.count(id)) return AlreadyExistsError("region '" + name + "' is already registered");
+  const auto own = std::count_if(regions_.begin(), regions_.end(),
+                                 [&](const auto& entry) { return entry.first.first == client; });
+  if (own >= options_.max_regions_per_client) {
+    return ResourceExhaustedError("this client already has " + std::to_string(own) +
+                                  " regions, the server's limit");
+  }
+  if (byte_size > options_.max_total_bytes - std::min(total_bytes_, options_.max_total_bytes)) {
+    return ResourceExhaustedError("the server's limit of registered shared memory bytes (" +
+                                  std::to_string(options_.max_total_bytes) + ") is reached");
+  }
+  total_bytes_ += byte_size;
+  regions_.emplace(id, std::move(region));
+  return OkStatus();
+}
+
+Status RegionRegistry::Unregister(const std::string& client, const std::string& name) {
+  AN1_RETURN_IF_ERROR(CheckEnabled(client));
+  std::lock_guard lock(mutex_);
+  const auto it = regions_.find({client, name});
+  if (it == regions_.end()) return NotFoundError("no region '" + name + "' is registered");
+  total_bytes_ -= it->second->byte_size();
+  regions_.erase(it);  // requests still using it keep their lease
+  return OkStatus();
+}
+
+int RegionRegistry::UnregisterAll(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  int removed = 0;
+  for (auto it = regions_.begin(); it != regions_.end();) {
+    if (it->first.first == client) {
+      total_bytes_ -= it->second->byte_size();
+      it = regions_.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  return removed;
+}
+
+std::vector<RegionInfo> RegionRegistry::List(const std::string& client) const {
+  std::lock_guard lock(mutex_);
+  std::vector<RegionInfo> out;
+  for (const auto& [id, region] : regions_) {
+    if (id.first == client) out.push_back({region->name(), region->byte_size()});
+  }
+  return out;
+}
+
+StatusOr<std::shared_ptr<Region>> RegionRegistry::Lease(const std::string& client,
+                                                        const std::string& name) const {
+  AN1_RETURN_IF_ERROR(CheckEnabled(client));
+  std::lock_guard lock(mutex_);
+  const auto it = regions_.find({client, name});
+  if (it == regions_.end()) return NotFoundError("no region '" + name + "' is registered");
+  return it->second;
+}
+
+void RegionRegistry::Clear() {
+  std::lock_guard lock(mutex_);
+  regions_.clear();
+  total_bytes_ = 0;
+}
+
+}  // namespace an1::server
