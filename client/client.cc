@@ -71,6 +71,19 @@ grpc::Status Client::RegisterSystemSharedMemory(const std::string& name, const s
   return stub_->RegisterSystemSharedMemory(&context, request, &response);
 }
 
+grpc::Status Client::RegisterCudaSharedMemory(const std::string& name, const std::string& handle,
+                                              int device, uint64_t byte_size) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::RegisterCudaSharedMemoryRequest request;
+  request.set_name(name);
+  request.set_raw_handle(handle);
+  request.set_device_id(device);
+  request.set_byte_size(byte_size);
+  v1::RegisterSharedMemoryResponse response;
+  return stub_->RegisterCudaSharedMemory(&context, request, &response);
+}
+
 grpc::Status Client::UnregisterSharedMemory(const std::string& name) {
   grpc::ClientContext context;
   Prepare(&context);

@@ -72,6 +72,9 @@ class Client {
   // Shared memory regions of this client (ClientOptions::client_id).
   grpc::Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
                                           uint64_t offset, uint64_t byte_size);
+  // `handle`: the 64 raw bytes of a cudaIpcMemHandle_t of an allocation on GPU `device`.
+  grpc::Status RegisterCudaSharedMemory(const std::string& name, const std::string& handle,
+                                        int device, uint64_t byte_size);
   grpc::Status UnregisterSharedMemory(const std::string& name);
   grpc::Status UnregisterAllSharedMemory(uint32_t* unregistered);
   grpc::Status ListSharedMemory(v1::ListSharedMemoryResponse* regions);

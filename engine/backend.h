@@ -22,6 +22,8 @@ enum class OpKind { kAttention, kMatmul };
 // staging buffer per slot, so that requests on different slots overlap.
 struct ExecutionContext {
   int slot = 0;
+  // -1: the output span is host memory; N: memory of CUDA device N.
+  int output_device = -1;
   // OK while the request should go on; CANCELLED or DEADLINE_EXCEEDED once its client left or
   // its deadline passed. Backends that compute in pieces (the CPU) ask between pieces.
   std::function<Status()> should_stop;
@@ -32,6 +34,7 @@ struct ExecutionContext {
 struct ExecutionTimes {
   double compute_seconds = -1;
   double copy_seconds = 0;  // host <-> device transfers, staging included
+  std::size_t copied_bytes = 0;  // tensor bytes moved between host and device
 };
 
 class Backend {

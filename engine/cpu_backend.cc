@@ -48,6 +48,14 @@ Status StoppableParallelFor(ThreadPool& pool, int64_t count, const ExecutionCont
   return stopped.load() ? why : OkStatus();
 }
 
+Status RefuseDeviceMemory(const ExecutionContext& context,
+                          std::initializer_list<const TensorView*> inputs) {
+  bool device = context.output_device >= 0;
+  for (const TensorView* t : inputs) device = device || t->device >= 0;
+  if (device) return UnimplementedError("tensors in GPU memory need a GPU backend");
+  return OkStatus();
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : pool_(threads) {}
@@ -55,6 +63,7 @@ CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
                              std::span<std::byte> output, const ExecutionContext& context,
                              ExecutionTimes* /*times*/) {
+  AN1_RETURN_IF_ERROR(RefuseDeviceMemory(context, {&inputs.q, &inputs.k, &inputs.v}));
   const AttentionDims& d = problem.dims;
   std::vector<float> k, v;
   AN1_RETURN_IF_ERROR(ToFloat(pool_, inputs.k, k));
@@ -109,6 +118,7 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
 Status CpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a_in,
                           const TensorView& b_in, std::span<std::byte> output,
                           const ExecutionContext& context, ExecutionTimes* /*times*/) {
+  AN1_RETURN_IF_ERROR(RefuseDeviceMemory(context, {&a_in, &b_in}));
   const MatmulDims& d = problem.dims;
   std::vector<float> a, b;
   AN1_RETURN_IF_ERROR(ToFloat(pool_, a_in, a));

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "engine/cpu_backend.h"
+#include "kernels/cuda_ipc.h"
 #if AN1_HAVE_CUDA
 #include "engine/gpu_backend.h"
 #endif
@@ -29,6 +30,21 @@ Status CheckOutputSize(std::span<std::byte> output, const TensorSpec& spec) {
 
 void Append(std::string& reasons, const std::string& reason) {
   reasons += (reasons.empty() ? "" : "; ") + reason;
+}
+
+// The GPU whose memory the request's tensors are in (-1: all host memory). INVALID_ARGUMENT
+// when they are on different GPUs.
+StatusOr<int> RequiredDevice(std::initializer_list<int> devices) {
+  int device = -1;
+  for (int d : devices) {
+    if (d < 0) continue;
+    if (device >= 0 && d != device) {
+      return InvalidArgumentError("the request's tensors are on different GPUs (" +
+                                  std::to_string(device) + " and " + std::to_string(d) + ")");
+    }
+    device = d;
+  }
+  return device;
 }
 
 }  // namespace
@@ -219,12 +235,18 @@ Status Engine::Submit(PreparedAttention request, OutputProvider output, RequestC
                       DoneCallback done) {
   auto shared = std::make_shared<PreparedAttention>(std::move(request));
   const TensorSpec& spec = shared->problem.output;
+  StatusOr<int> device =
+      RequiredDevice({shared->inputs.q.device, shared->inputs.k.device, shared->inputs.v.device,
+                      shared->output_device});
+  if (!device.ok()) return device.status();
   Job job{shared->choice,
           OpKind::kAttention,
           shared->inputs.q.data.size() + shared->inputs.k.data.size() +
               shared->inputs.v.data.size() + spec.byte_size,
+          *device,
           spec,
           std::move(output),
+          shared->output_device,
           [shared](Backend& backend, const ExecutionContext& context, std::span<std::byte> out,
                    ExecutionTimes* times) {
             return backend.Attention(shared->problem, shared->inputs, out, context, times);
@@ -239,11 +261,16 @@ Status Engine::Submit(PreparedMatmul request, OutputProvider output, RequestCont
                       DoneCallback done) {
   auto shared = std::make_shared<PreparedMatmul>(std::move(request));
   const TensorSpec& spec = shared->problem.output;
+  StatusOr<int> device =
+      RequiredDevice({shared->a.device, shared->b.device, shared->output_device});
+  if (!device.ok()) return device.status();
   Job job{shared->choice,
           OpKind::kMatmul,
           shared->a.data.size() + shared->b.data.size() + spec.byte_size,
+          *device,
           spec,
           std::move(output),
+          shared->output_device,
           [shared](Backend& backend, const ExecutionContext& context, std::span<std::byte> out,
                    ExecutionTimes* times) {
             return backend.Matmul(shared->problem, shared->a, shared->b, out, context, times);
@@ -262,12 +289,19 @@ Status Engine::Enqueue(Job job) {
     std::string faults;
     for (const auto& site : sites_) {
       if (site->backend(job.choice.kind) == nullptr) continue;
+      if (job.device >= 0 && site->name != "cuda:" + std::to_string(job.device)) continue;
       if (!site->healthy()) {
         Append(faults, site->name + ": " + site->fault());
         continue;
       }
       auto load = [](const Site* s) { return s->queue.size() + s->running; };
       if (target == nullptr || load(site.get()) < load(target)) target = site.get();
+    }
+    if (target == nullptr && job.device >= 0 && faults.empty()) {
+      return FailedPreconditionError("the request's tensors are on GPU " +
+                                     std::to_string(job.device) + ", which this server does not " +
+                                     "serve " + std::string(BackendKindName(job.choice.kind)) +
+                                     " on");
     }
     if (target == nullptr) {
       return UnavailableError("no device can run this request: every GPU is out of service (" +
@@ -332,7 +366,7 @@ void Engine::Run(Site& site, int slot, Job& job) {
   } else {
     ExecutionTimes times;
     const RequestControl& control = job.control;
-    ExecutionContext context{slot, [&control]() -> Status {
+    ExecutionContext context{slot, job.output_device, [&control]() -> Status {
                                if (control.cancelled && control.cancelled->load()) {
                                  return CancelledError("the client cancelled the request");
                                }
@@ -365,6 +399,7 @@ void Engine::Run(Site& site, int slot, Job& job) {
                                  ? times.compute_seconds
                                  : SecondsBetween(started, std::chrono::steady_clock::now());
     report.copy_seconds = times.copy_seconds;
+    report.copied_bytes = times.copied_bytes;
     if (!site.healthy()) NotifyHealth();
   }
   try {
@@ -410,6 +445,34 @@ void Engine::NotifyHealth() {
     listener = health_listener_;
   }
   if (listener) listener(healthy);
+}
+
+IpcMemory::~IpcMemory() { kernels::CloseCudaIpcMemory(device_, data_); }
+
+StatusOr<std::shared_ptr<IpcMemory>> Engine::OpenCudaIpcMemory(int device,
+                                                               std::string_view handle) {
+  if (handle.size() != kernels::kCudaIpcHandleBytes) {
+    return InvalidArgumentError("a CUDA IPC handle has " +
+                                std::to_string(kernels::kCudaIpcHandleBytes) + " bytes, not " +
+                                std::to_string(handle.size()));
+  }
+  const bool served = std::any_of(sites_.begin(), sites_.end(), [&](const auto& site) {
+    return site->name == "cuda:" + std::to_string(device) && site->healthy();
+  });
+  if (!served) {
+    return FailedPreconditionError("CUDA IPC memory needs GPU " + std::to_string(device) +
+                                   ", which this server does not serve" +
+                                   (gpus_.devices.empty() ? " (" + gpus_.reason + ")" : ""));
+  }
+  void* pointer = nullptr;
+  uint64_t bytes = 0;
+  const kernels::KernelStatus opened =
+      kernels::OpenCudaIpcMemory(device, handle.data(), &pointer, &bytes);
+  if (opened.kind == kernels::KernelStatus::Kind::kUnsupported) {
+    return FailedPreconditionError(opened.message);
+  }
+  if (!opened.ok()) return InvalidArgumentError(opened.message);
+  return std::make_shared<IpcMemory>(device, static_cast<std::byte*>(pointer), bytes);
 }
 
 Status Engine::InjectDeviceFaultForTesting(int index) {

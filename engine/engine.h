@@ -42,12 +42,14 @@ struct PreparedAttention {
   AttentionInputs inputs;
   ValidatedAttention problem;
   BackendChoice choice;
+  int output_device = -1;  // set by the caller when the output span will be device memory
 };
 
 struct PreparedMatmul {
   TensorView a, b;
   ValidatedMatmul problem;
   BackendChoice choice;
+  int output_device = -1;
 };
 
 // What the transport knows about a request besides its tensors.
@@ -66,6 +68,7 @@ struct ExecutionReport {
   double compute_seconds = 0;
   double copy_seconds = 0;  // host <-> device transfers (GPU only)
   std::size_t output_bytes = 0;
+  std::size_t copied_bytes = 0;  // tensor bytes moved between host and device (GPU only)
 };
 
 // Called exactly once per admitted request, on an engine thread, when it finished or was dropped.
@@ -99,6 +102,25 @@ struct EngineInfo {
   int max_queue_depth = 0;
   LicenseStatus license;
   std::vector<int> an1_licensed_gpus;  // indices into `devices`
+};
+
+// GPU memory exported by another process (CUDA IPC), open while this object lives.
+class IpcMemory {
+ public:
+  IpcMemory(int device, std::byte* data, uint64_t bytes)
+      : device_(device), data_(data), bytes_(bytes) {}
+  ~IpcMemory();
+  IpcMemory(const IpcMemory&) = delete;
+  IpcMemory& operator=(const IpcMemory&) = delete;
+
+  int device() const { return device_; }
+  std::byte* data() const { return data_; }
+  uint64_t byte_size() const { return bytes_; }  // from data() to the allocation's end
+
+ private:
+  int device_;
+  std::byte* data_;
+  uint64_t bytes_;
 };
 
 class Engine {
@@ -140,6 +162,11 @@ class Engine {
   int queue_depth() const;
   int running() const { return running_.load(); }
 
+  // Opens another process's CUDA IPC handle (raw cudaIpcMemHandle_t bytes) on GPU `device`.
+  // Errors: INVALID_ARGUMENT for a malformed handle or one that cannot be opened;
+  // FAILED_PRECONDITION when this server does not serve that GPU (or has none).
+  StatusOr<std::shared_ptr<IpcMemory>> OpenCudaIpcMemory(int device, std::string_view handle);
+
   // Makes GPU `index` fault as a real kernel error would: a test hook for the fault paths.
   // Returns NOT_FOUND when there is no such GPU.
   Status InjectDeviceFaultForTesting(int index);
@@ -150,8 +177,10 @@ class Engine {
     BackendChoice choice;
     OpKind op = OpKind::kAttention;
     std::size_t bytes = 0;  // counted against max_inflight_bytes
+    int device = -1;        // >= 0: tensors live on this GPU, which must run the request
     TensorSpec output_spec;
     OutputProvider output;
+    int output_device = -1;
     std::function<Status(Backend&, const ExecutionContext&, std::span<std::byte>, ExecutionTimes*)>
         compute;
     RequestControl control;

@@ -59,70 +59,81 @@ struct DeviceBuffers {
   void* scratch = nullptr;
 };
 
-// The shape of every GPU request: stage and upload the inputs, compute between events, download
-// the output. One device allocation holds inputs, output and scratch.
+// The shape of every GPU request: stage and upload the host inputs, compute between events,
+// download a host output. Inputs and outputs already in this GPU's memory (CUDA IPC regions)
+// are used in place: no staging, no copy. One device allocation holds the uploaded inputs, a
+// device-side output when the caller's is on the host, and scratch.
 Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
-                 std::initializer_list<std::span<const std::byte>> inputs,
-                 std::size_t scratch_bytes, std::span<std::byte> output,
+                 std::initializer_list<const TensorView*> inputs, std::size_t scratch_bytes,
+                 std::span<std::byte> output,
                  const std::function<Status(GpuContext::Slot&, const DeviceBuffers&)>& compute,
                  ExecutionTimes* times) {
-  if (!gpu.healthy())
+  if (!gpu.healthy()) {
     return UnavailableError("GPU cuda:" + std::to_string(gpu.index()) +
                             " is out of service: " + gpu.fault());
+  }
   AN1_RETURN_IF_ERROR(gpu.CheckCuda(cudaSetDevice(gpu.index()), "cudaSetDevice"));
   GpuContext::Slot& slot = gpu.slot(context.slot);
+  const bool host_output = context.output_device < 0;
 
-  std::size_t input_bytes = 0, device_bytes = 0;
-  for (const auto& in : inputs) {
-    input_bytes += in.size();
-    device_bytes += AlignUp(in.size());
+  std::size_t staged_bytes = 0, device_bytes = 0;
+  for (const TensorView* in : inputs) {
+    if (in->device >= 0) continue;
+    staged_bytes += in->data.size();
+    device_bytes += AlignUp(in->data.size());
   }
   const std::size_t output_offset = device_bytes;
-  device_bytes += AlignUp(output.size());
+  if (host_output) device_bytes += AlignUp(output.size());
   const std::size_t scratch_offset = device_bytes;
   if (scratch_bytes > SIZE_MAX / 2 - device_bytes) {
     return ResourceExhaustedError("the request needs more device memory than can be addressed");
   }
   device_bytes += scratch_bytes;
-  AN1_RETURN_IF_ERROR(gpu.EnsureStaging(slot, std::max(input_bytes, output.size())));
+  const std::size_t staging_bytes = std::max(staged_bytes, host_output ? output.size() : 0);
+  if (staging_bytes > 0) AN1_RETURN_IF_ERROR(gpu.EnsureStaging(slot, staging_bytes));
 
   const auto staging_start = std::chrono::steady_clock::now();
   std::size_t offset = 0;
-  for (const auto& in : inputs) {
-    ParallelCopy(gpu.copy_pool(), slot.staging + offset, in.data(), in.size());
-    offset += in.size();
+  for (const TensorView* in : inputs) {
+    if (in->device >= 0) continue;
+    ParallelCopy(gpu.copy_pool(), slot.staging + offset, in->data.data(), in->data.size());
+    offset += in->data.size();
   }
   double host_copy_seconds = HostSecondsSince(staging_start);
 
   void* device = nullptr;
-  AN1_RETURN_IF_ERROR(gpu.Allocate(slot, device_bytes, &device));
+  if (device_bytes > 0) AN1_RETURN_IF_ERROR(gpu.Allocate(slot, device_bytes, &device));
   auto* base = static_cast<std::byte*>(device);
   DeviceBuffers buffers;
   Status status = gpu.CheckCuda(cudaEventRecord(slot.events[0], slot.stream), "cudaEventRecord");
   std::size_t device_offset = 0;
   offset = 0;
-  for (const auto& in : inputs) {
+  for (const TensorView* in : inputs) {
+    if (in->device >= 0) {
+      buffers.inputs.push_back(in->data.data());
+      continue;
+    }
     if (status.ok()) {
-      status = gpu.CheckCuda(cudaMemcpyAsync(base + device_offset, slot.staging + offset, in.size(),
-                                             cudaMemcpyHostToDevice, slot.stream),
+      status = gpu.CheckCuda(cudaMemcpyAsync(base + device_offset, slot.staging + offset,
+                                             in->data.size(), cudaMemcpyHostToDevice, slot.stream),
                              "upload");
     }
     buffers.inputs.push_back(base + device_offset);
-    device_offset += AlignUp(in.size());
-    offset += in.size();
+    device_offset += AlignUp(in->data.size());
+    offset += in->data.size();
   }
-  buffers.output = base + output_offset;
+  buffers.output = host_output ? static_cast<void*>(base + output_offset) : output.data();
   buffers.scratch = base + scratch_offset;
   if (status.ok()) status = gpu.CheckCuda(cudaEventRecord(slot.events[1], slot.stream), "record");
   if (status.ok()) status = compute(slot, buffers);
   if (status.ok()) status = gpu.CheckCuda(cudaEventRecord(slot.events[2], slot.stream), "record");
-  if (status.ok()) {
+  if (status.ok() && host_output) {
     status = gpu.CheckCuda(cudaMemcpyAsync(slot.staging, buffers.output, output.size(),
                                            cudaMemcpyDeviceToHost, slot.stream),
                            "download");
   }
   if (status.ok()) status = gpu.CheckCuda(cudaEventRecord(slot.events[3], slot.stream), "record");
-  cudaFreeAsync(device, slot.stream);
+  if (device != nullptr) cudaFreeAsync(device, slot.stream);
   // Always wait: even when another request's fault took the device out of service meanwhile,
   // this request's staging must not be read before its own work is over.
   const Status synced = gpu.CheckCuda(cudaStreamSynchronize(slot.stream), "the request's work");
@@ -133,13 +144,16 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   }
   if (!status.ok()) return status;
 
-  const auto unstage_start = std::chrono::steady_clock::now();
-  ParallelCopy(gpu.copy_pool(), output.data(), slot.staging, output.size());
-  host_copy_seconds += HostSecondsSince(unstage_start);
+  if (host_output) {
+    const auto unstage_start = std::chrono::steady_clock::now();
+    ParallelCopy(gpu.copy_pool(), output.data(), slot.staging, output.size());
+    host_copy_seconds += HostSecondsSince(unstage_start);
+  }
   if (times != nullptr) {
     times->compute_seconds = Elapsed(slot.events[1], slot.events[2]);
     times->copy_seconds = host_copy_seconds + Elapsed(slot.events[0], slot.events[1]) +
                           Elapsed(slot.events[2], slot.events[3]);
+    times->copied_bytes = staged_bytes + (host_output ? output.size() : 0);
   }
   return OkStatus();
 }
@@ -357,7 +371,7 @@ Status GpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
                                                 AlgoPolicy::kFirstHeuristic, slot.workspace,
                                                 slot.stream));
   };
-  return RunStaged(*context_, context, {inputs.q.data, inputs.k.data, inputs.v.data},
+  return RunStaged(*context_, context, {&inputs.q, &inputs.k, &inputs.v},
                    scores_bytes + probs_bytes, output, compute, times);
 }
 
@@ -406,7 +420,7 @@ Status GpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a, c
     }
     return OkStatus();
   };
-  return RunStaged(*context_, context, {a.data, b.data}, 0, output, compute, times);
+  return RunStaged(*context_, context, {&a, &b}, 0, output, compute, times);
 }
 
 }  // namespace an1

@@ -19,6 +19,9 @@ struct TensorView {
   DType dtype = DType::kFloat32;
   std::vector<int64_t> shape;
   std::span<const std::byte> data;
+  // -1: `data` is host memory. N >= 0: `data` is memory of CUDA device N (from CUDA IPC), which
+  // only that GPU's backends may touch.
+  int device = -1;
 };
 
 // Shape and dtype of a tensor the engine will produce.

@@ -121,6 +121,7 @@ void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info) {
   info->set_queue_seconds(report.queue_seconds);
   info->set_compute_seconds(report.compute_seconds);
   info->set_copy_seconds(report.copy_seconds);
+  info->set_copied_bytes(report.copied_bytes);
 }
 
 void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,

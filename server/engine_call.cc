@@ -60,9 +60,15 @@ StatusOr<TensorView> EngineCall::Input(const char* name, bool present, const v1:
                                   " bytes, above this server's limit per tensor");
   }
   AN1_RETURN_IF_ERROR((*region)->CheckRange(ref.offset(), ref.byte_size()));
+  leases_.push_back(*region);
+  if ((*region)->device() >= 0) {  // CUDA IPC: the engine reads it in place on that GPU
+    view->data = std::span<const std::byte>((*region)->device_data(ref.offset()), ref.byte_size());
+    view->device = (*region)->device();
+    transport_ = "cuda-ipc";
+    return view;
+  }
   std::vector<std::byte>& buffer = buffers_.emplace_back(ref.byte_size());
   AN1_RETURN_IF_ERROR((*region)->Read(ref.offset(), buffer));
-  leases_.push_back(*region);
   transport_ = "shm";
   bytes_in_ += buffer.size();
   view->data = buffer;
@@ -100,6 +106,9 @@ Status EngineCall::CheckOutput(const TensorSpec& spec) {
 StatusOr<std::span<std::byte>> EngineCall::AllocateOutput(const TensorSpec& spec) {
   output_->set_dtype(ToProtoDType(spec.dtype));
   for (int64_t dim : spec.shape) output_->add_shape(dim);
+  if (output_region_ && output_region_->device() >= 0) {  // written in place by the GPU
+    return std::span<std::byte>(output_region_->device_data(output_ref_.offset()), spec.byte_size);
+  }
   if (output_region_) {
     output_buffer_.resize(spec.byte_size);
     return std::span<std::byte>(output_buffer_);
@@ -115,6 +124,7 @@ void EngineCall::Submit(Prepared prepared, v1::Tensor* output, v1::ExecutionInfo
   info_ = info;
   // Checked before admission, so that a result with nowhere to go is refused at once.
   if (Status placed = CheckOutput(prepared.problem.output); !placed.ok()) return Reject(placed);
+  if (output_region_) prepared.output_device = output_region_->device();
   env_.metrics->RecordBytes(transport_, "in", static_cast<double>(bytes_in_));
   Status admitted = env_.engine->Submit(
       std::move(prepared), [this](const TensorSpec& spec) { return AllocateOutput(spec); },
@@ -133,14 +143,17 @@ void EngineCall::Reject(const Status& status) {
 
 void EngineCall::Complete(Status status, const ExecutionReport& report) {
   if (status.ok() && output_region_) {
-    status = output_region_->Write(output_ref_.offset(), output_buffer_);
+    if (output_region_->device() < 0) {
+      status = output_region_->Write(output_ref_.offset(), output_buffer_);
+    }
     if (status.ok()) *output_->mutable_region() = output_ref_;
   }
   const std::string backend(BackendKindName(report.backend));
   if (status.ok()) {
     FillExecutionInfo(report, info_);
-    env_.metrics->RecordBytes(output_region_ ? "shm" : "inline", "out",
-                              static_cast<double>(report.output_bytes));
+    const char* out_transport =
+        !output_region_ ? "inline" : output_region_->device() >= 0 ? "cuda-ipc" : "shm";
+    env_.metrics->RecordBytes(out_transport, "out", static_cast<double>(report.output_bytes));
   }
   if (status.code() == StatusCode::kCancelled || status.code() == StatusCode::kDeadlineExceeded) {
     env_.metrics->RecordRejection(LowerCase(StatusCodeName(status.code())));

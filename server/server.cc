@@ -34,7 +34,7 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     if (!port.ok()) return port.status();
     server->metrics_port_ = *port;
   }
-  server->regions_ = std::make_unique<RegionRegistry>(options.shared_memory);
+  server->regions_ = std::make_unique<RegionRegistry>(options.shared_memory, server->engine_.get());
   server->service_ = std::make_unique<An1Service>(
       CallEnvironment{server->engine_.get(), server->metrics_.get(), server->regions_.get(),
                       static_cast<uint64_t>(options.max_message_bytes)});

@@ -79,6 +79,16 @@ grpc::ServerUnaryReactor* An1Service::RegisterSystemSharedMemory(
                                                 request->offset(), request->byte_size()));
 }
 
+grpc::ServerUnaryReactor* An1Service::RegisterCudaSharedMemory(
+    grpc::CallbackServerContext* context, const v1::RegisterCudaSharedMemoryRequest* request,
+    v1::RegisterSharedMemoryResponse* /*response*/) {
+  const auto started = Clock::now();
+  return FinishNow(context, "RegisterCudaSharedMemory", started,
+                   env_.regions->RegisterCuda(ClientId(context), request->name(),
+                                              request->raw_handle(), request->device_id(),
+                                              request->byte_size()));
+}
+
 grpc::ServerUnaryReactor* An1Service::UnregisterSharedMemory(
     grpc::CallbackServerContext* context, const v1::UnregisterSharedMemoryRequest* request,
     v1::UnregisterSharedMemoryResponse* response) {
@@ -106,7 +116,7 @@ grpc::ServerUnaryReactor* An1Service::ListSharedMemory(grpc::CallbackServerConte
   for (const RegionInfo& info : env_.regions->List(ClientId(context))) {
     v1::SharedMemoryRegion* region = response->add_regions();
     region->set_name(info.name);
-    region->set_kind("system");
+    region->set_kind(info.kind);
     region->set_byte_size(info.byte_size);
   }
   return FinishNow(context, "ListSharedMemory", started, OkStatus());

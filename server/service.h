@@ -26,6 +26,9 @@ class An1Service final : public v1::An1::CallbackService {
   grpc::ServerUnaryReactor* RegisterSystemSharedMemory(
       grpc::CallbackServerContext* context, const v1::RegisterSystemSharedMemoryRequest* request,
       v1::RegisterSharedMemoryResponse* response) override;
+  grpc::ServerUnaryReactor* RegisterCudaSharedMemory(
+      grpc::CallbackServerContext* context, const v1::RegisterCudaSharedMemoryRequest* request,
+      v1::RegisterSharedMemoryResponse* response) override;
   grpc::ServerUnaryReactor* UnregisterSharedMemory(
       grpc::CallbackServerContext* context, const v1::UnregisterSharedMemoryRequest* request,
       v1::UnregisterSharedMemoryResponse* response) override;

@@ -31,7 +31,9 @@ bool ValidKey(const std::string& key) {
 
 }  // namespace
 
-Region::~Region() { close(fd_); }
+Region::~Region() {
+  if (fd_ >= 0) close(fd_);
+}
 
 Status Region::CheckRange(uint64_t offset, uint64_t size) const {
   // Overflow-safe: size > byte_size - offset, never offset + size > byte_size.
@@ -40,6 +42,7 @@ Status Region::CheckRange(uint64_t offset, uint64_t size) const {
                                 ") are outside region '" + name_ + "' of " +
                                 std::to_string(byte_size_) + " bytes");
   }
+  if (memory_) return OkStatus();  // a CUDA allocation cannot shrink while it is open
   return CheckCurrentSize(offset, size);
 }
 
@@ -93,19 +96,46 @@ Status RegionRegistry::CheckEnabled(const std::string& client) const {
   return OkStatus();
 }
 
-Status RegionRegistry::RegisterSystem(const std::string& client, const std::string& name,
-                                      const std::string& key, uint64_t offset, uint64_t byte_size) {
-  AN1_RETURN_IF_ERROR(CheckEnabled(client));
+Status RegionRegistry::CheckName(const std::string& name) const {
   if (!ValidName(name)) {
     return InvalidArgumentError("region names are 1-128 characters of [A-Za-z0-9._-]");
   }
   if (name.rfind("an1", 0) == 0) {
     return InvalidArgumentError("region names starting with 'an1' are reserved");
   }
+  return OkStatus();
+}
+
+Status RegionRegistry::Insert(const std::string& client, std::shared_ptr<Region> region) {
+  std::lock_guard lock(mutex_);
+  const auto id = std::make_pair(client, region->name());
+  if (regions_.count(id)) {
+    return AlreadyExistsError("region '" + region->name() + "' is already registered");
+  }
+  const auto own = std::count_if(regions_.begin(), regions_.end(),
+                                 [&](const auto& entry) { return entry.first.first == client; });
+  if (own >= options_.max_regions_per_client) {
+    return ResourceExhaustedError("this client already has " + std::to_string(own) +
+                                  " regions, the server's limit");
+  }
+  if (region->byte_size() >
+      options_.max_total_bytes - std::min(total_bytes_, options_.max_total_bytes)) {
+    return ResourceExhaustedError("the server's limit of registered shared memory bytes (" +
+                                  std::to_string(options_.max_total_bytes) + ") is reached");
+  }
+  total_bytes_ += region->byte_size();
+  regions_.emplace(id, std::move(region));
+  return OkStatus();
+}
+
+Status RegionRegistry::RegisterSystem(const std::string& client, const std::string& name,
+                                      const std::string& key, uint64_t offset,
+                                      uint64_t byte_size) {
+  AN1_RETURN_IF_ERROR(CheckEnabled(client));
+  AN1_RETURN_IF_ERROR(CheckName(name));
   if (!ValidKey(key)) {
-    return InvalidArgumentError(
-        "the shared memory key must be '/' followed by up to 254 "
-        "characters without '/'");
+    return InvalidArgumentError("the shared memory key must be '/' followed by up to 254 "
+                                "characters without '/'");
   }
   if (byte_size == 0) return InvalidArgumentError("byte_size must be at least 1");
   if (offset > UINT64_MAX - byte_size) {
@@ -128,22 +158,29 @@ Status RegionRegistry::RegisterSystem(const std::string& client, const std::stri
                                 ") is beyond the object's size (" + std::to_string(st.st_size) +
                                 " bytes)");
   }
-  std::lock_guard lock(mutex_);
-  const auto id = std::make_pair(client, name);
-  if (regions_.count(id)) return AlreadyExistsError("region '" + name + "' is already registered");
-  const auto own = std::count_if(regions_.begin(), regions_.end(),
-                                 [&](const auto& entry) { return entry.first.first == client; });
-  if (own >= options_.max_regions_per_client) {
-    return ResourceExhaustedError("this client already has " + std::to_string(own) +
-                                  " regions, the server's limit");
+  return Insert(client, std::move(region));
+}
+
+Status RegionRegistry::RegisterCuda(const std::string& client, const std::string& name,
+                                    const std::string& handle, int device, uint64_t byte_size) {
+  AN1_RETURN_IF_ERROR(CheckEnabled(client));
+  AN1_RETURN_IF_ERROR(CheckName(name));
+  if (byte_size == 0) return InvalidArgumentError("byte_size must be at least 1");
+  if (device < 0) return InvalidArgumentError("device_id must be >= 0");
+  {
+    std::lock_guard lock(mutex_);  // refuse a duplicate before opening the handle
+    if (regions_.count({client, name})) {
+      return AlreadyExistsError("region '" + name + "' is already registered");
+    }
   }
-  if (byte_size > options_.max_total_bytes - std::min(total_bytes_, options_.max_total_bytes)) {
-    return ResourceExhaustedError("the server's limit of registered shared memory bytes (" +
-                                  std::to_string(options_.max_total_bytes) + ") is reached");
+  StatusOr<std::shared_ptr<IpcMemory>> memory = engine_->OpenCudaIpcMemory(device, handle);
+  if (!memory.ok()) return memory.status();
+  if ((*memory)->byte_size() < byte_size) {
+    return InvalidArgumentError("byte_size (" + std::to_string(byte_size) +
+                                ") is larger than the exported allocation (" +
+                                std::to_string((*memory)->byte_size()) + " bytes)");
   }
-  total_bytes_ += byte_size;
-  regions_.emplace(id, std::move(region));
-  return OkStatus();
+  return Insert(client, std::make_shared<Region>(name, std::move(memory).value(), byte_size));
 }
 
 Status RegionRegistry::Unregister(const std::string& client, const std::string& name) {
@@ -175,7 +212,10 @@ std::vector<RegionInfo> RegionRegistry::List(const std::string& client) const {
   std::lock_guard lock(mutex_);
   std::vector<RegionInfo> out;
   for (const auto& [id, region] : regions_) {
-    if (id.first == client) out.push_back({region->name(), region->byte_size()});
+    if (id.first == client) {
+      out.push_back({region->name(), region->device() >= 0 ? "cuda" : "system",
+                     region->byte_size()});
+    }
   }
   return out;
 }

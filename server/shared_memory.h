@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/status.h"
 
 namespace an1::server {
@@ -29,14 +30,22 @@ struct SharedMemoryOptions {
 
 class Region {
  public:
+  // System shared memory: reads and writes go through `fd`, from `base` on.
   Region(std::string name, int fd, uint64_t base, uint64_t byte_size)
       : name_(std::move(name)), fd_(fd), base_(base), byte_size_(byte_size) {}
+  // CUDA IPC memory: the engine uses it in place on its GPU.
+  Region(std::string name, std::shared_ptr<IpcMemory> memory, uint64_t byte_size)
+      : name_(std::move(name)), memory_(std::move(memory)), byte_size_(byte_size) {}
   ~Region();
   Region(const Region&) = delete;
   Region& operator=(const Region&) = delete;
 
   const std::string& name() const { return name_; }
   uint64_t byte_size() const { return byte_size_; }
+  // -1 for system shared memory; the GPU for CUDA IPC memory.
+  int device() const { return memory_ ? memory_->device() : -1; }
+  // CUDA IPC memory only: the device address of `offset` (after CheckRange).
+  std::byte* device_data(uint64_t offset) const { return memory_->data() + offset; }
 
   // Errors: INVALID_ARGUMENT when [offset, offset + size) is outside the registered range
   // (overflow-safe); FAILED_PRECONDITION when the object was truncated since registration.
@@ -48,19 +57,23 @@ class Region {
   Status CheckCurrentSize(uint64_t offset, uint64_t size) const;
 
   std::string name_;
-  int fd_;
-  uint64_t base_;  // the region's start inside the object
+  int fd_ = -1;
+  uint64_t base_ = 0;  // the region's start inside the object
+  std::shared_ptr<IpcMemory> memory_;
   uint64_t byte_size_;
 };
 
 struct RegionInfo {
   std::string name;
+  std::string kind;  // "system" or "cuda"
   uint64_t byte_size;
 };
 
 class RegionRegistry {
  public:
-  explicit RegionRegistry(const SharedMemoryOptions& options) : options_(options) {}
+  // `engine` (not owned) opens CUDA IPC handles.
+  RegionRegistry(const SharedMemoryOptions& options, Engine* engine)
+      : options_(options), engine_(engine) {}
 
   // Errors: FAILED_PRECONDITION when disabled; UNAUTHENTICATED without a client id;
   // INVALID_ARGUMENT for a bad name, key, or range beyond the object's real size;
@@ -68,6 +81,12 @@ class RegionRegistry {
   // RESOURCE_EXHAUSTED beyond the limits. Messages never echo the key.
   Status RegisterSystem(const std::string& client, const std::string& name, const std::string& key,
                         uint64_t offset, uint64_t byte_size);
+  // CUDA IPC memory: `handle` is the raw cudaIpcMemHandle_t of an allocation on GPU `device`.
+  // Errors as RegisterSystem, and FAILED_PRECONDITION when this server has no such GPU;
+  // INVALID_ARGUMENT when the handle cannot be opened or the allocation is smaller than
+  // byte_size. Messages never echo the handle.
+  Status RegisterCuda(const std::string& client, const std::string& name,
+                      const std::string& handle, int device, uint64_t byte_size);
   // NOT_FOUND when this client has no such region.
   Status Unregister(const std::string& client, const std::string& name);
   int UnregisterAll(const std::string& client);
@@ -79,8 +98,11 @@ class RegionRegistry {
 
  private:
   Status CheckEnabled(const std::string& client) const;
+  Status CheckName(const std::string& name) const;
+  Status Insert(const std::string& client, std::shared_ptr<Region> region);
 
   SharedMemoryOptions options_;
+  Engine* engine_;
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<Region>> regions_;
   uint64_t total_bytes_ = 0;

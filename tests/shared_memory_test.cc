@@ -261,6 +261,18 @@ TEST_F(SharedMemoryTest, UnregisterDuringAnInFlightRequestWaitsForIt) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(SharedMemoryTest, CudaRegionsNeedAGpuAndA64ByteHandle) {
+  // This server runs without a GPU (as in CI): a well-formed handle is refused with the reason.
+  grpc::Status status = alice_->RegisterCudaSharedMemory("g", std::string(64, '\x01'), 0, 1024);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_NE(status.error_message().find("GPU 0"), std::string::npos);
+  EXPECT_EQ(alice_->RegisterCudaSharedMemory("g", "short", 0, 1024).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(alice_->RegisterCudaSharedMemory("an1-g", std::string(64, '\0'), 0, 1).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  ExpectServing();
+}
+
 TEST_F(SharedMemoryTest, DisabledByTheServer) {
   Start(false);
   ShmObject shm(4096);
