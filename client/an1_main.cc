@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <string>
 
 #include "client/client.h"
+#include "client/cuda_region.h"
 #include "client/elements.h"
 #include "client/npy.h"
 #include "client/shared_memory.h"
@@ -128,9 +130,11 @@ int PrintResult(const CallResult& result, const std::string& out_path) {
   std::printf("device: %s\n", info.device().c_str());
   std::printf("output: %s %s\n", DTypeName(result.output.dtype),
               ShapeString(result.output.shape).c_str());
-  std::printf("server queue: %.3f ms, compute: %.3f ms, copies: %.3f ms, round trip: %.3f ms\n",
-              info.queue_seconds() * 1e3, info.compute_seconds() * 1e3, info.copy_seconds() * 1e3,
-              result.round_trip_seconds * 1e3);
+  std::printf(
+      "server queue: %.3f ms, compute: %.3f ms, copies: %.3f ms (%llu bytes), "
+      "round trip: %.3f ms\n",
+      info.queue_seconds() * 1e3, info.compute_seconds() * 1e3, info.copy_seconds() * 1e3,
+      static_cast<unsigned long long>(info.copied_bytes()), result.round_trip_seconds * 1e3);
   const std::vector<float> values =
       an1::client::DecodeElements(result.output.bytes, result.output.dtype);
   double sum = 0, sum_abs = 0;
@@ -150,39 +154,92 @@ int PrintResult(const CallResult& result, const std::string& out_path) {
   return 0;
 }
 
-// --transport shm: the inputs and the output share one region; returns it (null on error).
-std::unique_ptr<an1::client::SharedRegion> MoveIntoRegion(
-    Client& client, const std::vector<HostTensor*>& inputs, std::size_t output_bytes,
-    std::optional<v1::RegionRef>* output_region) {
-  std::size_t total = output_bytes;
-  for (const HostTensor* t : inputs) total += t->bytes.size();
-  std::string error;
-  auto region = an1::client::SharedRegion::Create(client, total, &error);
-  if (!region) {
+// Where a request's tensors travel: inline in the messages, or one region (POSIX shared memory
+// or CUDA IPC memory) holding the inputs and the output. Keeps its region alive.
+class Placement {
+ public:
+  // Moves the inputs into a region for "shm" and "cuda-ipc"; nothing to do for "inline".
+  // Returns false after printing the error.
+  bool Place(Client& client, const std::string& transport, int device,
+             const std::vector<HostTensor*>& inputs, std::size_t output_bytes,
+             std::optional<v1::RegionRef>* output_region) {
+    if (transport == "inline") return true;
+    std::size_t total = output_bytes;
+    for (const HostTensor* t : inputs) total += t->bytes.size();
+    std::string error;
+    if (transport == "shm") {
+      shm_ = an1::client::SharedRegion::Create(client, total, &error);
+    } else {
+      cuda_ = an1::client::CudaRegion::Create(client, device, total, &error);
+    }
+    if (!shm_ && !cuda_) return Fail(error);
+    std::size_t offset = 0;
+    for (HostTensor* t : inputs) {
+      if (shm_) std::memcpy(shm_->data() + offset, t->bytes.data(), t->bytes.size());
+      if (cuda_ && !cuda_->Upload(offset, t->bytes.data(), t->bytes.size(), &error)) {
+        return Fail(error);
+      }
+      t->region = shm_ ? shm_->Ref(offset, t->bytes.size()) : cuda_->Ref(offset, t->bytes.size());
+      offset += t->bytes.size();
+      t->bytes.clear();
+    }
+    *output_region = shm_ ? shm_->Ref(offset, output_bytes) : cuda_->Ref(offset, output_bytes);
+    return true;
+  }
+
+  // Copies an output the server wrote into the region into `result`, for printing and --out.
+  bool FetchOutput(CallResult* result) {
+    if (!result->output.region) return true;
+    const v1::RegionRef& ref = *result->output.region;
+    std::size_t bytes = an1::client::WireDTypeSize(result->output.dtype);
+    for (int64_t d : result->output.shape) bytes *= static_cast<std::size_t>(d);
+    result->output.bytes.resize(bytes);
+    if (shm_) {
+      std::memcpy(result->output.bytes.data(), shm_->data() + ref.offset(), bytes);
+      return true;
+    }
+    std::string error;
+    return cuda_->Download(ref.offset(), result->output.bytes.data(), bytes, &error) || Fail(error);
+  }
+
+ private:
+  static bool Fail(const std::string& error) {
     std::cerr << "error: " << error << "\n";
-    return nullptr;
+    return false;
   }
-  std::size_t offset = 0;
-  for (HostTensor* t : inputs) {
-    std::memcpy(region->data() + offset, t->bytes.data(), t->bytes.size());
-    t->region = region->Ref(offset, t->bytes.size());
-    offset += t->bytes.size();
-    t->bytes.clear();
-  }
-  *output_region = region->Ref(offset, output_bytes);
-  return region;
+  std::unique_ptr<an1::client::SharedRegion> shm_;
+  std::unique_ptr<an1::client::CudaRegion> cuda_;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
 }
 
-// Copies an output the server wrote into the region back into `result` for printing.
-void TakeOutputFromRegion(an1::client::SharedRegion& region, CallResult* result) {
-  if (!result->output.region) return;
-  const v1::RegionRef& ref = *result->output.region;
-  const std::size_t bytes = an1::client::WireDTypeSize(result->output.dtype) * [&] {
-    std::size_t n = 1;
-    for (int64_t d : result->output.shape) n *= d;
-    return n;
-  }();
-  result->output.bytes.assign(reinterpret_cast<const char*>(region.data()) + ref.offset(), bytes);
+// Sends the request `repeat` times (a copy of `args` each time) and prints the last result, and
+// with repeats the medians of the timings.
+template <typename Args, typename Call>
+int Execute(const Args& args, int repeat, Placement& placement, const std::string& out_path,
+            Call call) {
+  std::vector<double> round_trip, compute, queue, copies;
+  CallResult result;
+  for (int i = 0; i < repeat; ++i) {
+    grpc::Status status = call(Args(args), &result);
+    if (!status.ok()) return ReportRpcError(status);
+    round_trip.push_back(result.round_trip_seconds * 1e3);
+    compute.push_back(result.info.compute_seconds() * 1e3);
+    queue.push_back(result.info.queue_seconds() * 1e3);
+    copies.push_back(result.info.copy_seconds() * 1e3);
+  }
+  if (!placement.FetchOutput(&result)) return 1;
+  if (repeat > 1) {
+    std::printf(
+        "medians of %d calls: round trip %.3f ms, server compute %.3f ms, queue %.3f ms, "
+        "copies %.3f ms, copied %llu bytes per call\n",
+        repeat, Median(round_trip), Median(compute), Median(queue), Median(copies),
+        static_cast<unsigned long long>(result.info.copied_bytes()));
+  }
+  return PrintResult(result, out_path);
 }
 
 // Bytes of a @ b for NumPy-broadcast batch dimensions (shapes are validated by the server).
@@ -288,17 +345,20 @@ int Run(int argc, char** argv) {
   matmul->add_option("--b", b_path, "b from a .npy file");
 
   std::string transport = "inline";
+  int device = 0, repeat = 1;
   for (CLI::App* cmd : {attention, matmul}) {
     cmd->add_option("--transport", transport,
-                    "inline (tensors in the messages) or shm (POSIX shared memory, same host)")
+                    "inline (in the messages), shm (POSIX shared memory) or cuda-ipc (GPU memory "
+                    "shared with the server; same host)")
         ->check(CLI::IsMember({"inline", "shm", "cuda-ipc"}))
+        ->capture_default_str();
+    cmd->add_option("--device", device, "GPU for --transport cuda-ipc")->capture_default_str();
+    cmd->add_option("--repeat", repeat, "Send the request this many times; print median times")
+        ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
   }
 
   CLI11_PARSE(app, argc, argv);
-  if (transport == "cuda-ipc") {
-    return UsageError("--transport cuda-ipc is not supported by this client yet; use shm");
-  }
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   options.client_id = "an1-cli-" + std::to_string(getpid());
   Client client(options);
@@ -370,17 +430,15 @@ int Run(int argc, char** argv) {
     args.backend = backend;
     args.causal = causal;
     args.scale = scale;
-    std::unique_ptr<an1::client::SharedRegion> region;
-    if (transport == "shm") {
-      const std::size_t out_bytes = args.q.bytes.size();
-      region = MoveIntoRegion(client, {&args.q, &args.k, &args.v}, out_bytes, &args.output_region);
-      if (!region) return 1;
+    Placement placement;
+    if (!placement.Place(client, transport, device, {&args.q, &args.k, &args.v},
+                         args.q.bytes.size(), &args.output_region)) {
+      return 1;
     }
-    CallResult result;
-    grpc::Status status = client.Attention(std::move(args), &result);
-    if (!status.ok()) return ReportRpcError(status);
-    if (region) TakeOutputFromRegion(*region, &result);
-    return PrintResult(result, out_path);
+    return Execute(args, repeat, placement, out_path,
+                   [&](an1::client::AttentionArgs a, CallResult* r) {
+                     return client.Attention(std::move(a), r);
+                   });
   }
 
   if (app.got_subcommand(matmul)) {
@@ -395,17 +453,14 @@ int Run(int argc, char** argv) {
     }
     args.backend = backend;
     args.allow_tf32 = allow_tf32;
-    std::unique_ptr<an1::client::SharedRegion> region;
-    if (transport == "shm") {
-      region = MoveIntoRegion(client, {&args.a, &args.b}, MatmulOutputBytes(args.a, args.b),
-                              &args.output_region);
-      if (!region) return 1;
+    Placement placement;
+    if (!placement.Place(client, transport, device, {&args.a, &args.b},
+                         MatmulOutputBytes(args.a, args.b), &args.output_region)) {
+      return 1;
     }
-    CallResult result;
-    grpc::Status status = client.Matmul(std::move(args), &result);
-    if (!status.ok()) return ReportRpcError(status);
-    if (region) TakeOutputFromRegion(*region, &result);
-    return PrintResult(result, out_path);
+    return Execute(
+        args, repeat, placement, out_path,
+        [&](an1::client::MatmulArgs a, CallResult* r) { return client.Matmul(std::move(a), r); });
   }
   return UsageError("unknown subcommand");
 }

@@ -33,7 +33,7 @@ struct ExecutionContext {
 // uses its host clock instead.
 struct ExecutionTimes {
   double compute_seconds = -1;
-  double copy_seconds = 0;  // host <-> device transfers, staging included
+  double copy_seconds = 0;       // host <-> device transfers, staging included
   std::size_t copied_bytes = 0;  // tensor bytes moved between host and device
 };
 

@@ -235,9 +235,8 @@ Status Engine::Submit(PreparedAttention request, OutputProvider output, RequestC
                       DoneCallback done) {
   auto shared = std::make_shared<PreparedAttention>(std::move(request));
   const TensorSpec& spec = shared->problem.output;
-  StatusOr<int> device =
-      RequiredDevice({shared->inputs.q.device, shared->inputs.k.device, shared->inputs.v.device,
-                      shared->output_device});
+  StatusOr<int> device = RequiredDevice({shared->inputs.q.device, shared->inputs.k.device,
+                                         shared->inputs.v.device, shared->output_device});
   if (!device.ok()) return device.status();
   Job job{shared->choice,
           OpKind::kAttention,

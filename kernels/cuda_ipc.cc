@@ -38,9 +38,9 @@ KernelStatus OpenCudaIpcMemory(int device, const void* handle, void** pointer,
   const cudaError_t opened = cudaIpcOpenMemHandle(pointer, ipc, cudaIpcMemLazyEnablePeerAccess);
   if (opened != cudaSuccess) {
     cudaGetLastError();
-    return KernelStatus::Error(KernelStatus::Kind::kInternal,
-                               std::string("the CUDA IPC handle cannot be opened (") +
-                                   cudaGetErrorName(opened) + ")");
+    return KernelStatus::Error(
+        KernelStatus::Kind::kInternal,
+        std::string("the CUDA IPC handle cannot be opened (") + cudaGetErrorName(opened) + ")");
   }
   // The exported allocation's real extent, so that registration can check the claimed size.
   CUdeviceptr base = 0;

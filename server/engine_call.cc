@@ -151,8 +151,9 @@ void EngineCall::Complete(Status status, const ExecutionReport& report) {
   const std::string backend(BackendKindName(report.backend));
   if (status.ok()) {
     FillExecutionInfo(report, info_);
-    const char* out_transport =
-        !output_region_ ? "inline" : output_region_->device() >= 0 ? "cuda-ipc" : "shm";
+    const char* out_transport = !output_region_                 ? "inline"
+                                : output_region_->device() >= 0 ? "cuda-ipc"
+                                                                : "shm";
     env_.metrics->RecordBytes(out_transport, "out", static_cast<double>(report.output_bytes));
   }
   if (status.code() == StatusCode::kCancelled || status.code() == StatusCode::kDeadlineExceeded) {

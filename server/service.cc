@@ -83,10 +83,10 @@ grpc::ServerUnaryReactor* An1Service::RegisterCudaSharedMemory(
     grpc::CallbackServerContext* context, const v1::RegisterCudaSharedMemoryRequest* request,
     v1::RegisterSharedMemoryResponse* /*response*/) {
   const auto started = Clock::now();
-  return FinishNow(context, "RegisterCudaSharedMemory", started,
-                   env_.regions->RegisterCuda(ClientId(context), request->name(),
-                                              request->raw_handle(), request->device_id(),
-                                              request->byte_size()));
+  return FinishNow(
+      context, "RegisterCudaSharedMemory", started,
+      env_.regions->RegisterCuda(ClientId(context), request->name(), request->raw_handle(),
+                                 request->device_id(), request->byte_size()));
 }
 
 grpc::ServerUnaryReactor* An1Service::UnregisterSharedMemory(

@@ -129,13 +129,13 @@ Status RegionRegistry::Insert(const std::string& client, std::shared_ptr<Region>
 }
 
 Status RegionRegistry::RegisterSystem(const std::string& client, const std::string& name,
-                                      const std::string& key, uint64_t offset,
-                                      uint64_t byte_size) {
+                                      const std::string& key, uint64_t offset, uint64_t byte_size) {
   AN1_RETURN_IF_ERROR(CheckEnabled(client));
   AN1_RETURN_IF_ERROR(CheckName(name));
   if (!ValidKey(key)) {
-    return InvalidArgumentError("the shared memory key must be '/' followed by up to 254 "
-                                "characters without '/'");
+    return InvalidArgumentError(
+        "the shared memory key must be '/' followed by up to 254 "
+        "characters without '/'");
   }
   if (byte_size == 0) return InvalidArgumentError("byte_size must be at least 1");
   if (offset > UINT64_MAX - byte_size) {
@@ -213,8 +213,8 @@ std::vector<RegionInfo> RegionRegistry::List(const std::string& client) const {
   std::vector<RegionInfo> out;
   for (const auto& [id, region] : regions_) {
     if (id.first == client) {
-      out.push_back({region->name(), region->device() >= 0 ? "cuda" : "system",
-                     region->byte_size()});
+      out.push_back(
+          {region->name(), region->device() >= 0 ? "cuda" : "system", region->byte_size()});
     }
   }
   return out;

@@ -85,8 +85,8 @@ class RegionRegistry {
   // Errors as RegisterSystem, and FAILED_PRECONDITION when this server has no such GPU;
   // INVALID_ARGUMENT when the handle cannot be opened or the allocation is smaller than
   // byte_size. Messages never echo the handle.
-  Status RegisterCuda(const std::string& client, const std::string& name,
-                      const std::string& handle, int device, uint64_t byte_size);
+  Status RegisterCuda(const std::string& client, const std::string& name, const std::string& handle,
+                      int device, uint64_t byte_size);
   // NOT_FOUND when this client has no such region.
   Status Unregister(const std::string& client, const std::string& name);
   int UnregisterAll(const std::string& client);
