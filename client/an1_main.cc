@@ -221,8 +221,9 @@ double Median(std::vector<double> v) {
 template <typename Args, typename Call>
 int Execute(const Args& args, int repeat, Placement& placement, const std::string& out_path,
             Call call) {
-  std::vector<double> round_trip, compute, queue, copies;
+  std::vector<double> round_trip, compute, queue, copies, overhead;
   CallResult result;
+  const auto loop_start = std::chrono::steady_clock::now();
   for (int i = 0; i < repeat; ++i) {
     grpc::Status status = call(Args(args), &result);
     if (!status.ok()) return ReportRpcError(status);
@@ -230,14 +231,20 @@ int Execute(const Args& args, int repeat, Placement& placement, const std::strin
     compute.push_back(result.info.compute_seconds() * 1e3);
     queue.push_back(result.info.queue_seconds() * 1e3);
     copies.push_back(result.info.copy_seconds() * 1e3);
+    overhead.push_back((result.info.server_seconds() - result.info.compute_seconds()) * 1e6);
   }
+  const double loop_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - loop_start)
+          .count();
   if (!placement.FetchOutput(&result)) return 1;
   if (repeat > 1) {
     std::printf(
         "medians of %d calls: round trip %.3f ms, server compute %.3f ms, queue %.3f ms, "
-        "copies %.3f ms, copied %llu bytes per call\n",
+        "copies %.3f ms, server time beyond compute %.1f us, copied %llu bytes per call; "
+        "all %d calls took %.1f ms\n",
         repeat, Median(round_trip), Median(compute), Median(queue), Median(copies),
-        static_cast<unsigned long long>(result.info.copied_bytes()));
+        Median(overhead), static_cast<unsigned long long>(result.info.copied_bytes()), repeat,
+        loop_ms);
   }
   return PrintResult(result, out_path);
 }

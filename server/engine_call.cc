@@ -54,7 +54,7 @@ StatusOr<TensorView> EngineCall::Input(const char* name, bool present, const v1:
   const v1::RegionRef& ref = tensor.region();
   StatusOr<std::shared_ptr<Region>> region = env_.regions->Lease(client_, ref.region());
   if (!region.ok()) return region.status();
-  if (ref.byte_size() > env_.engine->Info().limits.max_tensor_bytes) {
+  if (ref.byte_size() > env_.max_tensor_bytes) {
     return ResourceExhaustedError(std::string(name) + " refers to " +
                                   std::to_string(ref.byte_size()) +
                                   " bytes, above this server's limit per tensor");
@@ -67,7 +67,10 @@ StatusOr<TensorView> EngineCall::Input(const char* name, bool present, const v1:
     transport_ = "cuda-ipc";
     return view;
   }
-  std::vector<std::byte>& buffer = buffers_.emplace_back(ref.byte_size());
+  // Not zero-filled: every byte is read from the region, or the request fails.
+  std::unique_ptr<std::byte[]>& storage =
+      buffers_.emplace_back(new std::byte[static_cast<std::size_t>(ref.byte_size())]);
+  const std::span<std::byte> buffer(storage.get(), static_cast<std::size_t>(ref.byte_size()));
   AN1_RETURN_IF_ERROR((*region)->Read(ref.offset(), buffer));
   transport_ = "shm";
   bytes_in_ += buffer.size();
@@ -151,6 +154,7 @@ void EngineCall::Complete(Status status, const ExecutionReport& report) {
   const std::string backend(BackendKindName(report.backend));
   if (status.ok()) {
     FillExecutionInfo(report, info_);
+    info_->set_server_seconds(std::chrono::duration<double>(Clock::now() - started_).count());
     const char* out_transport = !output_region_                 ? "inline"
                                 : output_region_->device() >= 0 ? "cuda-ipc"
                                                                 : "shm";

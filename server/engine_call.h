@@ -27,6 +27,7 @@ struct CallEnvironment {
   ServerMetrics* metrics = nullptr;
   RegionRegistry* regions = nullptr;
   uint64_t max_message_bytes = 0;
+  uint64_t max_tensor_bytes = 0;
 };
 
 // The `an1-client-id` metadata entry, empty when absent.
@@ -68,8 +69,8 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   std::string transport_ = "inline";  // "shm" once any tensor is in a region
   uint64_t bytes_in_ = 0;
 
-  std::vector<std::shared_ptr<Region>> leases_;  // held until the call is done
-  std::vector<std::vector<std::byte>> buffers_;  // region inputs read for the engine
+  std::vector<std::shared_ptr<Region>> leases_;        // held until the call is done
+  std::vector<std::unique_ptr<std::byte[]>> buffers_;  // region inputs read for the engine
   std::shared_ptr<Region> output_region_;
   v1::RegionRef output_ref_;
   std::vector<std::byte> output_buffer_;  // the result, before it is written to the region

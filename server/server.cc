@@ -35,9 +35,9 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     server->metrics_port_ = *port;
   }
   server->regions_ = std::make_unique<RegionRegistry>(options.shared_memory, server->engine_.get());
-  server->service_ = std::make_unique<An1Service>(
-      CallEnvironment{server->engine_.get(), server->metrics_.get(), server->regions_.get(),
-                      static_cast<uint64_t>(options.max_message_bytes)});
+  server->service_ = std::make_unique<An1Service>(CallEnvironment{
+      server->engine_.get(), server->metrics_.get(), server->regions_.get(),
+      static_cast<uint64_t>(options.max_message_bytes), options.engine.limits.max_tensor_bytes});
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {

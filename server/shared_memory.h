@@ -55,6 +55,7 @@ class Region {
 
  private:
   Status CheckCurrentSize(uint64_t offset, uint64_t size) const;
+  Status ReadPiece(uint64_t offset, std::span<std::byte> out) const;
 
   std::string name_;
   int fd_ = -1;
