@@ -13,6 +13,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "client/client.h"
 #include "client/cuda_region.h"
@@ -219,8 +220,13 @@ double Median(std::vector<double> v) {
 // Sends the request `repeat` times (a copy of `args` each time) and prints the last result, and
 // with repeats the medians of the timings.
 template <typename Args, typename Call>
-int Execute(const Args& args, int repeat, Placement& placement, const std::string& out_path,
-            Call call) {
+int Execute(const Args& args, int repeat, double start_at, Placement& placement,
+            const std::string& out_path, Call call) {
+  // --start-at: several clients set up first, then start their calls together.
+  const auto start = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::duration<double>(start_at)));
+  if (start_at > 0) std::this_thread::sleep_until(start);
   std::vector<double> round_trip, compute, queue, copies, overhead;
   CallResult result;
   const auto loop_start = std::chrono::steady_clock::now();
@@ -236,15 +242,17 @@ int Execute(const Args& args, int repeat, Placement& placement, const std::strin
   const double loop_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - loop_start)
           .count();
+  const double loop_end_unix =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   if (!placement.FetchOutput(&result)) return 1;
   if (repeat > 1) {
     std::printf(
         "medians of %d calls: round trip %.3f ms, server compute %.3f ms, queue %.3f ms, "
         "copies %.3f ms, server time beyond compute %.1f us, copied %llu bytes per call; "
-        "all %d calls took %.1f ms\n",
+        "all %d calls took %.1f ms, ending at unix time %.6f\n",
         repeat, Median(round_trip), Median(compute), Median(queue), Median(copies),
         Median(overhead), static_cast<unsigned long long>(result.info.copied_bytes()), repeat,
-        loop_ms);
+        loop_ms, loop_end_unix);
   }
   return PrintResult(result, out_path);
 }
@@ -353,6 +361,7 @@ int Run(int argc, char** argv) {
 
   std::string transport = "inline";
   int device = 0, repeat = 1;
+  double start_at = 0;
   for (CLI::App* cmd : {attention, matmul}) {
     cmd->add_option("--transport", transport,
                     "inline (in the messages), shm (POSIX shared memory) or cuda-ipc (GPU memory "
@@ -363,6 +372,9 @@ int Run(int argc, char** argv) {
     cmd->add_option("--repeat", repeat, "Send the request this many times; print median times")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
+    cmd->add_option("--start-at", start_at,
+                    "Unix time at which to send the first call, after the inputs are placed "
+                    "(lets several clients start together)");
   }
 
   CLI11_PARSE(app, argc, argv);
@@ -442,7 +454,7 @@ int Run(int argc, char** argv) {
                          args.q.bytes.size(), &args.output_region)) {
       return 1;
     }
-    return Execute(args, repeat, placement, out_path,
+    return Execute(args, repeat, start_at, placement, out_path,
                    [&](an1::client::AttentionArgs a, CallResult* r) {
                      return client.Attention(std::move(a), r);
                    });
@@ -466,7 +478,7 @@ int Run(int argc, char** argv) {
       return 1;
     }
     return Execute(
-        args, repeat, placement, out_path,
+        args, repeat, start_at, placement, out_path,
         [&](an1::client::MatmulArgs a, CallResult* r) { return client.Matmul(std::move(a), r); });
   }
   return UsageError("unknown subcommand");

@@ -101,9 +101,8 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   }
   double host_copy_seconds = HostSecondsSince(staging_start);
 
-  void* device = nullptr;
-  if (device_bytes > 0) AN1_RETURN_IF_ERROR(gpu.Allocate(slot, device_bytes, &device));
-  auto* base = static_cast<std::byte*>(device);
+  if (device_bytes > 0) AN1_RETURN_IF_ERROR(gpu.EnsureDevice(slot, device_bytes));
+  auto* base = static_cast<std::byte*>(slot.device);
   DeviceBuffers buffers;
   Status status = gpu.CheckCuda(cudaEventRecord(slot.events[0], slot.stream), "cudaEventRecord");
   std::size_t device_offset = 0;
@@ -133,7 +132,6 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
                            "download");
   }
   if (status.ok()) status = gpu.CheckCuda(cudaEventRecord(slot.events[3], slot.stream), "record");
-  if (device != nullptr) cudaFreeAsync(device, slot.stream);
   // Always wait: even when another request's fault took the device out of service meanwhile,
   // this request's staging must not be read before its own work is over.
   const Status synced = gpu.CheckCuda(cudaStreamSynchronize(slot.stream), "the request's work");
@@ -169,6 +167,10 @@ StatusOr<std::unique_ptr<GpuContext>> GpuContext::Create(int index, int slots) {
     return UnavailableError(name + ": " + what + ": " + cudaGetErrorString(e));
   };
   if (cudaError_t e = cudaSetDevice(index); e != cudaSuccess) return fail(e, "cudaSetDevice");
+  // Executors wait for their stream by spinning: a yielding or blocking wait adds tens of
+  // microseconds to every request. (Only possible before the context exists; ignored after.)
+  cudaSetDeviceFlags(cudaDeviceScheduleSpin);
+  cudaGetLastError();
   if (cudaError_t e = cudaFree(nullptr); e != cudaSuccess) return fail(e, "context creation");
   // Keep freed memory in the pool between requests instead of returning it to the driver.
   cudaMemPool_t pool;
@@ -205,6 +207,7 @@ GpuContext::~GpuContext() {
       if (event) cudaEventDestroy(event);
     }
     if (slot.workspace) cudaFree(slot.workspace);
+    if (slot.device) cudaFree(slot.device);
     if (slot.staging) cudaFreeHost(slot.staging);
     if (slot.stream) cudaStreamDestroy(slot.stream);
   }
@@ -269,23 +272,30 @@ Status GpuContext::EnsureStaging(Slot& slot, std::size_t bytes) {
   return OkStatus();
 }
 
-Status GpuContext::Allocate(Slot& slot, std::size_t bytes, void** pointer) {
-  cudaError_t e = cudaMallocAsync(pointer, bytes, slot.stream);
+Status GpuContext::EnsureDevice(Slot& slot, std::size_t bytes) {
+  if (slot.device_bytes >= bytes) return OkStatus();
+  if (slot.device != nullptr) cudaFreeAsync(slot.device, slot.stream);
+  slot.device = nullptr;
+  slot.device_bytes = 0;
+  cudaError_t e = cudaMallocAsync(&slot.device, bytes, slot.stream);
   if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();
     cudaMemPool_t pool;
     if (cudaDeviceGetDefaultMemPool(&pool, index_) == cudaSuccess) {
       cudaStreamSynchronize(slot.stream);
-      cudaMemPoolTrimTo(pool, 0);  // give back what other requests left cached, then retry
+      cudaMemPoolTrimTo(pool, 0);  // give back what the pool keeps cached, then retry
     }
-    e = cudaMallocAsync(pointer, bytes, slot.stream);
+    e = cudaMallocAsync(&slot.device, bytes, slot.stream);
   }
   if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();
+    slot.device = nullptr;
     return ResourceExhaustedError("out of GPU memory on cuda:" + std::to_string(index_) + " (" +
                                   std::to_string(bytes >> 20) + " MiB needed)");
   }
-  return CheckCuda(e, "cudaMallocAsync");
+  AN1_RETURN_IF_ERROR(CheckCuda(e, "cudaMallocAsync"));
+  slot.device_bytes = bytes;
+  return OkStatus();
 }
 
 // ---- GpuBackend ----

@@ -43,6 +43,11 @@ class GpuContext {
     void* workspace = nullptr;     // kernels::kGemmWorkspaceBytes of device memory
     std::byte* staging = nullptr;  // pinned host memory
     std::size_t staging_bytes = 0;
+    // Device memory for uploads, outputs and scratch, kept between requests and grown when a
+    // request needs more: a fresh multi-GiB stream-ordered allocation per request costs tens of
+    // microseconds, which is most of the service overhead of a CUDA IPC request.
+    void* device = nullptr;
+    std::size_t device_bytes = 0;
     cudaEvent_t events[4] = {};  // before upload, after upload, after compute, after download
   };
   Slot& slot(int i) { return slots_[i]; }
@@ -53,9 +58,10 @@ class GpuContext {
 
   // Makes the slot's pinned staging buffer at least `bytes` long. RESOURCE_EXHAUSTED on failure.
   Status EnsureStaging(Slot& slot, std::size_t bytes);
-  // Stream-ordered device allocation on the slot's stream; on out-of-memory the pool is trimmed
-  // and the allocation retried once. RESOURCE_EXHAUSTED when it still fails.
-  Status Allocate(Slot& slot, std::size_t bytes, void** pointer);
+  // Makes the slot's device buffer at least `bytes` long (stream-ordered; on out-of-memory the
+  // old buffer is released, the pool trimmed and the allocation retried once).
+  // RESOURCE_EXHAUSTED when it still fails.
+  Status EnsureDevice(Slot& slot, std::size_t bytes);
   // Maps a kernels-layer error to a Status, taking the device out of service on a fault.
   Status Check(const kernels::KernelStatus& status);
   Status CheckCuda(cudaError_t error, const char* what);

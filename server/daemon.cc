@@ -113,6 +113,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
                  "Tensor bytes of admitted, unfinished requests before RESOURCE_EXHAUSTED")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--executor-spin-us", options.engine.executor_spin_us,
+                 "GPU mode: microseconds an idle executor polls for work before sleeping")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
   app.add_option("--streams-per-gpu", options.engine.streams_per_gpu,
                  "CUDA streams (and executor threads) per GPU")
       ->check(CLI::Range(1, 64))

@@ -63,8 +63,9 @@ class SharedMemoryTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(true); }
 
-  void Start(bool enabled) {
+  void Start(bool enabled, int max_regions = 64) {
     server::ServerOptions options;
+    options.shared_memory.max_regions_per_client = max_regions;
     options.listen = "127.0.0.1:0";
     options.metrics_listen = "";
     options.engine.disable_gpu = true;
@@ -271,6 +272,18 @@ TEST_F(SharedMemoryTest, CudaRegionsNeedAGpuAndA64ByteHandle) {
   EXPECT_EQ(alice_->RegisterCudaSharedMemory("an1-g", std::string(64, '\0'), 0, 1).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   ExpectServing();
+}
+
+TEST_F(SharedMemoryTest, RegionsPerClientAreLimited) {
+  Start(true, /*max_regions=*/2);
+  ShmObject shm(4096);
+  ASSERT_TRUE(alice_->RegisterSystemSharedMemory("r1", shm.key(), 0, 16).ok());
+  ASSERT_TRUE(alice_->RegisterSystemSharedMemory("r2", shm.key(), 0, 16).ok());
+  EXPECT_EQ(alice_->RegisterSystemSharedMemory("r3", shm.key(), 0, 16).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(bob_->RegisterSystemSharedMemory("r1", shm.key(), 0, 16).ok());  // per client
+  ASSERT_TRUE(alice_->UnregisterSharedMemory("r1").ok());
+  EXPECT_TRUE(alice_->RegisterSystemSharedMemory("r3", shm.key(), 0, 16).ok());
 }
 
 TEST_F(SharedMemoryTest, DisabledByTheServer) {
