@@ -30,6 +30,14 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
+v1::RegionRef MakeRegionRef(const std::string& region, uint64_t offset, uint64_t byte_size) {
+  v1::RegionRef ref;
+  ref.set_region(region);
+  ref.set_offset(offset);
+  ref.set_byte_size(byte_size);
+  return ref;
+}
+
 std::size_t WireDTypeSize(v1::DType dtype) {
   switch (dtype) {
     case v1::DTYPE_FP16:

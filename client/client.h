@@ -88,6 +88,9 @@ class Client {
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 
+// A reference to [offset, offset + byte_size) of a registered region.
+v1::RegionRef MakeRegionRef(const std::string& region, uint64_t offset, uint64_t byte_size);
+
 // Bytes per element of a wire dtype (0 for unspecified).
 std::size_t WireDTypeSize(v1::DType dtype);
 

@@ -75,11 +75,7 @@ bool CudaRegion::Download(std::size_t, void*, std::size_t, std::string*) { retur
 #endif
 
 v1::RegionRef CudaRegion::Ref(uint64_t offset, uint64_t byte_size) const {
-  v1::RegionRef ref;
-  ref.set_region(name_);
-  ref.set_offset(offset);
-  ref.set_byte_size(byte_size);
-  return ref;
+  return MakeRegionRef(name_, offset, byte_size);
 }
 
 }  // namespace an1::client

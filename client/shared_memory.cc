@@ -48,11 +48,7 @@ SharedRegion::~SharedRegion() {
 }
 
 v1::RegionRef SharedRegion::Ref(uint64_t offset, uint64_t byte_size) const {
-  v1::RegionRef ref;
-  ref.set_region(name_);
-  ref.set_offset(offset);
-  ref.set_byte_size(byte_size);
-  return ref;
+  return MakeRegionRef(name_, offset, byte_size);
 }
 
 }  // namespace an1::client

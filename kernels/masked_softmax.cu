@@ -37,6 +37,14 @@ __device__ void Combine(float& m, float& s, float m2, float s2) {
 
 constexpr int kRowsPerBlock = kThreads / 32;  // one warp per row
 
+// Keys row `row` sees: all of them, or with the causal mask aligned bottom-right, those up to
+// its query index plus (Sk - Sq), clamped to [0, Sk].
+__device__ int64_t VisibleKeys(const MaskedSoftmaxParams& p, int64_t row) {
+  if (!p.causal) return p.cols;
+  const int64_t limit = row % p.q_len + p.cols - p.q_len + 1;
+  return limit < 0 ? 0 : (limit < p.cols ? limit : p.cols);
+}
+
 // One warp per row: reductions stay in registers (no block barrier), and each block covers
 // eight rows, so that even short rows keep the memory system busy. The row is read twice (the
 // second read mostly hits L1/L2); with kVec4 (cols divisible by 4) loads are 16 bytes wide.
@@ -47,12 +55,7 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
   if (row >= p.rows) return;
   const float* in = p.scores + row * p.cols;
   T* out = static_cast<T*>(p.probs) + row * p.cols;
-  const int64_t i = row % p.q_len;
-  int64_t visible = p.cols;
-  if (p.causal) {
-    const int64_t limit = i + p.cols - p.q_len + 1;
-    visible = limit < 0 ? 0 : (limit < p.cols ? limit : p.cols);
-  }
+  const int64_t visible = VisibleKeys(p, row);
   const float scale_log2 = p.scale * kLog2e;  // exp(s * scale) == exp2(s * scale * log2 e)
 
   // Pass 1: online max and sum (in the log2 domain) over this lane's columns.
@@ -93,12 +96,7 @@ __global__ void __launch_bounds__(kThreads) RegisterSoftmaxKernel(MaskedSoftmaxP
   if (row >= p.rows) return;
   const float4* in = reinterpret_cast<const float4*>(p.scores + row * p.cols);
   T* out = static_cast<T*>(p.probs) + row * p.cols;
-  const int64_t i = row % p.q_len;
-  int64_t visible = p.cols;
-  if (p.causal) {
-    const int64_t limit = i + p.cols - p.q_len + 1;
-    visible = limit < 0 ? 0 : (limit < p.cols ? limit : p.cols);
-  }
+  const int64_t visible = VisibleKeys(p, row);
   const float scale_log2 = p.scale * kLog2e;
 
   float x[kVecsPerLane][4];

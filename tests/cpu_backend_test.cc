@@ -15,39 +15,10 @@ namespace {
 
 using testing::AttentionCase;
 
-double Tolerance(DType d) {
-  switch (d) {
-    case DType::kFloat32:
-      return 1e-5;
-    case DType::kFloat16:
-      return 2e-3;
-    case DType::kBFloat16:
-      return 1e-2;
-  }
-  return 0;
-}
-
-// Random values rounded to `dtype`, as bytes and as the floats they represent.
-struct Encoded {
-  std::vector<std::byte> bytes;
-  std::vector<float> values;
-};
-
-Encoded Encode(std::size_t n, DType dtype, std::mt19937_64& rng) {
-  Encoded e;
-  std::vector<float> raw = testing::RandomFloats(n, rng);
-  e.bytes.resize(n * DTypeSize(dtype));
-  ConvertFromFloat(dtype, raw.data(), n, e.bytes.data());
-  e.values.resize(n);
-  ConvertToFloat(dtype, e.bytes.data(), n, e.values.data());
-  return e;
-}
-
-std::vector<float> Decode(const std::vector<std::byte>& bytes, DType dtype) {
-  std::vector<float> out(bytes.size() / DTypeSize(dtype));
-  ConvertToFloat(dtype, bytes.data(), out.size(), out.data());
-  return out;
-}
+using testing::Decode;
+using testing::Encode;
+using testing::Encoded;
+using testing::Tolerance;
 
 void Poison(std::vector<std::byte>& out) { std::memset(out.data(), 0xff, out.size()); }  // NaN
 

@@ -16,30 +16,10 @@ namespace {
 
 using testing::AttentionCase;
 
-double Tolerance(DType d) {
-  return d == DType::kFloat32 ? 1e-5 : d == DType::kFloat16 ? 2e-3 : 1e-2;
-}
-
-struct Encoded {
-  std::vector<std::byte> bytes;
-  std::vector<float> values;
-};
-
-Encoded Encode(std::size_t n, DType dtype, std::mt19937_64& rng) {
-  Encoded e;
-  std::vector<float> raw = testing::RandomFloats(n, rng);
-  e.bytes.resize(n * DTypeSize(dtype));
-  ConvertFromFloat(dtype, raw.data(), n, e.bytes.data());
-  e.values.resize(n);
-  ConvertToFloat(dtype, e.bytes.data(), n, e.values.data());
-  return e;
-}
-
-std::vector<float> Decode(const std::vector<std::byte>& bytes, DType dtype) {
-  std::vector<float> out(bytes.size() / DTypeSize(dtype));
-  ConvertToFloat(dtype, bytes.data(), out.size(), out.data());
-  return out;
-}
+using testing::Decode;
+using testing::Encode;
+using testing::Encoded;
+using testing::Tolerance;
 
 // One engine for the suite: on the GPU, with a license (from a key made here) for an1 matmul.
 class GpuEngineTest : public ::testing::Test {

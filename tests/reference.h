@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include "engine/dtype.h"
+
 namespace an1::testing {
 
 struct AttentionCase {
@@ -104,6 +106,33 @@ inline std::vector<float> RandomFloats(std::size_t n, std::mt19937_64& rng) {
   std::vector<float> out(n);
   for (float& x : out) x = normal(rng);
   return out;
+}
+
+// Random values rounded to `dtype`, as bytes and as the floats they represent.
+struct Encoded {
+  std::vector<std::byte> bytes;
+  std::vector<float> values;
+};
+
+inline Encoded Encode(std::size_t n, DType dtype, std::mt19937_64& rng) {
+  Encoded e;
+  std::vector<float> raw = RandomFloats(n, rng);
+  e.bytes.resize(n * DTypeSize(dtype));
+  ConvertFromFloat(dtype, raw.data(), n, e.bytes.data());
+  e.values.resize(n);
+  ConvertToFloat(dtype, e.bytes.data(), n, e.values.data());
+  return e;
+}
+
+inline std::vector<float> Decode(const std::vector<std::byte>& bytes, DType dtype) {
+  std::vector<float> out(bytes.size() / DTypeSize(dtype));
+  ConvertToFloat(dtype, bytes.data(), out.size(), out.data());
+  return out;
+}
+
+// The accuracy every backend must reach against the double reference, per input dtype.
+inline double Tolerance(DType d) {
+  return d == DType::kFloat32 ? 1e-5 : d == DType::kFloat16 ? 2e-3 : 1e-2;
 }
 
 }  // namespace an1::testing

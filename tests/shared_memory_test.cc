@@ -52,11 +52,7 @@ class ShmObject {
 };
 
 v1::RegionRef Ref(const std::string& region, uint64_t offset, uint64_t size) {
-  v1::RegionRef ref;
-  ref.set_region(region);
-  ref.set_offset(offset);
-  ref.set_byte_size(size);
-  return ref;
+  return client::MakeRegionRef(region, offset, size);
 }
 
 class SharedMemoryTest : public ::testing::Test {
