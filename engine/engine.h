@@ -76,7 +76,8 @@ using DoneCallback = std::function<void(const Status&, const ExecutionReport&)>;
 
 // Gives the bytes the result of `spec` goes to (exactly spec.byte_size of them), called on the
 // executor thread just before the request runs, so that output memory is only taken for admitted
-// work. The bytes must stay valid until the DoneCallback has run.
+// work (and the caller may finish preparing its inputs there too). An error fails the request.
+// The bytes must stay valid until the DoneCallback has run.
 using OutputProvider = std::function<StatusOr<std::span<std::byte>>(const TensorSpec& spec)>;
 
 struct BackendAvailability {

@@ -71,7 +71,7 @@ StatusOr<TensorView> EngineCall::Input(const char* name, bool present, const v1:
   std::unique_ptr<std::byte[]>& storage =
       buffers_.emplace_back(new std::byte[static_cast<std::size_t>(ref.byte_size())]);
   const std::span<std::byte> buffer(storage.get(), static_cast<std::size_t>(ref.byte_size()));
-  AN1_RETURN_IF_ERROR((*region)->Read(ref.offset(), buffer));
+  pending_reads_.push_back({*region, ref.offset(), buffer});
   transport_ = "shm";
   bytes_in_ += buffer.size();
   view->data = buffer;
@@ -106,7 +106,10 @@ Status EngineCall::CheckOutput(const TensorSpec& spec) {
   return OkStatus();
 }
 
-StatusOr<std::span<std::byte>> EngineCall::AllocateOutput(const TensorSpec& spec) {
+StatusOr<std::span<std::byte>> EngineCall::PrepareToRun(const TensorSpec& spec) {
+  for (const PendingRead& read : pending_reads_) {
+    AN1_RETURN_IF_ERROR(read.region->Read(read.offset, read.into));
+  }
   output_->set_dtype(ToProtoDType(spec.dtype));
   for (int64_t dim : spec.shape) output_->add_shape(dim);
   if (output_region_ && output_region_->device() >= 0) {  // written in place by the GPU
@@ -130,8 +133,7 @@ void EngineCall::Submit(Prepared prepared, v1::Tensor* output, v1::ExecutionInfo
   if (output_region_) prepared.output_device = output_region_->device();
   env_.metrics->RecordBytes(transport_, "in", static_cast<double>(bytes_in_));
   Status admitted = env_.engine->Submit(
-      std::move(prepared), [this](const TensorSpec& spec) { return AllocateOutput(spec); },
-      control_,
+      std::move(prepared), [this](const TensorSpec& spec) { return PrepareToRun(spec); }, control_,
       [this](const Status& status, const ExecutionReport& report) { Complete(status, report); });
   if (!admitted.ok()) Reject(admitted);
 }

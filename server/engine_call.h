@@ -57,7 +57,10 @@ class EngineCall final : public grpc::ServerUnaryReactor {
 
  private:
   Status CheckOutput(const TensorSpec& spec);
-  StatusOr<std::span<std::byte>> AllocateOutput(const TensorSpec& spec);
+  // Runs on the executor thread just before the request: reads pending region inputs, then
+  // gives the output its bytes (inline in the response, a buffer for a system region, or the
+  // CUDA region itself).
+  StatusOr<std::span<std::byte>> PrepareToRun(const TensorSpec& spec);
   void Complete(Status status, const ExecutionReport& report);
   void FinishWith(const Status& status, const std::string& backend);
 
@@ -69,8 +72,17 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   std::string transport_ = "inline";  // "shm" once any tensor is in a region
   uint64_t bytes_in_ = 0;
 
-  std::vector<std::shared_ptr<Region>> leases_;        // held until the call is done
-  std::vector<std::unique_ptr<std::byte[]>> buffers_;  // region inputs read for the engine
+  std::vector<std::shared_ptr<Region>> leases_;  // held until the call is done
+  // System shared memory inputs: buffers sized (not filled) on the gRPC thread, read from their
+  // regions on the engine's executor thread just before the request runs, so that reading
+  // hundreds of MiB never blocks a gRPC callback thread.
+  struct PendingRead {
+    std::shared_ptr<Region> region;
+    uint64_t offset;
+    std::span<std::byte> into;
+  };
+  std::vector<std::unique_ptr<std::byte[]>> buffers_;
+  std::vector<PendingRead> pending_reads_;
   std::shared_ptr<Region> output_region_;
   v1::RegionRef output_ref_;
   std::vector<std::byte> output_buffer_;  // the result, before it is written to the region
