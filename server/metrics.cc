@@ -3,6 +3,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
+#include <algorithm>
 #include <exception>
 
 #include "server/version.h"
@@ -26,8 +27,24 @@ class EngineCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     if (engine_ == nullptr) return {};
     // Read at scrape time, so that a license expiring while the server runs shows at once.
-    const LicenseStatus license = engine_->Info().license;
+    const EngineInfo info = engine_->Info();
+    const LicenseStatus& license = info.license;
+    prometheus::MetricFamily healthy{"an1_device_healthy",
+                                     "1 while the device serves requests, 0 once a fault took it "
+                                     "out of service.",
+                                     prometheus::MetricType::Gauge,
+                                     {}};
+    for (const DeviceStatus& device : info.device_status) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"device", device.name}};
+      metric.gauge.value = device.healthy ? 1 : 0;
+      healthy.metric.push_back(metric);
+    }
     return {
+        healthy,
+        Gauge("an1_queue_capacity", "Requests that may wait, over all devices.",
+              static_cast<double>(info.max_queue_depth) *
+                  static_cast<double>(std::max<std::size_t>(1, info.device_status.size()))),
         Gauge("an1_queue_depth", "Requests admitted and waiting to run.", engine_->queue_depth()),
         Gauge("an1_requests_running", "Requests executing on a backend now.", engine_->running()),
         Gauge("an1_license_valid", "1 when a valid license unlocks the an1 backend, else 0.",
