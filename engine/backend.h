@@ -43,6 +43,10 @@ class Backend {
 
   // Empty when the backend implements `op`; otherwise why not (shown to clients).
   virtual std::string Unsupported(OpKind /*op*/) const { return ""; }
+  // Empty when the backend covers this attention problem (dtype, head_dim, ...); otherwise why.
+  virtual std::string UnsupportedAttention(const ValidatedAttention& /*problem*/) const {
+    return "";
+  }
 
   // Writes softmax(q k^T * scale + mask) v into `output`. Returns OK, or RESOURCE_EXHAUSTED
   // (memory), UNIMPLEMENTED (outside the backend's coverage), UNAVAILABLE (device fault),

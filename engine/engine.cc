@@ -219,6 +219,25 @@ StatusOr<PreparedAttention> Engine::PrepareAttention(const AttentionInputs& inpu
   if (!problem.ok()) return problem.status();
   StatusOr<BackendChoice> choice = Choose(requested, OpKind::kAttention);
   if (!choice.ok()) return choice.status();
+  if (choice->kind == BackendKind::kAn1) {
+    // an1's kernel covers some problems only (dtype, head_dim): outside them an explicit an1
+    // is UNIMPLEMENTED, and auto runs the baseline saying why.
+    std::string why;
+    for (const auto& site : sites_) {
+      if (site->an1) {
+        why = site->an1->UnsupportedAttention(*problem);
+        break;
+      }
+    }
+    if (!why.empty()) {
+      const bool explicit_an1 = requested == BackendKind::kAn1 ||
+                                (requested == BackendKind::kAuto &&
+                                 options_.default_policy == BackendKind::kAn1);
+      if (explicit_an1) return UnimplementedError("backend an1 cannot run this request: " + why);
+      choice->kind = BackendKind::kBaseline;
+      choice->reason = "an1 cannot run this request: " + why;
+    }
+  }
   return PreparedAttention{inputs, std::move(problem).value(), std::move(choice).value()};
 }
 

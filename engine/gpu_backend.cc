@@ -8,6 +8,7 @@
 
 #include "kernels/cuda_check.h"
 #include "kernels/fault_injection.h"
+#include "kernels/flash_attention.h"
 #include "kernels/masked_softmax.h"
 
 namespace an1 {
@@ -300,20 +301,39 @@ Status GpuContext::EnsureDevice(Slot& slot, std::size_t bytes) {
 
 // ---- GpuBackend ----
 
-std::string GpuBackend::Unsupported(OpKind op) const {
-  if (flavor_ == Flavor::kAn1 && op == OpKind::kAttention) {
-    return "the an1 fused attention kernel is not part of this build yet";
-  }
-  return "";
+std::string GpuBackend::Unsupported(OpKind /*op*/) const { return ""; }
+
+std::string GpuBackend::UnsupportedAttention(const ValidatedAttention& problem) const {
+  if (flavor_ != Flavor::kAn1) return "";
+  return kernels::FlashAttentionUnsupported(ToElementType(problem.dtype), problem.dims.head_dim);
 }
 
 Status GpuBackend::Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
                              std::span<std::byte> output, const ExecutionContext& context,
                              ExecutionTimes* times) {
-  if (std::string why = Unsupported(OpKind::kAttention); !why.empty()) {
+  if (std::string why = UnsupportedAttention(problem); !why.empty()) {
     return UnimplementedError(why);
   }
   const AttentionDims& d = problem.dims;
+  if (flavor_ == Flavor::kAn1) {  // the fused kernel: no scores in memory, no scratch
+    auto fused = [&](GpuContext::Slot& slot, const DeviceBuffers& buf) -> Status {
+      kernels::FlashAttentionParams params;
+      params.q = buf.inputs[0];
+      params.k = buf.inputs[1];
+      params.v = buf.inputs[2];
+      params.o = buf.output;
+      params.batch = d.batch;
+      params.heads = d.heads;
+      params.kv_heads = d.kv_heads;
+      params.q_len = d.q_len;
+      params.kv_len = d.kv_len;
+      params.scale_log2 = problem.scale * 1.4426950408889634f;
+      return context_->Check(kernels::LaunchFlashAttention(
+          params, ToElementType(problem.dtype), d.head_dim, inputs.causal, slot.stream));
+    };
+    return RunStaged(*context_, context, {&inputs.q, &inputs.k, &inputs.v}, 0, output, fused,
+                     times);
+  }
   const int64_t group = d.heads / d.kv_heads;
   const std::size_t elem = DTypeSize(problem.dtype);
   uint64_t score_elements = 0;

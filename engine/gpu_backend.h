@@ -85,6 +85,7 @@ class GpuBackend final : public Backend {
   GpuBackend(GpuContext* context, Flavor flavor) : context_(context), flavor_(flavor) {}
 
   std::string Unsupported(OpKind op) const override;
+  std::string UnsupportedAttention(const ValidatedAttention& problem) const override;
   Status Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
                    std::span<std::byte> output, const ExecutionContext& context,
                    ExecutionTimes* times) override;

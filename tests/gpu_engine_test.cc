@@ -117,7 +117,50 @@ TEST_F(GpuEngineTest, AutoAttentionRunsTheBaselineAndSaysWhy) {
   auto prepared = engine_->PrepareAttention(in, BackendKind::kAuto);
   ASSERT_TRUE(prepared.ok());
   EXPECT_EQ(prepared->choice.kind, BackendKind::kBaseline);
-  EXPECT_NE(prepared->choice.reason.find("fused attention kernel"), std::string::npos);
+  EXPECT_NE(prepared->choice.reason.find("head_dim 64 or 128"), std::string::npos)
+      << prepared->choice.reason;
+  EXPECT_EQ(engine_->PrepareAttention(in, BackendKind::kAn1).status().code(),
+            StatusCode::kUnimplemented);
+}
+
+TEST_F(GpuEngineTest, An1FusedAttentionMatchesReference) {
+  const std::vector<AttentionCase> shapes = {
+      {1, 1, 1, 1, 1, 64},       {1, 2, 1, 1, 97, 128},    {2, 4, 2, 37, 53, 64},
+      {1, 3, 1, 131, 67, 128},   {2, 2, 2, 64, 64, 128},   {1, 4, 4, 200, 200, 64},
+      {1, 8, 2, 129, 257, 128},  {3, 2, 1, 65, 1, 64},
+  };
+  std::mt19937_64 rng(17);
+  for (const AttentionCase& c : shapes) {
+    for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+      for (bool causal : {true, false}) {
+        const std::size_t q_n = c.batch * c.heads * c.q_len * c.head_dim;
+        const std::size_t kv_n = c.batch * c.kv_heads * c.kv_len * c.head_dim;
+        Encoded q = Encode(q_n, dtype, rng), k = Encode(kv_n, dtype, rng),
+                v = Encode(kv_n, dtype, rng);
+        const float scale = causal ? 0.11f : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+        AttentionInputs in{{dtype, {c.batch, c.heads, c.q_len, c.head_dim}, q.bytes},
+                           {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, k.bytes},
+                           {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, v.bytes},
+                           causal,
+                           scale};
+        std::vector<std::byte> out;
+        auto run = testing::RunToCompletion(*engine_,
+                                            engine_->PrepareAttention(in, BackendKind::kAn1), &out);
+        ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+        EXPECT_EQ(run.report.backend, BackendKind::kAn1);
+        const std::vector<float> got = Decode(out, dtype);
+        for (float x : got) ASSERT_FALSE(std::isnan(x)) << "unwritten or NaN output";
+        const auto want =
+            testing::ReferenceAttention(c, q.values, k.values, v.values, causal, scale);
+        EXPECT_LE(testing::RelativeError(got, want), Tolerance(dtype))
+            << DTypeName(dtype) << " causal=" << causal << " B" << c.batch << " H" << c.heads
+            << " Hkv" << c.kv_heads << " Sq" << c.q_len << " Sk" << c.kv_len << " D" << c.head_dim;
+        if (causal && c.q_len > c.kv_len) {  // rows that see no key are exactly zero
+          for (int64_t x = 0; x < (c.q_len - c.kv_len) * c.head_dim; ++x) ASSERT_EQ(got[x], 0.0f);
+        }
+      }
+    }
+  }
 }
 
 TEST_F(GpuEngineTest, MatmulMatchesReferenceOnBothBackends) {

@@ -97,10 +97,27 @@ int Main(int argc, char** argv) {
                        {DType::kFloat16, {B, H, S, D}, v},
                        causal,
                        {}};
+    const double flops = 4.0 * B * H * S * S * D * (causal ? 0.5 : 1.0);
+    for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+      const auto q2 = RandomBytes(n, dtype, 6), k2 = RandomBytes(n, dtype, 7),
+                 v2 = RandomBytes(n, dtype, 8);
+      AttentionInputs fused{{dtype, {B, H, S, D}, q2},
+                            {dtype, {B, H, S, D}, k2},
+                            {dtype, {B, H, S, D}, v2},
+                            causal,
+                            {}};
+      Timing f = TimeRequests(
+          *engine, [&] { return engine->PrepareAttention(fused, BackendKind::kAn1); }, warmup,
+          iters);
+      char name[96];
+      std::snprintf(name, sizeof(name), "attention an1 %s %s 8x32x2048x128",
+                    std::string(DTypeName(dtype)).c_str(), causal ? "causal" : "dense ");
+      std::printf("%-44s %10.3f %10.3f %10.3f %10.1f\n", name, f.compute_ms, f.copy_ms, f.total_ms,
+                  flops / (f.compute_ms * 1e-3) / 1e12);
+    }
     Timing t = TimeRequests(
         *engine, [&] { return engine->PrepareAttention(in, BackendKind::kBaseline); }, warmup,
         iters);
-    const double flops = 4.0 * B * H * S * S * D * (causal ? 0.5 : 1.0);
     std::printf("%-44s %10.3f %10.3f %10.3f %10.1f\n",
                 causal ? "attention baseline fp16 causal 8x32x2048x128"
                        : "attention baseline fp16 dense  8x32x2048x128",
