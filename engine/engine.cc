@@ -230,9 +230,9 @@ StatusOr<PreparedAttention> Engine::PrepareAttention(const AttentionInputs& inpu
       }
     }
     if (!why.empty()) {
-      const bool explicit_an1 = requested == BackendKind::kAn1 ||
-                                (requested == BackendKind::kAuto &&
-                                 options_.default_policy == BackendKind::kAn1);
+      const bool explicit_an1 =
+          requested == BackendKind::kAn1 ||
+          (requested == BackendKind::kAuto && options_.default_policy == BackendKind::kAn1);
       if (explicit_an1) return UnimplementedError("backend an1 cannot run this request: " + why);
       choice->kind = BackendKind::kBaseline;
       choice->reason = "an1 cannot run this request: " + why;

@@ -328,8 +328,8 @@ Status GpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
       params.q_len = d.q_len;
       params.kv_len = d.kv_len;
       params.scale_log2 = problem.scale * 1.4426950408889634f;
-      return context_->Check(kernels::LaunchFlashAttention(
-          params, ToElementType(problem.dtype), d.head_dim, inputs.causal, slot.stream));
+      return context_->Check(kernels::LaunchFlashAttention(params, ToElementType(problem.dtype),
+                                                           d.head_dim, inputs.causal, slot.stream));
     };
     return RunStaged(*context_, context, {&inputs.q, &inputs.k, &inputs.v}, 0, output, fused,
                      times);

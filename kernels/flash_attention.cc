@@ -27,13 +27,15 @@ KernelStatus LaunchFlashAttention(const FlashAttentionParams& params, ElementTyp
   const bool fp16 = type == ElementType::kF16;
   switch (head_dim) {
     case 64:
-      if (fp16) return causal ? flash::LaunchFp16D64Causal(params, stream)
-                              : flash::LaunchFp16D64Dense(params, stream);
+      if (fp16)
+        return causal ? flash::LaunchFp16D64Causal(params, stream)
+                      : flash::LaunchFp16D64Dense(params, stream);
       return causal ? flash::LaunchBf16D64Causal(params, stream)
                     : flash::LaunchBf16D64Dense(params, stream);
     case 128:
-      if (fp16) return causal ? flash::LaunchFp16D128Causal(params, stream)
-                              : flash::LaunchFp16D128Dense(params, stream);
+      if (fp16)
+        return causal ? flash::LaunchFp16D128Causal(params, stream)
+                      : flash::LaunchFp16D128Dense(params, stream);
       return causal ? flash::LaunchBf16D128Causal(params, stream)
                     : flash::LaunchBf16D128Dense(params, stream);
     default:

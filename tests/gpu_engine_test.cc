@@ -125,9 +125,9 @@ TEST_F(GpuEngineTest, AutoAttentionRunsTheBaselineAndSaysWhy) {
 
 TEST_F(GpuEngineTest, An1FusedAttentionMatchesReference) {
   const std::vector<AttentionCase> shapes = {
-      {1, 1, 1, 1, 1, 64},       {1, 2, 1, 1, 97, 128},    {2, 4, 2, 37, 53, 64},
-      {1, 3, 1, 131, 67, 128},   {2, 2, 2, 64, 64, 128},   {1, 4, 4, 200, 200, 64},
-      {1, 8, 2, 129, 257, 128},  {3, 2, 1, 65, 1, 64},
+      {1, 1, 1, 1, 1, 64},      {1, 2, 1, 1, 97, 128},  {2, 4, 2, 37, 53, 64},
+      {1, 3, 1, 131, 67, 128},  {2, 2, 2, 64, 64, 128}, {1, 4, 4, 200, 200, 64},
+      {1, 8, 2, 129, 257, 128}, {3, 2, 1, 65, 1, 64},
   };
   std::mt19937_64 rng(17);
   for (const AttentionCase& c : shapes) {

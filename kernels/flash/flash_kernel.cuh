@@ -13,10 +13,14 @@
 namespace an1::kernels::flash {
 
 // Tile choices, with the reason beside each.
+template <bool kCausal>
 struct Tiles {
-  static constexpr int kWarps = 4;              // 4 warps x 16 query rows: mma.m16 per warp
+  // Dense: 8 warps x 16 rows = 128 query rows share each K/V tile, halving the K/V re-reads
+  // from L2 (the dense kernel's limit at 64 rows). Causal: 4 warps x 16 = 64 rows, so that two
+  // blocks fit on an SM and the many short blocks near the diagonal overlap one another.
+  static constexpr int kWarps = kCausal ? 4 : 8;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kBlockM = kWarps * 16;   // 64 query rows share each K/V tile load
+  static constexpr int kBlockM = kWarps * 16;   // one mma.m16 row tile per warp
   static constexpr int kBlockN = 64;            // 64 keys per tile: 8 n8 MMA tiles of scores
   static constexpr int kPad = 8;                // +16 bytes per smem row: ldmatrix conflict-free
 };
@@ -89,36 +93,49 @@ __device__ __forceinline__ void CopyAsyncWait() {
 
 // Loads rows [row0, row0 + kRows) of a (rows, kDim) matrix into smem with stride kDim + kPad;
 // rows at or past `rows` read as zeros.
-template <int kRows, int kDim, typename T>
+template <int kRows, int kDim, int kThreads, int kPad, typename T>
 __device__ __forceinline__ void LoadTile(T* smem, const T* global, int64_t row0, int64_t rows) {
   constexpr int kChunksPerRow = kDim / 8;  // 8 elements = 16 bytes
   constexpr int kChunks = kRows * kChunksPerRow;
-  for (int c = threadIdx.x; c < kChunks; c += Tiles::kThreads) {
+  for (int c = threadIdx.x; c < kChunks; c += kThreads) {
     const int r = c / kChunksPerRow, col = (c % kChunksPerRow) * 8;
     const bool valid = row0 + r < rows;
     const T* src = global + (valid ? (row0 + r) * kDim + col : 0);
-    CopyAsync16(smem + r * (kDim + Tiles::kPad) + col, src, valid);
+    CopyAsync16(smem + r * (kDim + kPad) + col, src, valid);
   }
 }
 
+// Column limit relative to a tile start, clamped to [-1, n] so that it fits an int.
+__device__ __forceinline__ int ClampToTile(int64_t limit, int n) {
+  return static_cast<int>(limit < -1 ? -1 : (limit > n ? n : limit));
+}
+
 template <typename T, int kDim, bool kCausal>
-__global__ void __launch_bounds__(Tiles::kThreads)
+__global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
     FlashAttentionKernel(const __grid_constant__ FlashAttentionParams p) {
-  constexpr int kM = Tiles::kBlockM, kN = Tiles::kBlockN, kStride = kDim + Tiles::kPad;
+  using Tile = Tiles<kCausal>;
+  constexpr int kM = Tile::kBlockM, kN = Tile::kBlockN, kStride = kDim + Tile::kPad;
   constexpr int kDTiles = kDim / 8;   // n8 tiles of the output
   constexpr int kKSteps = kDim / 16;  // k16 steps of Q K^T
   constexpr int kSTiles = kN / 8;     // n8 tiles of the scores
   extern __shared__ __align__(16) unsigned char smem_raw[];
+  // Q, then two K/V buffers: the next tile loads while this one is computed.
   T* q_smem = reinterpret_cast<T*>(smem_raw);
-  T* k_smem = q_smem + kM * kStride;
-  T* v_smem = k_smem + kN * kStride;
+  // Buffer b holds K at kv(b, 0) and V at kv(b, 1) (arithmetic, so no array in local memory).
+  auto kv = [&](int64_t buffer, int which) {
+    return q_smem + (kM + (buffer % 2) * 2 * kN + which * kN) * kStride;
+  };
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, quad = lane % 4;
-  const int64_t bh = blockIdx.y;
+  const int64_t bh = blockIdx.x;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int64_t kv_head = b * p.kv_heads + h / (p.heads / p.kv_heads);
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kM;
+  // Blocks are scheduled x-fastest, so every (batch, head) gets its y-th query block before any
+  // gets its next one; causal blocks further down see more keys, so those go first and the last
+  // wave is short.
+  const int64_t block_m = kCausal ? gridDim.y - 1 - blockIdx.y : blockIdx.y;
+  const int64_t m0 = block_m * kM;
   const T* q = static_cast<const T*>(p.q) + bh * p.q_len * kDim;
   const T* k = static_cast<const T*>(p.k) + kv_head * p.kv_len * kDim;
   const T* v = static_cast<const T*>(p.v) + kv_head * p.kv_len * kDim;
@@ -132,7 +149,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
     n_end = last < 0 ? 0 : (last + 1 < p.kv_len ? last + 1 : p.kv_len);
   }
 
-  LoadTile<kM, kDim>(q_smem, q, m0, p.q_len);
+  LoadTile<kM, kDim, Tile::kThreads, Tile::kPad>(q_smem, q, m0, p.q_len);
   CopyAsyncCommit();
 
   // This thread's rows of the block: r_lo = warp * 16 + group, r_hi = r_lo + 8.
@@ -141,11 +158,22 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   float max_lo = -INFINITY, max_hi = -INFINITY, sum_lo = 0.0f, sum_hi = 0.0f;
   uint32_t q_frag[kKSteps][4];
 
-  for (int64_t n0 = 0; n0 < n_end; n0 += kN) {
-    LoadTile<kN, kDim>(k_smem, k, n0, p.kv_len);
-    LoadTile<kN, kDim>(v_smem, v, n0, p.kv_len);
+  if (n_end > 0) {
+    LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(0, 0), k, 0, p.kv_len);
+    LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(0, 1), v, 0, p.kv_len);
     CopyAsyncCommit();
-    CopyAsyncWait<0>();
+  }
+  for (int64_t n0 = 0, tile = 0; n0 < n_end; n0 += kN, ++tile) {
+    const T* k_smem = kv(tile, 0);
+    const T* v_smem = kv(tile, 1);
+    if (n0 + kN < n_end) {  // prefetch the next tile into the other buffer
+      LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(tile + 1, 0), k, n0 + kN, p.kv_len);
+      LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(tile + 1, 1), v, n0 + kN, p.kv_len);
+      CopyAsyncCommit();
+      CopyAsyncWait<1>();  // everything but the prefetch has landed: Q and this tile
+    } else {
+      CopyAsyncWait<0>();
+    }
     __syncthreads();
     if (n0 == 0) {  // Q stays in registers for the whole block
       for (int s = 0; s < kKSteps; ++s) {
@@ -169,16 +197,22 @@ __global__ void __launch_bounds__(Tiles::kThreads)
       }
     }
 
-    // Mask (past the keys, and causal), scale to log2 units, update the running max.
+    // Mask (past the keys, and causal) only in tiles that cross an edge; scale to log2 units;
+    // update the running max.
+    bool needs_mask = n0 + kN > p.kv_len;
+    if constexpr (kCausal) needs_mask = needs_mask || n0 + kN - 1 > m0 + diagonal;
+    // Within the tile, columns and the causal limit fit in 32 bits relative to n0.
+    const int limit_lo = ClampToTile((kCausal ? row_lo + diagonal + 1 : p.kv_len) - n0, kN);
+    const int limit_hi = ClampToTile((kCausal ? row_hi + diagonal + 1 : p.kv_len) - n0, kN);
+    const int keys_left = ClampToTile(p.kv_len - n0, kN);
     float tile_max_lo = -INFINITY, tile_max_hi = -INFINITY;
 #pragma unroll
     for (int t = 0; t < kSTiles; ++t) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int64_t row = e < 2 ? row_lo : row_hi;
-        const int64_t col = n0 + t * 8 + quad * 2 + (e % 2);
-        bool visible = col < p.kv_len;
-        if constexpr (kCausal) visible = visible && col <= row + diagonal;
+        const int col = t * 8 + quad * 2 + (e % 2);
+        const bool visible =
+            !needs_mask || (col < keys_left && col < (e < 2 ? limit_lo : limit_hi));
         score[t][e] = visible ? score[t][e] * p.scale_log2 : -INFINITY;
       }
       tile_max_lo = fmaxf(tile_max_lo, fmaxf(score[t][0], score[t][1]));
@@ -261,19 +295,20 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 
 template <typename T, int kDim, bool kCausal>
 KernelStatus Launch(const FlashAttentionParams& p, cudaStream_t stream) {
-  constexpr int kStride = kDim + Tiles::kPad;
-  constexpr int kSmem = (Tiles::kBlockM + 2 * Tiles::kBlockN) * kStride * sizeof(T);
+  using Tile = Tiles<kCausal>;
+  constexpr int kStride = kDim + Tile::kPad;
+  constexpr int kSmem = (Tile::kBlockM + 4 * Tile::kBlockN) * kStride * sizeof(T);
   auto kernel = FlashAttentionKernel<T, kDim, kCausal>;
   static const cudaError_t configured =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
   if (configured != cudaSuccess) return FromCuda(configured, "flash attention smem attribute");
-  const int64_t blocks_m = (p.q_len + Tiles::kBlockM - 1) / Tiles::kBlockM;
-  if (blocks_m > 0x7fffffff || p.batch * p.heads > 65535) {
+  const int64_t blocks_m = (p.q_len + Tile::kBlockM - 1) / Tile::kBlockM;
+  if (blocks_m > 65535 || p.batch * p.heads > 0x7fffffff) {
     return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
-                               "flash attention: at most 65535 batch x heads per call");
+                               "flash attention: at most 65535 query blocks per call");
   }
-  const dim3 grid(static_cast<unsigned>(blocks_m), static_cast<unsigned>(p.batch * p.heads));
-  kernel<<<grid, Tiles::kThreads, kSmem, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(p.batch * p.heads), static_cast<unsigned>(blocks_m));
+  kernel<<<grid, Tile::kThreads, kSmem, stream>>>(p);
   return FromCuda(cudaGetLastError(), "flash attention launch");
 }
 
