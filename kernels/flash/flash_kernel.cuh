@@ -15,14 +15,16 @@ namespace an1::kernels::flash {
 // Tile choices, with the reason beside each.
 template <bool kCausal>
 struct Tiles {
-  // Dense: 8 warps x 16 rows = 128 query rows share each K/V tile, halving the K/V re-reads
-  // from L2 (the dense kernel's limit at 64 rows). Causal: 4 warps x 16 = 64 rows, so that two
-  // blocks fit on an SM and the many short blocks near the diagonal overlap one another.
-  static constexpr int kWarps = kCausal ? 4 : 8;
+  // 4 warps. Dense: 2 m16 row tiles per warp (128 query rows per block): every K and V fragment
+  // read from shared memory feeds two MMAs per row tile pair, halving the ldmatrix traffic that
+  // bounds the loop, and K/V are re-read from L2 once per 128 rows. Causal: 1 row tile per warp
+  // (64 rows), so that the many short blocks near the diagonal stay small and overlap.
+  static constexpr int kWarps = 4;
+  static constexpr int kRowTiles = kCausal ? 1 : 2;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kBlockM = kWarps * 16;   // one mma.m16 row tile per warp
-  static constexpr int kBlockN = 64;            // 64 keys per tile: 8 n8 MMA tiles of scores
-  static constexpr int kPad = 8;                // +16 bytes per smem row: ldmatrix conflict-free
+  static constexpr int kBlockM = kWarps * 16 * kRowTiles;
+  static constexpr int kBlockN = 64;  // 64 keys per tile: 8 n8 MMA tiles of scores
+  static constexpr int kPad = 8;      // +16 bytes per smem row: ldmatrix conflict-free
 };
 
 template <typename T>
@@ -115,9 +117,10 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
     FlashAttentionKernel(const __grid_constant__ FlashAttentionParams p) {
   using Tile = Tiles<kCausal>;
   constexpr int kM = Tile::kBlockM, kN = Tile::kBlockN, kStride = kDim + Tile::kPad;
-  constexpr int kDTiles = kDim / 8;   // n8 tiles of the output
-  constexpr int kKSteps = kDim / 16;  // k16 steps of Q K^T
-  constexpr int kSTiles = kN / 8;     // n8 tiles of the scores
+  constexpr int kR = Tile::kRowTiles;  // m16 row tiles per warp
+  constexpr int kDTiles = kDim / 8;    // n8 tiles of the output
+  constexpr int kKSteps = kDim / 16;   // k16 steps of Q K^T
+  constexpr int kSTiles = kN / 8;      // n8 tiles of the scores
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // Q, then two K/V buffers: the next tile loads while this one is computed.
   T* q_smem = reinterpret_cast<T*>(smem_raw);
@@ -152,11 +155,18 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
   LoadTile<kM, kDim, Tile::kThreads, Tile::kPad>(q_smem, q, m0, p.q_len);
   CopyAsyncCommit();
 
-  // This thread's rows of the block: r_lo = warp * 16 + group, r_hi = r_lo + 8.
-  const int64_t row_lo = m0 + warp * 16 + group, row_hi = row_lo + 8;
-  float out[kDTiles][4] = {};
-  float max_lo = -INFINITY, max_hi = -INFINITY, sum_lo = 0.0f, sum_hi = 0.0f;
-  uint32_t q_frag[kKSteps][4];
+  // Row tile r of this warp covers block rows (r * kWarps + warp) * 16 + [0, 16); this thread
+  // holds rows `group` and `group + 8` of it (lo and hi).
+  auto row_of = [&](int r, int half) {
+    return m0 + (r * Tile::kWarps + warp) * 16 + group + half * 8;
+  };
+  float out[kR][kDTiles][4] = {};
+  float row_max[kR][2], row_sum[kR][2];
+#pragma unroll
+  for (int r = 0; r < kR; ++r) {
+    row_max[r][0] = row_max[r][1] = -INFINITY;
+    row_sum[r][0] = row_sum[r][1] = 0.0f;
+  }
 
   if (n_end > 0) {
     LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(0, 0), k, 0, p.kv_len);
@@ -175,85 +185,91 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
       CopyAsyncWait<0>();
     }
     __syncthreads();
-    if (n0 == 0) {  // Q stays in registers for the whole block
-      for (int s = 0; s < kKSteps; ++s) {
-        const T* src = q_smem + (warp * 16 + lane % 16) * kStride + s * 16 + (lane / 16) * 8;
-        LdMatrixX4(q_frag[s], src);
-      }
-    }
 
-    // S = Q K^T for this warp's 16 rows and the tile's 64 keys.
-    float score[kSTiles][4] = {};
+    // S = Q K^T for this warp's row tiles and the tile's 64 keys. Each K fragment loaded from
+    // shared memory serves every row tile of the warp (half the ldmatrix traffic with two).
+    float score[kR][kSTiles][4] = {};
 #pragma unroll
     for (int s = 0; s < kKSteps; ++s) {
+      uint32_t qf[kR][4];
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        const T* src = q_smem + ((r * Tile::kWarps + warp) * 16 + lane % 16) * kStride + s * 16 +
+                       (lane / 16) * 8;
+        LdMatrixX4(qf[r], src);
+      }
 #pragma unroll
       for (int t = 0; t < kSTiles; t += 2) {
         uint32_t kb[4];
         const T* src = k_smem + (t * 8 + (lane % 8) + (lane / 16) * 8) * kStride + s * 16 +
                        ((lane / 8) % 2) * 8;
         LdMatrixX4(kb, src);
-        Mma<T>(score[t], q_frag[s], kb[0], kb[1]);
-        Mma<T>(score[t + 1], q_frag[s], kb[2], kb[3]);
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          Mma<T>(score[r][t], qf[r], kb[0], kb[1]);
+          Mma<T>(score[r][t + 1], qf[r], kb[2], kb[3]);
+        }
       }
     }
 
     // Mask (past the keys, and causal) only in tiles that cross an edge; scale to log2 units;
-    // update the running max.
+    // update the running max and rescale what was accumulated.
     bool needs_mask = n0 + kN > p.kv_len;
     if constexpr (kCausal) needs_mask = needs_mask || n0 + kN - 1 > m0 + diagonal;
-    // Within the tile, columns and the causal limit fit in 32 bits relative to n0.
-    const int limit_lo = ClampToTile((kCausal ? row_lo + diagonal + 1 : p.kv_len) - n0, kN);
-    const int limit_hi = ClampToTile((kCausal ? row_hi + diagonal + 1 : p.kv_len) - n0, kN);
     const int keys_left = ClampToTile(p.kv_len - n0, kN);
-    float tile_max_lo = -INFINITY, tile_max_hi = -INFINITY;
+    uint32_t p_frag[kR][kSTiles / 2][4];
 #pragma unroll
-    for (int t = 0; t < kSTiles; ++t) {
+    for (int r = 0; r < kR; ++r) {
+      int limit[2];
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = t * 8 + quad * 2 + (e % 2);
-        const bool visible =
-            !needs_mask || (col < keys_left && col < (e < 2 ? limit_lo : limit_hi));
-        score[t][e] = visible ? score[t][e] * p.scale_log2 : -INFINITY;
+      for (int half = 0; half < 2; ++half) {
+        limit[half] = kCausal ? ClampToTile(row_of(r, half) + diagonal + 1 - n0, kN) : kN;
       }
-      tile_max_lo = fmaxf(tile_max_lo, fmaxf(score[t][0], score[t][1]));
-      tile_max_hi = fmaxf(tile_max_hi, fmaxf(score[t][2], score[t][3]));
-    }
+      float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int offset = 1; offset < 4; offset <<= 1) {  // the 4 threads sharing a row
-      tile_max_lo = fmaxf(tile_max_lo, __shfl_xor_sync(0xffffffffu, tile_max_lo, offset));
-      tile_max_hi = fmaxf(tile_max_hi, __shfl_xor_sync(0xffffffffu, tile_max_hi, offset));
-    }
-    const float new_max_lo = fmaxf(max_lo, tile_max_lo), new_max_hi = fmaxf(max_hi, tile_max_hi);
-    // A row that has seen no key yet keeps -inf; subtract 0 then, so that exp2 gives 0, not NaN.
-    const float ref_lo = new_max_lo == -INFINITY ? 0.0f : new_max_lo;
-    const float ref_hi = new_max_hi == -INFINITY ? 0.0f : new_max_hi;
-    const float rescale_lo = exp2f(max_lo - ref_lo), rescale_hi = exp2f(max_hi - ref_hi);
-    max_lo = new_max_lo;
-    max_hi = new_max_hi;
-    sum_lo *= rescale_lo;
-    sum_hi *= rescale_hi;
+      for (int t = 0; t < kSTiles; ++t) {
 #pragma unroll
-    for (int d = 0; d < kDTiles; ++d) {
-      out[d][0] *= rescale_lo;
-      out[d][1] *= rescale_lo;
-      out[d][2] *= rescale_hi;
-      out[d][3] *= rescale_hi;
+        for (int e = 0; e < 4; ++e) {
+          const int col = t * 8 + quad * 2 + (e % 2);
+          const bool visible = !needs_mask || (col < keys_left && col < limit[e / 2]);
+          score[r][t][e] = visible ? score[r][t][e] * p.scale_log2 : -INFINITY;
+          tile_max[e / 2] = fmaxf(tile_max[e / 2], score[r][t][e]);
+        }
+      }
+      float ref[2];
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+#pragma unroll
+        for (int offset = 1; offset < 4; offset <<= 1) {  // the 4 threads sharing a row
+          tile_max[half] = fmaxf(tile_max[half], __shfl_xor_sync(0xffffffffu, tile_max[half], offset));
+        }
+        const float new_max = fmaxf(row_max[r][half], tile_max[half]);
+        // A row that has seen no key yet keeps -inf; subtract 0 then: exp2 gives 0, not NaN.
+        ref[half] = new_max == -INFINITY ? 0.0f : new_max;
+        const float rescale = exp2f(row_max[r][half] - ref[half]);
+        row_max[r][half] = new_max;
+        row_sum[r][half] *= rescale;
+#pragma unroll
+        for (int d = 0; d < kDTiles; ++d) {
+          out[r][d][half * 2] *= rescale;
+          out[r][d][half * 2 + 1] *= rescale;
+        }
+      }
+      // P = exp2(S - max), kept in registers as the A operand of P V (the m16n8 accumulator
+      // layout of two score tiles is the m16k16 A layout).
+#pragma unroll
+      for (int t = 0; t < kSTiles; ++t) {
+        const float p0 = exp2f(score[r][t][0] - ref[0]), p1 = exp2f(score[r][t][1] - ref[0]);
+        const float p2 = exp2f(score[r][t][2] - ref[1]), p3 = exp2f(score[r][t][3] - ref[1]);
+        row_sum[r][0] += p0 + p1;
+        row_sum[r][1] += p2 + p3;
+        p_frag[r][t / 2][(t % 2) * 2 + 0] = MmaType<T>::Pack(p0, p1);
+        p_frag[r][t / 2][(t % 2) * 2 + 1] = MmaType<T>::Pack(p2, p3);
+      }
     }
 
-    // P = exp2(S - max), kept in registers as the A operand of P V (the m16n8 accumulator
-    // layout of two score tiles is the m16k16 A layout).
-    uint32_t p_frag[kSTiles / 2][4];
-#pragma unroll
-    for (int t = 0; t < kSTiles; ++t) {
-      const float p0 = exp2f(score[t][0] - ref_lo), p1 = exp2f(score[t][1] - ref_lo);
-      const float p2 = exp2f(score[t][2] - ref_hi), p3 = exp2f(score[t][3] - ref_hi);
-      sum_lo += p0 + p1;
-      sum_hi += p2 + p3;
-      p_frag[t / 2][(t % 2) * 2 + 0] = MmaType<T>::Pack(p0, p1);
-      p_frag[t / 2][(t % 2) * 2 + 1] = MmaType<T>::Pack(p2, p3);
-    }
-
-    // O += P V: V tiles through ldmatrix.trans give the B operand (keys x head_dim).
+    // O += P V: V tiles through ldmatrix.trans give the B operand (keys x head_dim); each
+    // fragment serves every row tile of the warp.
 #pragma unroll
     for (int s = 0; s < kSTiles / 2; ++s) {
 #pragma unroll
@@ -262,33 +278,34 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
         const T* src = v_smem + (s * 16 + (lane % 8) + ((lane / 8) % 2) * 8) * kStride + d * 8 +
                        (lane / 16) * 8;
         LdMatrixX4Trans(vb, src);
-        Mma<T>(out[d], p_frag[s], vb[0], vb[1]);
-        Mma<T>(out[d + 1], p_frag[s], vb[2], vb[3]);
+#pragma unroll
+        for (int r = 0; r < kR; ++r) {
+          Mma<T>(out[r][d], p_frag[r][s], vb[0], vb[1]);
+          Mma<T>(out[r][d + 1], p_frag[r][s], vb[2], vb[3]);
+        }
       }
     }
-    __syncthreads();  // the next tile overwrites k_smem and v_smem
+    __syncthreads();  // the next prefetch overwrites the buffer this tile used
   }
   if (n_end <= 0) {
     CopyAsyncWait<0>();  // the Q load must land before the block ends
   }
 
 #pragma unroll
-  for (int offset = 1; offset < 4; offset <<= 1) {
-    sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, offset);
-    sum_hi += __shfl_xor_sync(0xffffffffu, sum_hi, offset);
-  }
-  const float inv_lo = sum_lo > 0.0f ? 1.0f / sum_lo : 0.0f;  // no visible key: zeros
-  const float inv_hi = sum_hi > 0.0f ? 1.0f / sum_hi : 0.0f;
+  for (int r = 0; r < kR; ++r) {
 #pragma unroll
-  for (int d = 0; d < kDTiles; ++d) {
-    const int col = d * 8 + quad * 2;
-    if (row_lo < p.q_len) {
-      *reinterpret_cast<decltype(MmaType<T>::ToPair(0, 0))*>(o + row_lo * kDim + col) =
-          MmaType<T>::ToPair(out[d][0] * inv_lo, out[d][1] * inv_lo);
-    }
-    if (row_hi < p.q_len) {
-      *reinterpret_cast<decltype(MmaType<T>::ToPair(0, 0))*>(o + row_hi * kDim + col) =
-          MmaType<T>::ToPair(out[d][2] * inv_hi, out[d][3] * inv_hi);
+    for (int half = 0; half < 2; ++half) {
+      float sum = row_sum[r][half];
+#pragma unroll
+      for (int offset = 1; offset < 4; offset <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // no visible key: zeros
+      const int64_t row = row_of(r, half);
+      if (row >= p.q_len) continue;
+#pragma unroll
+      for (int d = 0; d < kDTiles; ++d) {
+        *reinterpret_cast<decltype(MmaType<T>::ToPair(0, 0))*>(o + row * kDim + d * 8 + quad * 2) =
+            MmaType<T>::ToPair(out[r][d][half * 2] * inv, out[r][d][half * 2 + 1] * inv);
+      }
     }
   }
 }
