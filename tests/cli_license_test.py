@@ -8,13 +8,15 @@ Run by ctest: cli_license_test.py --an1d PATH --an1 PATH --an1-license PATH
 import argparse
 import os
 import re
-import signal
 import stat
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from an1d_process import An1dProcess  # noqa: E402
 
 FAILURES = []
 OUTPUTS = []  # every output and log, searched for the tokens at the end
@@ -34,33 +36,16 @@ def run(args, env=None, record=True):
     return r
 
 
-class Server:
-    """an1d on ephemeral ports with a given environment and flags."""
+class Server(An1dProcess):
+    """an1d on the CPU with debug logging; its log joins the outputs searched for tokens."""
 
     def __init__(self, an1d, work, env, flags=()):
-        self.ready = os.path.join(work, "ready")
-        if os.path.exists(self.ready):
-            os.remove(self.ready)
-        self.log_path = os.path.join(work, "an1d.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [an1d, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-             "--ready-file", self.ready, "--no-gpu", "--log-level", "debug", *flags],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + 30
-        while not os.path.exists(self.ready) or "metrics_port" not in open(self.ready).read():
-            if self.proc.poll() is not None or time.time() > deadline:
-                sys.exit("an1d did not start:\n" + open(self.log_path).read())
-            time.sleep(0.05)
-        ports = dict(line.split("=") for line in open(self.ready).read().split())
-        self.target = "127.0.0.1:" + ports["grpc_port"]
-        self.metrics = "http://127.0.0.1:%s/metrics" % ports["metrics_port"]
+        super().__init__([an1d], work, ["--no-gpu", "--log-level", "debug", *flags], env)
+        self.metrics = self.metrics_url
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        self.log.close()
-        OUTPUTS.append(open(self.log_path).read())
+        code = super().stop()
+        OUTPUTS.append(self.log_text())
         return code
 
 

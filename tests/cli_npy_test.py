@@ -6,13 +6,14 @@ Run by ctest (label `integration`): cli_npy_test.py --an1d PATH --an1 PATH
 """
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from an1d_process import An1dProcess  # noqa: E402
 
 FAILURES = []
 
@@ -57,21 +58,9 @@ def main():
     opts = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="an1_cli_test_")
-    ready = os.path.join(work, "ready")
-    log = open(os.path.join(work, "an1d.log"), "w+")
-    server = subprocess.Popen(
-        [opts.an1d, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-         "--ready-file", ready, "--no-gpu", "--log-level", "debug"],
-        stdout=log, stderr=subprocess.STDOUT)
+    server = An1dProcess([opts.an1d], work, ["--no-gpu", "--log-level", "debug"])
     try:
-        deadline = time.time() + 30
-        while not os.path.exists(ready) or "metrics_port" not in open(ready).read():
-            if server.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                sys.exit("an1d did not start:\n" + log.read())
-            time.sleep(0.05)
-        ports = dict(line.split("=") for line in open(ready).read().split())
-        target = "127.0.0.1:" + ports["grpc_port"]
+        target = server.target
         env = dict(os.environ, AN1_SERVER=target)  # the target comes from the environment
 
         r = run(opts.an1, ["health"], env)
@@ -177,15 +166,9 @@ def main():
                            "--seq-len", "16", "--head-dim", "8"])
         check(r.returncode == 0, "the server still serves after the errors")
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            code = None
+        code = server.stop()
         check(code == 0, f"an1d exits 0 on SIGTERM (got {code})")
-        log.seek(0)
-        check("draining" in log.read(), "an1d logs the drain")
+        check("draining" in server.log_text(), "an1d logs the drain")
 
     print(f"cli_npy_test: {len(FAILURES)} failure(s)")
     sys.exit(1 if FAILURES else 0)

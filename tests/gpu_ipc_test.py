@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from an1d_process import An1dProcess  # noqa: E402
 
 
 def main():
@@ -27,18 +29,9 @@ def main():
     an1 = [f"{opts.bundle}/run", "an1"] if opts.bundle else [opts.an1]
 
     work = tempfile.mkdtemp(prefix="an1_ipc_test_")
-    ready = os.path.join(work, "ready")
-    log = open(os.path.join(work, "an1d.log"), "w+")
-    server = subprocess.Popen(an1d + ["--listen", "127.0.0.1:0", "--metrics-listen", "",
-                                      "--ready-file", ready], stdout=log, stderr=subprocess.STDOUT)
+    server = An1dProcess(an1d, work)
     try:
-        deadline = time.time() + 60
-        while not os.path.exists(ready) or "metrics_port" not in open(ready).read():
-            if server.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                sys.exit("an1d did not start:\n" + log.read())
-            time.sleep(0.1)
-        target = "127.0.0.1:" + open(ready).read().split()[0].split("=")[1]
+        target = server.target
         info = subprocess.run(an1 + ["--server", target, "info"], capture_output=True, text=True)
         if "mode: gpu" not in info.stdout:
             print("skipped: the server has no usable GPU\n" + info.stdout)
@@ -64,8 +57,7 @@ def main():
         print(f"gpu_ipc_test: {failures} failure(s)")
         return 1 if failures else 0
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 if __name__ == "__main__":

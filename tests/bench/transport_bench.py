@@ -15,22 +15,19 @@ import urllib.request
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from an1d_process import An1dProcess  # noqa: E402
+
 bundle = sys.argv[1]
 work = tempfile.mkdtemp()
-ready = os.path.join(work, "ready")
-log = open(os.path.join(work, "an1d.log"), "w")
-server = subprocess.Popen([f"{bundle}/run", "an1d", "--listen", "127.0.0.1:0", "--metrics-listen",
-                           "127.0.0.1:0", "--ready-file", ready, "--streams-per-gpu", "2"],
-                          stdout=log, stderr=subprocess.STDOUT)
-while not os.path.exists(ready) or "metrics_port" not in open(ready).read():
-    time.sleep(0.1)
-ports = dict(line.split("=") for line in open(ready).read().split())
-target = "127.0.0.1:" + ports["grpc_port"]
+server = An1dProcess([f"{bundle}/run", "an1d"], work, ["--streams-per-gpu", "2"])
+target = server.target
+metrics_url = server.metrics_url
 shape = ["--batch-size", "8", "--n-heads", "32", "--seq-len", "2048", "--head-dim", "128"]
 
 
 def metrics():
-    text = urllib.request.urlopen(f"http://127.0.0.1:{ports['metrics_port']}/metrics").read().decode()
+    text = urllib.request.urlopen(metrics_url).read().decode()
     def total(name):
         return sum(float(v) for v in re.findall(r"^%s\{[^}]*\} (\S+)$" % name, text, re.M))
     return {k: total(k) for k in ("an1_request_duration_seconds_sum",
@@ -95,5 +92,4 @@ print(f"8 concurrent cuda-ipc clients x {per_client}: {clients - failed} clients
       f"{ms_per_request:.3f} ms per request over {window_ms:.0f} ms (all 8 running together for "
       f"{overlap_ms:.0f} ms) vs {kernel_ms:.3f} ms back-to-back kernel time: "
       f"{ms_per_request / kernel_ms:.3f}x")
-server.terminate()
-server.wait()
+server.stop()

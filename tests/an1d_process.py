@@ -1,0 +1,51 @@
+"""A real an1d process on ephemeral loopback ports, for the Python end-to-end tests and
+benchmarks: started with --ready-file, stopped with SIGTERM."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+class An1dProcess:
+    """Starts `command` (an1d, or a bundle's `run an1d`) and waits until it serves.
+
+    Exits the calling script with an1d's log when it does not start within `timeout` seconds.
+    """
+
+    def __init__(self, command, work, flags=(), env=None, timeout=60):
+        self.ready = os.path.join(work, "ready")
+        if os.path.exists(self.ready):
+            os.remove(self.ready)
+        self.log_path = os.path.join(work, "an1d.log")
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            list(command) + ["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+                             "--ready-file", self.ready, *flags],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while not os.path.exists(self.ready) or "metrics_port" not in open(self.ready).read():
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
+                sys.exit("an1d did not start:\n" + self.log_text())
+            time.sleep(0.05)
+        ports = dict(line.split("=") for line in open(self.ready).read().split())
+        self.target = "127.0.0.1:" + ports["grpc_port"]
+        self.metrics_url = "http://127.0.0.1:%s/metrics" % ports["metrics_port"]
+
+    def log_text(self):
+        if not self._log.closed:
+            self._log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, timeout=30):
+        """SIGTERM, then the exit status (None if it had to be killed)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = None
+        self._log.close()
+        return code
