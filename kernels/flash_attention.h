@@ -26,7 +26,8 @@ struct FlashAttentionParams {
   const void* v = nullptr;
   void* o = nullptr;
   int64_t batch = 0, heads = 0, kv_heads = 0, q_len = 0, kv_len = 0;
-  float scale_log2 = 0;  // softmax scale times log2(e)
+  float scale_log2 = 0;         // softmax scale times log2(e)
+  int64_t heads_per_group = 0;  // block scheduling, set by the launcher (flash_kernel.cuh)
 };
 
 // Empty when the kernel covers this problem; otherwise why not.

@@ -2,10 +2,17 @@
 warm-up): the old library's naive attention (GEMM, mask, softmax, GEMM in fp16), SDPA with the
 FlashAttention-2 and cuDNN backends, and torch.matmul.
 
-    python3 tests/bench/torch_peers.py [--iters N]
+    python3 tests/bench/torch_peers.py [--iters N] [--sweep] [--csv FILE]
+
+--sweep runs the attention sweep instead: B=8 H=32 S=2048 D=128 and S in {512 .. 16384} with
+B*S = 16384, H=16, D=128, fp16 and bf16, causal and not. With --an1-lib (build/bin/
+liban1_flash_bench.so) our fused kernel is timed too, call by call in turn with the SDPA
+FlashAttention-2 and cuDNN backends, after checking its output against SDPA's.
 """
 import argparse
+import ctypes
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +49,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--sweep", action="store_true", help="only the attention sweep")
+    parser.add_argument("--csv", help="write the sweep rows to this CSV file")
+    parser.add_argument("--an1-lib", help="liban1_flash_bench.so: time our kernel too, interleaved")
     args = parser.parse_args()
+    if args.sweep:
+        return sweep(args)
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
           f"cuDNN {torch.backends.cudnn.version()}")
     print(f"{'case':44s} {'ms':>10s} {'TFLOP/s':>10s}")
@@ -65,6 +77,91 @@ def main():
             ms = median_ms(lambda: torch.matmul(a, b), args.warmup, args.iters)
             print(f"{'matmul torch ' + name + ' ' + str(size) + '^3':44s} {ms:10.3f} "
                   f"{2.0 * size ** 3 / ms / 1e9:10.1f}")
+
+
+def interleaved_medians(fns, warmup, iters):
+    """Median ms of each function, timed call by call in turn (a, b, c, a, b, c, ...), so that
+    clock and temperature drift fall on all of them alike. Everything is queued before one
+    synchronize: the host runs ahead, so the events time the GPU, not Python's dispatch."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    events = [[] for _ in fns]
+    for _ in range(iters):
+        for fn, ev in zip(fns, events):
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            stop.record()
+            ev.append((start, stop))
+    torch.cuda.synchronize()
+    medians = []
+    for ev in events:
+        times = sorted(start.elapsed_time(stop) for start, stop in ev)
+        medians.append(times[len(times) // 2])
+    return medians
+
+
+def an1_attention(lib, q, k, v, causal):
+    """Our kernel through the C entry point of liban1_flash_bench.so, on torch's stream."""
+    o = torch.empty_like(q)
+    B, H, S, D = q.shape
+    dtype = 0 if q.dtype == torch.float16 else 1
+    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+
+    def run():
+        rc = lib.an1_flash_attention(
+            ctypes.c_void_p(q.data_ptr()), ctypes.c_void_p(k.data_ptr()), ctypes.c_void_p(v.data_ptr()),
+            ctypes.c_void_p(o.data_ptr()), B, H, k.shape[1], S, k.shape[2], D, dtype, int(causal),
+            ctypes.c_float(1.0 / math.sqrt(D)), stream)
+        if rc != 0:
+            sys.exit("an1_flash_attention failed")
+    return run, o
+
+
+def sweep(args):
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+          f"cuDNN {torch.backends.cudnn.version()}")
+    lib = None
+    if args.an1_lib:
+        lib = ctypes.CDLL(args.an1_lib)
+        lib.an1_flash_attention.restype = ctypes.c_int
+        lib.an1_flash_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [
+            ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_void_p]
+    print(f"{'case':44s} {'ms':>10s} {'TFLOP/s':>10s}")
+    cases = [(8, 32, 2048, 128)] + [(16384 // s, 16, s, 128) for s in (512, 1024, 2048, 4096, 8192, 16384)]
+    rows = []
+    for dtype, dname in ((torch.float16, "fp16"), (torch.bfloat16, "bf16")):
+        for B, H, S, D in cases:
+            q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=dtype) for _ in range(3))
+            for causal in (True, False):
+                flops = 4.0 * B * H * S * S * D * (0.5 if causal else 1.0)
+
+                def sdpa(backend):
+                    def run():
+                        with sdpa_kernel(backend):
+                            F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                    return run
+                impls = [("sdpa-flash2", sdpa(SDPBackend.FLASH_ATTENTION)),
+                         ("sdpa-cudnn", sdpa(SDPBackend.CUDNN_ATTENTION))]
+                if lib:
+                    run, out = an1_attention(lib, q, k, v, causal)
+                    run()
+                    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                        ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                    err = (out.float() - ref.float()).abs().max().item()
+                    if not err < (2e-2 if dtype == torch.bfloat16 else 4e-3):
+                        sys.exit(f"an1 differs from SDPA by {err} at {B}x{H}x{S}x{D}")
+                    impls.insert(0, ("an1", run))
+                medians = interleaved_medians([fn for _, fn in impls], args.warmup, args.iters)
+                for (name, _), ms in zip(impls, medians):
+                    case = f"attention {name} {dname} {'causal' if causal else 'dense '} {B}x{H}x{S}x{D}"
+                    print(f"{case:44s} {ms:10.3f} {flops / ms / 1e9:10.1f}")
+                    rows.append(f"{name},{dname},{int(causal)},{B},{H},{S},{D},{ms:.4f},{flops / ms / 1e9:.1f}")
+            del q, k, v
+    if args.csv:
+        with open(args.csv, "w") as f:
+            f.write("impl,dtype,causal,batch,heads,seq,dim,ms,tflops\n" + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":
