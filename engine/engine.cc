@@ -8,6 +8,7 @@
 
 #include "engine/cpu_backend.h"
 #include "kernels/cuda_ipc.h"
+#include "kernels/nvml_power.h"
 #if AN1_HAVE_CUDA
 #include "engine/gpu_backend.h"
 #endif
@@ -47,6 +48,12 @@ StatusOr<int> RequiredDevice(std::initializer_list<int> devices) {
   return device;
 }
 
+uint64_t OutputRows(const TensorSpec& output) {
+  uint64_t rows = 1;
+  for (std::size_t i = 0; i + 1 < output.shape.size(); ++i) rows *= output.shape[i];
+  return rows;
+}
+
 }  // namespace
 
 // A place requests run: the CPU, or one GPU. Its queue and `running` are guarded by the
@@ -58,6 +65,11 @@ struct Engine::Site {
 #if AN1_HAVE_CUDA
   std::unique_ptr<GpuContext> gpu;
 #endif
+  // The GPU's power sensor and the energy attribution of its requests; null on the CPU and
+  // where NVML is missing (`energy_unavailable` says why).
+  std::shared_ptr<kernels::GpuPowerSensor> sensor;
+  std::unique_ptr<EnergyMeter> energy;
+  std::string energy_unavailable;
   std::deque<Job> queue;
   std::atomic<int> pending{0};  // queue.size(), readable without the lock by polling executors
   int running = 0;
@@ -137,6 +149,18 @@ Status Engine::Start() {
     site->baseline = std::make_unique<GpuBackend>(site->gpu.get(), GpuBackend::Flavor::kBaseline);
     if (std::find(licensed.begin(), licensed.end(), device.index) != licensed.end()) {
       site->an1 = std::make_unique<GpuBackend>(site->gpu.get(), GpuBackend::Flavor::kAn1);
+    }
+    site->sensor = kernels::GpuPowerSensor::Open(device.uuid, &site->energy_unavailable);
+    if (site->sensor) {
+      site->energy = std::make_unique<EnergyMeter>(
+          [sensor = site->sensor]() -> std::optional<double> {
+            const std::optional<uint64_t> millijoules = sensor->EnergyMillijoules();
+            if (!millijoules) return std::nullopt;
+            return static_cast<double>(*millijoules) / 1000.0;
+          });
+    } else {
+      spdlog::warn("GPU {}: no power or energy metrics: {}", device.index,
+                   site->energy_unavailable);
     }
     sites_.push_back(std::move(site));
   }
@@ -272,7 +296,9 @@ Status Engine::Submit(PreparedAttention request, OutputProvider output, RequestC
           },
           std::move(control),
           std::move(done),
-          {}};
+          {},
+          // Tokens: query rows of every sequence, B * Sq.
+          static_cast<uint64_t>(shared->problem.dims.batch * shared->problem.dims.q_len)};
   return Enqueue(std::move(job));
 }
 
@@ -296,7 +322,9 @@ Status Engine::Submit(PreparedMatmul request, OutputProvider output, RequestCont
           },
           std::move(control),
           std::move(done),
-          {}};
+          {},
+          // Tokens: rows of the output over every batch (all output dimensions but n).
+          OutputRows(spec)};
   return Enqueue(std::move(job));
 }
 
@@ -387,6 +415,7 @@ void Engine::Run(Site& site, int slot, Job& job) {
   report.device = site.name;
   report.queue_seconds = SecondsBetween(job.admitted, started);
   report.output_bytes = job.output_spec.byte_size;
+  report.tokens = job.tokens;
 
   Status status;
   if (job.control.cancelled && job.control.cancelled->load()) {
@@ -407,6 +436,7 @@ void Engine::Run(Site& site, int slot, Job& job) {
                                }
                                return OkStatus();
                              }};
+    const uint64_t energy_token = site.energy ? site.energy->Begin(started) : 0;
     try {
       StatusOr<std::span<std::byte>> out = job.output(job.output_spec);
       if (!out.ok()) {
@@ -430,6 +460,7 @@ void Engine::Run(Site& site, int slot, Job& job) {
                                  : SecondsBetween(started, std::chrono::steady_clock::now());
     report.copy_seconds = times.copy_seconds;
     report.copied_bytes = times.copied_bytes;
+    if (site.energy) report.energy_joules = site.energy->End(energy_token);
     if (!site.healthy()) NotifyHealth();
   }
   try {
@@ -439,6 +470,23 @@ void Engine::Run(Site& site, int slot, Job& job) {
   } catch (...) {
     spdlog::error("a request's completion failed");
   }
+}
+
+std::vector<GpuEnergyReading> Engine::ReadGpuEnergy() const {
+  std::vector<GpuEnergyReading> readings;
+  for (const auto& site : sites_) {
+    if (site->name == "cpu") continue;
+    GpuEnergyReading reading;
+    reading.device = site->name;
+    reading.unavailable_reason = site->energy_unavailable;
+    if (site->energy) {
+      reading.joules = site->energy->JoulesSinceStart();
+      reading.watts = site->sensor->PowerWatts();
+      if (!reading.joules) reading.unavailable_reason = "the NVML energy read failed";
+    }
+    readings.push_back(std::move(reading));
+  }
+  return readings;
 }
 
 void Engine::Drain() {

@@ -13,11 +13,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/energy_meter.h"
 #include "engine/license_state.h"
 #include "engine/options.h"
 #include "engine/status.h"
@@ -69,6 +71,18 @@ struct ExecutionReport {
   double copy_seconds = 0;  // host <-> device transfers (GPU only)
   std::size_t output_bytes = 0;
   std::size_t copied_bytes = 0;  // tensor bytes moved between host and device (GPU only)
+  uint64_t tokens = 0;  // attention: B * Sq; matmul: rows of the output over every batch
+  // The GPU energy this request used (its share of the NVML energy counter, energy_meter.h);
+  // nullopt on the CPU and where the GPU reports no energy.
+  std::optional<double> energy_joules;
+};
+
+// A GPU's energy counter and power, for the metrics.
+struct GpuEnergyReading {
+  std::string device;                  // "cuda:N"
+  std::optional<double> joules;        // counted since the server started; nullopt: unavailable
+  std::optional<double> watts;         // board power now (NVML's one-second average)
+  std::string unavailable_reason;      // why joules is nullopt
 };
 
 // Called exactly once per admitted request, on an engine thread, when it finished or was dropped.
@@ -162,6 +176,8 @@ class Engine {
   void SetHealthListener(std::function<void(bool healthy)> listener);
   int queue_depth() const;
   int running() const { return running_.load(); }
+  // Energy counter and power of every GPU (empty on a CPU-only server). Reads NVML.
+  std::vector<GpuEnergyReading> ReadGpuEnergy() const;
 
   // Opens another process's CUDA IPC handle (raw cudaIpcMemHandle_t bytes) on GPU `device`.
   // Errors: INVALID_ARGUMENT for a malformed handle or one that cannot be opened;
@@ -187,6 +203,7 @@ class Engine {
     RequestControl control;
     DoneCallback done;
     std::chrono::steady_clock::time_point admitted;
+    uint64_t tokens = 0;
   };
 
   explicit Engine(const EngineOptions& options);

@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev prometheus-cpp-dev libgtest-dev libssl-dev libcli11-dev
-  python3-numpy clang-14 libclang-rt-14-dev prometheus yamllint
+  python3-numpy clang-14 libclang-rt-14-dev prometheus yamllint gnuplot-nox
 )
 
 missing=()

@@ -122,10 +122,15 @@ void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info) {
   info->set_compute_seconds(report.compute_seconds);
   info->set_copy_seconds(report.copy_seconds);
   info->set_copied_bytes(report.copied_bytes);
+  info->set_tokens(report.tokens);
+  if (report.energy_joules) {
+    info->set_energy_measured(true);
+    info->set_energy_joules(*report.energy_joules);
+  }
 }
 
-void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,
-                    v1::GetServerInfoResponse* response) {
+void FillServerInfo(const EngineInfo& engine, const std::vector<GpuEnergyReading>& energy,
+                    uint64_t max_message_bytes, v1::GetServerInfoResponse* response) {
   response->set_version(kVersion);
   response->set_build(kBuildDescription);
   response->set_gpu_mode(engine.gpu_mode);
@@ -144,6 +149,13 @@ void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,
         out->set_healthy(status.healthy);
         out->set_fault(status.fault);
       }
+    }
+    for (const GpuEnergyReading& reading : energy) {
+      if (reading.device != "cuda:" + std::to_string(d.index)) continue;
+      out->set_energy_available(reading.joules.has_value());
+      out->set_energy_joules(reading.joules.value_or(0));
+      out->set_power_watts(reading.watts.value_or(0));
+      out->set_energy_unavailable_reason(reading.unavailable_reason);
     }
   }
   for (const BackendAvailability& b : engine.backends) {

@@ -31,7 +31,7 @@ v1::Backend ToProtoBackend(BackendKind kind);
 v1::DType ToProtoDType(DType dtype);
 
 void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info);
-void FillServerInfo(const EngineInfo& engine, uint64_t max_message_bytes,
-                    v1::GetServerInfoResponse* response);
+void FillServerInfo(const EngineInfo& engine, const std::vector<GpuEnergyReading>& energy,
+                    uint64_t max_message_bytes, v1::GetServerInfoResponse* response);
 
 }  // namespace an1::server

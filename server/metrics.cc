@@ -40,8 +40,40 @@ class EngineCollector : public prometheus::Collectable {
       metric.gauge.value = device.healthy ? 1 : 0;
       healthy.metric.push_back(metric);
     }
+    // GPU power and energy, read from NVML at scrape time (the counter is the driver's, so the
+    // scrape interval does not change it; rate() over it gives the average power).
+    const std::vector<GpuEnergyReading> readings = engine_->ReadGpuEnergy();
+    prometheus::MetricFamily power{"an1_gpu_power_watts",
+                                   "Board power of the GPU (NVML's one-second average).",
+                                   prometheus::MetricType::Gauge,
+                                   {}};
+    prometheus::MetricFamily energy{"an1_gpu_energy_joules_total",
+                                    "Energy the GPU drew since the server started (NVML counter).",
+                                    prometheus::MetricType::Counter,
+                                    {}};
+    bool available = !readings.empty();
+    for (const GpuEnergyReading& reading : readings) {
+      if (!reading.joules) {
+        available = false;
+        continue;
+      }
+      prometheus::ClientMetric metric;
+      metric.label = {{"device", reading.device}};
+      metric.counter.value = *reading.joules;
+      energy.metric.push_back(metric);
+      if (reading.watts) {
+        metric.gauge.value = *reading.watts;
+        power.metric.push_back(metric);
+      }
+    }
     return {
         healthy,
+        power,
+        energy,
+        Gauge("an1_gpu_metrics_available",
+              "1 when every GPU reports power and energy through NVML, else 0 (no GPU, no NVML, "
+              "or unsupported); requests run the same either way.",
+              available ? 1 : 0),
         Gauge("an1_queue_capacity", "Requests that may wait, over all devices.",
               static_cast<double>(info.max_queue_depth) *
                   static_cast<double>(std::max<std::size_t>(1, info.device_status.size()))),
@@ -92,6 +124,16 @@ ServerMetrics::ServerMetrics(const Engine* engine)
                  .Name("an1_tensor_bytes_total")
                  .Help("Tensor bytes moved, by transport and direction.")
                  .Register(*registry_)),
+      request_energy_(prometheus::BuildCounter()
+                          .Name("an1_request_energy_joules_total")
+                          .Help("GPU energy attributed to executed requests (each request's share "
+                                "of the energy counter while it ran), by rpc and backend.")
+                          .Register(*registry_)),
+      tokens_(prometheus::BuildCounter()
+                  .Name("an1_tokens_total")
+                  .Help("Tokens of executed requests (attention: batch x query length; matmul: "
+                        "output rows), by rpc and backend.")
+                  .Register(*registry_)),
       in_flight_(&prometheus::BuildGauge()
                       .Name("an1_requests_in_flight")
                       .Help("Attention and Matmul RPCs between arrival and reply.")
@@ -128,10 +170,12 @@ void ServerMetrics::RecordRequest(const std::string& rpc, const std::string& bac
 }
 
 void ServerMetrics::RecordExecution(const std::string& rpc, const std::string& backend,
-                                    double queue_seconds, double compute_seconds) {
+                                    const ExecutionReport& report) {
   const prometheus::Labels labels{{"rpc", rpc}, {"backend", backend}};
-  queue_seconds_.Add(labels, LatencyBuckets()).Observe(queue_seconds);
-  compute_seconds_.Add(labels, LatencyBuckets()).Observe(compute_seconds);
+  queue_seconds_.Add(labels, LatencyBuckets()).Observe(report.queue_seconds);
+  compute_seconds_.Add(labels, LatencyBuckets()).Observe(report.compute_seconds);
+  tokens_.Add(labels).Increment(static_cast<double>(report.tokens));
+  if (report.energy_joules) request_energy_.Add(labels).Increment(*report.energy_joules);
 }
 
 void ServerMetrics::RecordRejection(const std::string& reason) {

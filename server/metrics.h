@@ -32,9 +32,9 @@ class ServerMetrics {
   // `code` a gRPC status name such as "OK" or "INVALID_ARGUMENT".
   void RecordRequest(const std::string& rpc, const std::string& backend, const std::string& code,
                      double seconds);
-  // Time an executed request waited in the queue and computed.
-  void RecordExecution(const std::string& rpc, const std::string& backend, double queue_seconds,
-                       double compute_seconds);
+  // An executed request: time it waited in the queue and computed, its tokens and energy.
+  void RecordExecution(const std::string& rpc, const std::string& backend,
+                       const ExecutionReport& report);
   // A request refused before execution: "queue_full", "invalid", "unavailable", ...
   void RecordRejection(const std::string& reason);
   // Tensor bytes received or sent, by transport ("inline" for now).
@@ -53,6 +53,8 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>& compute_seconds_;
   prometheus::Family<prometheus::Counter>& rejected_;
   prometheus::Family<prometheus::Counter>& bytes_;
+  prometheus::Family<prometheus::Counter>& request_energy_;
+  prometheus::Family<prometheus::Counter>& tokens_;
   prometheus::Gauge* in_flight_;
 };
 

@@ -66,7 +66,8 @@ grpc::ServerUnaryReactor* An1Service::GetServerInfo(grpc::CallbackServerContext*
                                                     const v1::GetServerInfoRequest* /*request*/,
                                                     v1::GetServerInfoResponse* response) {
   const auto started = Clock::now();
-  FillServerInfo(env_.engine->Info(), env_.max_message_bytes, response);
+  FillServerInfo(env_.engine->Info(), env_.engine->ReadGpuEnergy(), env_.max_message_bytes,
+                 response);
   return FinishNow(context, "GetServerInfo", started, OkStatus());
 }
 

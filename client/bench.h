@@ -1,0 +1,43 @@
+// `an1 bench` and `an1 power`: attention benchmarks run against a server (DESIGN.md §1, §4).
+//
+// bench: the old llm_bench flags and CSV (bench_logs/llm_bench_results.csv, its columns first),
+// plus causal-aware and dense TFLOP/s, p99, server and end-to-end time, tokens/s, energy per
+// token (from the energy the server attributes to each request), transport, sweeps over
+// --seq-len, a gnuplot PNG, and --concurrency N load mode.
+// power: the GPU energy counter (read through GetServerInfo) before and after a sustained run
+// per backend: average W, J per call, J per token, and the reduction of an1 against baseline.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "client/cli_common.h"
+
+namespace an1::cli {
+
+struct BenchFlags {
+  int64_t batch = 8, heads = 32, kv_heads = 0, head_dim = 128;
+  std::vector<int64_t> seq_lens = {2048};
+  v1::DType dtype = v1::DTYPE_FP16;
+  bool causal = true;
+  int warmup = 10, iters = 100;
+  bool baseline = false, an1 = false;  // neither: both
+  std::string transport = "inline";
+  int device = 0;
+  int concurrency = 1;
+  double duration_seconds = 0;  // > 0: each client sends for this long instead of --iters
+  std::string csv;              // bench: default bench_logs/llm_bench_results.csv
+  std::string plot;             // bench: PNG path (gnuplot)
+  uint64_t seed = 0;
+};
+
+// Adds the subcommands and their flags (shared: the shape, the backends, the load).
+CLI::App* AddBenchCommand(CLI::App& app, BenchFlags* flags);
+CLI::App* AddPowerCommand(CLI::App& app, BenchFlags* flags);
+
+int RunBench(Client& client, const BenchFlags& flags);
+int RunPower(Client& client, const BenchFlags& flags);
+
+}  // namespace an1::cli

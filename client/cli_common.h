@@ -1,0 +1,62 @@
+// Helpers shared by the an1 CLI's subcommands (an1_main.cc, bench.cc): error reporting,
+// names, random inputs, and where a request's tensors travel.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "client/cuda_region.h"
+#include "client/shared_memory.h"
+
+namespace an1::cli {
+
+namespace v1 = an1::v1;
+using an1::client::CallResult;
+using an1::client::Client;
+using an1::client::HostTensor;
+
+// "INVALID_ARGUMENT", ... for a gRPC status code.
+const char* StatusCodeName(int code);
+// Prints "error: CODE: message" to stderr; returns 1 (the CLI's exit status for server errors).
+int ReportRpcError(const grpc::Status& status);
+// Prints "error: message"; returns 2 (bad usage).
+int UsageError(const std::string& message);
+
+const char* BackendName(v1::Backend b);
+const char* DTypeName(v1::DType d);
+std::string ShapeString(const std::vector<int64_t>& shape);
+double Median(std::vector<double> v);
+// The q-quantile (0..1) by nearest rank; 0 for no values.
+double Quantile(std::vector<double> v, double q);
+
+// Random tensor with elements uniform in [-1, 1), encoded as `dtype`. Throws
+// std::invalid_argument for a shape the client cannot hold in memory.
+HostTensor RandomTensor(std::vector<int64_t> shape, v1::DType dtype, std::mt19937_64& rng);
+
+extern const std::map<std::string, v1::DType> kDTypes;
+extern const std::map<std::string, v1::Backend> kBackends;
+
+// Where a request's tensors travel: inline in the messages, or one region (POSIX shared memory
+// or CUDA IPC memory) holding the inputs and the output. Keeps its region alive.
+class Placement {
+ public:
+  // Moves the inputs into a region for "shm" and "cuda-ipc"; nothing to do for "inline".
+  // Returns false after printing the error.
+  bool Place(Client& client, const std::string& transport, int device,
+             const std::vector<HostTensor*>& inputs, std::size_t output_bytes,
+             std::optional<v1::RegionRef>* output_region);
+  // Copies an output the server wrote into the region into `result`, for printing and --out.
+  bool FetchOutput(CallResult* result);
+
+ private:
+  static bool Fail(const std::string& error);
+  std::unique_ptr<an1::client::SharedRegion> shm_;
+  std::unique_ptr<an1::client::CudaRegion> cuda_;
+};
+
+}  // namespace an1::cli
