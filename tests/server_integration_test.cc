@@ -332,6 +332,8 @@ TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
   for (int i = 0; i < kOk; ++i) {
     CallResult result;
     ASSERT_TRUE(client_->Attention(ValidAttention(), &result).ok());
+    EXPECT_EQ(result.info.tokens(), 1 * 5);       // B * Sq
+    EXPECT_FALSE(result.info.energy_measured());  // no GPU energy counter on the CPU
   }
   for (int i = 0; i < kBad; ++i) {
     AttentionArgs args = ValidAttention();
@@ -363,6 +365,11 @@ TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
   EXPECT_EQ(Sample(text, "an1_queue_depth"), 0);
   EXPECT_GT(Sample(text, R"(an1_tensor_bytes_total{direction="in",transport="inline"})"), 0);
   EXPECT_NE(text.find("an1_build_info{"), std::string::npos);
+  EXPECT_EQ(Sample(text, R"(an1_tokens_total{backend="baseline",rpc="Attention"})"), kOk * 5);
+  EXPECT_EQ(Sample(text, "an1_gpu_metrics_available"), 0);  // CPU only: no NVML readings
+  EXPECT_NE(text.find("# TYPE an1_gpu_energy_joules_total counter"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE an1_gpu_power_watts gauge"), std::string::npos);
+  EXPECT_EQ(text.find("an1_request_energy_joules_total{"), std::string::npos);
 }
 
 TEST(ServerShutdownTest, InFlightRequestsFinishAndHealthTurnsNotServing) {
