@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # yamllint over deploy/, promtool over deploy/prometheus (config, alert rules and their unit
-# tests) and over a real scrape of an1d's /metrics after some requests. Exit 77 (ctest:
+# tests) and over a real scrape of an1d's /metrics after some requests, and the Grafana
+# dashboard's queries against that scrape (tests/dashboard_check.py). Exit 77 (ctest:
 # skipped) without promtool.
 #   prometheus_test.sh AN1D AN1
 set -euo pipefail
@@ -35,4 +36,6 @@ if ! promtool check metrics <"$work/metrics.txt"; then
   echo "promtool check metrics found problems"
   exit 1
 fi
+/usr/bin/python3 "$root/tests/dashboard_check.py" "$root/deploy/grafana/an1-dashboard.json" \
+  "$work/metrics.txt"
 echo "prometheus_test: 1 passed, 0 failed"
