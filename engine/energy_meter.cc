@@ -3,11 +3,38 @@
 #include <algorithm>
 
 namespace an1 {
+namespace {
+
+double Seconds(EnergyMeter::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
 
 EnergyMeter::EnergyMeter(Reader read) : read_(std::move(read)) {
+  const std::optional<double> counter = read_();
   std::lock_guard lock(mutex_);
   last_time_ = Clock::now();
-  first_ = last_ = read_();
+  first_ = last_ = counter;
+  if (counter) recent_.emplace_back(last_time_, *counter);
+}
+
+EnergyMeter::~EnergyMeter() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (sampler_.joinable()) sampler_.join();
+}
+
+void EnergyMeter::StartSampling(std::chrono::milliseconds period) {
+  sampler_ = std::thread([this, period] {
+    std::unique_lock lock(stop_mutex_);
+    while (!stop_cv_.wait_for(lock, period, [this] { return stop_; })) {
+      lock.unlock();
+      Sample();
+      lock.lock();
+    }
+  });
 }
 
 uint64_t EnergyMeter::Begin(Clock::time_point now) {
@@ -20,46 +47,61 @@ uint64_t EnergyMeter::Begin(Clock::time_point now) {
 
 double EnergyMeter::End(uint64_t token, Clock::time_point now) {
   std::lock_guard lock(mutex_);
-  if (const std::optional<double> counter = read_()) AttributeLocked(now, *counter);
   auto it = running_.find(token);
   if (it == running_.end()) return 0;
-  const double joules = it->second.joules;
+  // Since the last read: the recent power, shared with the requests running now.
+  double watts = 0;
+  if (recent_.size() >= 2) {
+    const double span = Seconds(recent_.back().first - recent_.front().first);
+    if (span > 0) watts = (recent_.back().second - recent_.front().second) / span;
+  }
+  const double since_read = std::max(0.0, Seconds(now - std::max(it->second.start, last_time_)));
+  const double estimate = since_read * watts / static_cast<double>(running_.size());
+  estimated_ += estimate;
+  const double joules = it->second.joules + estimate;
   running_.erase(it);
+  if (running_.empty()) busy_seconds_ += Seconds(now - std::max(busy_since_, last_time_));
   return joules;
 }
 
-std::optional<double> EnergyMeter::JoulesSinceStart(Clock::time_point now) {
+void EnergyMeter::Sample(Clock::time_point now) {
+  const std::optional<double> counter = read_();  // slow: outside the lock
+  if (!counter) return;
   std::lock_guard lock(mutex_);
-  const std::optional<double> counter = read_();
-  if (!counter) return std::nullopt;
-  AttributeLocked(now, *counter);
-  return *counter - *first_;
+  AttributeLocked(std::max(now, last_time_), *counter);
+}
+
+std::optional<double> EnergyMeter::JoulesSinceStart() {
+  std::lock_guard lock(mutex_);
+  if (!first_ || !last_) return std::nullopt;
+  return *last_ - *first_;
 }
 
 void EnergyMeter::AttributeLocked(Clock::time_point now, double counter) {
   if (!last_) {  // every earlier read failed: start counting here
     first_ = last_ = counter;
     last_time_ = now;
+    recent_.emplace_back(now, counter);
     return;
   }
   const double increase = std::max(0.0, counter - *last_);
-  const double interval = std::chrono::duration<double>(now - last_time_).count();
-  if (!running_.empty() && increase > 0 && interval > 0) {
-    // The part of the interval in which some request ran gets that part of the energy.
-    const auto busy_from = std::max(busy_since_, last_time_);
-    const double busy = std::chrono::duration<double>(now - busy_from).count();
-    const double attributed = increase * std::clamp(busy / interval, 0.0, 1.0);
-    double weights = 0;
-    for (const auto& [token, r] : running_) {
-      weights += std::chrono::duration<double>(now - std::max(r.start, last_time_)).count();
-    }
-    if (weights > 0) {
-      for (auto& [token, r] : running_) {
-        const double ran = std::chrono::duration<double>(now - std::max(r.start, last_time_)).count();
-        r.joules += attributed * ran / weights;
-      }
-    }
+  const double interval = Seconds(now - last_time_);
+  // The part of the interval in which some request ran gets that part of the energy; what
+  // estimates already handed out is not handed out twice (an excess is carried forward).
+  const bool busy_now = !running_.empty();
+  const double busy =
+      busy_seconds_ + (busy_now ? Seconds(now - std::max(busy_since_, last_time_)) : 0);
+  const double busy_energy = interval > 0 ? increase * std::clamp(busy / interval, 0.0, 1.0) : 0;
+  const double to_share = std::max(0.0, busy_energy - estimated_);
+  estimated_ = std::max(0.0, estimated_ - busy_energy);
+  double weights = 0;
+  for (const auto& [token, r] : running_) weights += Seconds(now - std::max(r.start, last_time_));
+  for (auto& [token, r] : running_) {
+    if (weights > 0) r.joules += to_share * Seconds(now - std::max(r.start, last_time_)) / weights;
   }
+  busy_seconds_ = 0;
+  recent_.emplace_back(now, counter);
+  while (recent_.size() > 2 && Seconds(now - recent_[1].first) >= 1.0) recent_.pop_front();
   last_ = counter;
   last_time_ = now;
 }

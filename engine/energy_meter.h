@@ -1,18 +1,24 @@
 // Energy per request, from a GPU's energy counter (not from sampled power, which NVML averages
 // over a second and which cannot resolve millisecond kernels).
 //
-// Each time a request finishes, the counter is read and its increase since the previous read is
-// shared among the requests that were running in that interval, in proportion to how long each
-// ran in it; energy drawn while no request ran (idle) is left out. The counter only moves in
-// steps, so one short request's figure is coarse, but over many requests the shares add up to the
-// counter's increase while the GPU was busy.
+// Reading the counter costs milliseconds (a driver round trip), so it is never read on a
+// request's path: a sampler (StartSampling, or Sample() directly) reads it every few tens of
+// milliseconds and shares each increase among the requests that ran in that interval, in
+// proportion to how long each ran in it; energy drawn while no request ran (idle) is left out.
+// A request that ends between two samples gets, for the part since the last sample, an estimate
+// from the power of the last interval, split among the requests running with it; the next sample
+// hands out only what the estimates did not already cover. Over many requests the shares add up
+// to the counter's increase while the GPU was busy.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 namespace an1 {
@@ -24,29 +30,46 @@ class EnergyMeter {
   using Reader = std::function<std::optional<double>()>;
 
   explicit EnergyMeter(Reader read);
+  ~EnergyMeter();  // stops the sampler
+  EnergyMeter(const EnergyMeter&) = delete;
+  EnergyMeter& operator=(const EnergyMeter&) = delete;
 
-  // A request starts running; returns its token for End().
+  // Reads the counter every `period` on a thread of its own until destruction.
+  void StartSampling(std::chrono::milliseconds period);
+
+  // A request starts running; returns its token for End(). Never reads the counter.
   uint64_t Begin(Clock::time_point now = Clock::now());
-  // The request ended: its share of the energy, in joules (0 if every read failed).
+  // The request ended: its share of the energy, in joules. Never reads the counter.
   double End(uint64_t token, Clock::time_point now = Clock::now());
-  // Joules counted since this meter was made (reads the counter; attributes like End()).
-  std::optional<double> JoulesSinceStart(Clock::time_point now = Clock::now());
+  // Reads the counter now and attributes its increase (what the sampler does each period).
+  void Sample(Clock::time_point now = Clock::now());
+  // Joules counted from the first good read to the latest (nullopt: no good read yet).
+  std::optional<double> JoulesSinceStart();
 
  private:
   struct Running {
     Clock::time_point start;
     double joules = 0;
   };
-  // Shares the counter's increase since the last read among the running requests.
   void AttributeLocked(Clock::time_point now, double counter);
 
   Reader read_;
   std::mutex mutex_;
-  std::optional<double> first_, last_;  // counter at the first and the latest read
+  std::optional<double> first_, last_;  // counter at the first good and the latest good read
   Clock::time_point last_time_;
   Clock::time_point busy_since_;  // when the running set last became non-empty
+  double busy_seconds_ = 0;       // time some request ran, from the last read to busy_since_
+  double estimated_ = 0;          // joules handed out as estimates, not yet covered by a read
+  // Reads of about the last second, for the power the estimates use (the counter moves in
+  // steps, so one sampling period alone would often say 0 W).
+  std::deque<std::pair<Clock::time_point, double>> recent_;
   std::unordered_map<uint64_t, Running> running_;
   uint64_t next_token_ = 1;
+
+  std::thread sampler_;
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
 };
 
 }  // namespace an1

@@ -117,6 +117,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& options) {
   if (options.executor_threads < 1) return InvalidArgumentError("executor_threads must be >= 1");
   if (options.streams_per_gpu < 1) return InvalidArgumentError("streams_per_gpu must be >= 1");
   if (options.cpu_threads < 0) return InvalidArgumentError("cpu_threads must be >= 0");
+  if (options.energy_sample_ms < 1) return InvalidArgumentError("energy_sample_ms must be >= 1");
   if (options.limits.max_rank < 2) return InvalidArgumentError("max_rank must be >= 2");
   std::unique_ptr<Engine> engine(new Engine(options));
   AN1_RETURN_IF_ERROR(engine->Start());
@@ -152,12 +153,14 @@ Status Engine::Start() {
     }
     site->sensor = kernels::GpuPowerSensor::Open(device.uuid, &site->energy_unavailable);
     if (site->sensor) {
-      site->energy = std::make_unique<EnergyMeter>(
-          [sensor = site->sensor]() -> std::optional<double> {
+      site->energy =
+          std::make_unique<EnergyMeter>([sensor = site->sensor]() -> std::optional<double> {
             const std::optional<uint64_t> millijoules = sensor->EnergyMillijoules();
             if (!millijoules) return std::nullopt;
             return static_cast<double>(*millijoules) / 1000.0;
           });
+      // A read costs milliseconds: sampled on the meter's thread, never on a request's path.
+      site->energy->StartSampling(std::chrono::milliseconds(options_.energy_sample_ms));
     } else {
       spdlog::warn("GPU {}: no power or energy metrics: {}", device.index,
                    site->energy_unavailable);
@@ -480,7 +483,7 @@ std::vector<GpuEnergyReading> Engine::ReadGpuEnergy() const {
     reading.device = site->name;
     reading.unavailable_reason = site->energy_unavailable;
     if (site->energy) {
-      reading.joules = site->energy->JoulesSinceStart();
+      reading.joules = site->energy->JoulesSinceStart();  // the sampler's latest read
       reading.watts = site->sensor->PowerWatts();
       if (!reading.joules) reading.unavailable_reason = "the NVML energy read failed";
     }

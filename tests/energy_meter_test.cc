@@ -1,8 +1,11 @@
 // The attribution of a GPU's energy counter to the requests that ran (engine/energy_meter.h),
-// with the counter's readings given by the test.
+// with the counter's readings and the clock given by the test.
 #include "engine/energy_meter.h"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 namespace an1 {
 namespace {
@@ -16,59 +19,98 @@ class EnergyMeterTest : public ::testing::Test {
   EnergyMeter meter_{[this] { return counter_; }};
   const Clock::time_point t0_ = Clock::now();
   Clock::time_point At(int ms) const { return t0_ + milliseconds(ms); }
-  void SetUp() override { meter_.JoulesSinceStart(At(0)); }  // the last read: t = 0, 100 J
+  void SetUp() override { meter_.Sample(At(0)); }  // the last read: t = 0, 100 J
 };
 
 TEST_F(EnergyMeterTest, OneRequestGetsTheWholeIncrease) {
   const uint64_t token = meter_.Begin(At(0));
   counter_ = 112.5;
+  meter_.Sample(At(1000));
   EXPECT_DOUBLE_EQ(meter_.End(token, At(1000)), 12.5);
-  EXPECT_DOUBLE_EQ(*meter_.JoulesSinceStart(At(1000)), 12.5);
+  EXPECT_DOUBLE_EQ(*meter_.JoulesSinceStart(), 12.5);
 }
 
 TEST_F(EnergyMeterTest, OverlappingRequestsShareByTimeAndAddUpToTheCounter) {
   const uint64_t a = meter_.Begin(At(0));
   const uint64_t b = meter_.Begin(At(500));
   counter_ = 130;  // +30 J over [0, 1000]: a ran 1000 ms of it, b 500 ms
+  meter_.Sample(At(1000));
   const double ea = meter_.End(a, At(1000));
   counter_ = 140;  // +10 J over [1000, 2000]: b alone
+  meter_.Sample(At(2000));
   const double eb = meter_.End(b, At(2000));
   EXPECT_DOUBLE_EQ(ea, 20);
   EXPECT_DOUBLE_EQ(eb, 10 + 10);
-  EXPECT_DOUBLE_EQ(ea + eb, 40);  // every joule the counter gained while busy
 }
 
 TEST_F(EnergyMeterTest, IdleTimeIsNotAttributed) {
   const uint64_t c = meter_.Begin(At(1000));  // idle for the first half of the interval
   counter_ = 120;
+  meter_.Sample(At(2000));
   EXPECT_DOUBLE_EQ(meter_.End(c, At(2000)), 10);
-  EXPECT_DOUBLE_EQ(*meter_.JoulesSinceStart(At(2000)), 20);  // the counter itself has it all
+  EXPECT_DOUBLE_EQ(*meter_.JoulesSinceStart(), 20);  // the counter itself has it all
 }
 
-TEST_F(EnergyMeterTest, FailedReadsGiveZeroAndCountingResumes) {
+TEST_F(EnergyMeterTest, ARequestEndingBetweenSamplesGetsAnEstimateThatTheNextSampleRespects) {
+  const uint64_t a = meter_.Begin(At(0));
+  counter_ = 110;
+  meter_.Sample(At(100));
+  counter_ = 120;
+  meter_.Sample(At(200));  // 100 W over the last 200 ms
+  const uint64_t b = meter_.Begin(At(200));
+  // 50 ms at 100 W, shared with a, which runs too: 2.5 J, without reading the counter.
+  const double eb = meter_.End(b, At(250));
+  EXPECT_NEAR(eb, 2.5,
+              1e-4);  // (the meter's own first read, microseconds earlier, is in the window)
+  counter_ = 130;
+  meter_.Sample(At(300));  // +10 J: 2.5 J of it went to b already, a gets the rest
+  const double ea = meter_.End(a, At(300));
+  EXPECT_NEAR(ea, 20 + 7.5, 1e-4);
+  EXPECT_DOUBLE_EQ(ea + eb, 30);  // the counter's whole increase, nothing counted twice
+}
+
+TEST_F(EnergyMeterTest, FailedReadsAttributeNothingAndCountingResumes) {
   counter_ = std::nullopt;
   const uint64_t a = meter_.Begin(At(0));
+  meter_.Sample(At(5));
   EXPECT_EQ(meter_.End(a, At(10)), 0);
-  EXPECT_FALSE(meter_.JoulesSinceStart(At(10)).has_value());
-  counter_ = 150;  // the increase over the failed reads is kept for whoever runs next
+  counter_ = 150;
   const uint64_t b = meter_.Begin(At(20));
-  counter_ = 151;
-  EXPECT_DOUBLE_EQ(meter_.End(b, At(30)), 51 * (10.0 / 30.0));
+  meter_.Sample(At(30));  // +50 J over 30 ms, of which 20 ms busy (a 10, b 10): b is left
+  EXPECT_DOUBLE_EQ(meter_.End(b, At(30)), 50.0 * 20 / 30);
+  EXPECT_DOUBLE_EQ(*meter_.JoulesSinceStart(), 50);
 }
 
 TEST_F(EnergyMeterTest, ACounterThatGoesBackwardsAttributesNothing) {
   const uint64_t a = meter_.Begin(At(0));
   counter_ = 90;  // a driver reload resets the counter
+  meter_.Sample(At(100));
   EXPECT_EQ(meter_.End(a, At(100)), 0);
 }
 
 TEST(EnergyMeterStartTest, AMeterWhoseFirstReadFailsStartsAtItsFirstGoodRead) {
   std::optional<double> counter;
   EnergyMeter meter([&] { return counter; });
+  EXPECT_FALSE(meter.JoulesSinceStart().has_value());
   counter = 500;
+  meter.Sample();
   EXPECT_DOUBLE_EQ(*meter.JoulesSinceStart(), 0);
   counter = 507;
+  meter.Sample();
   EXPECT_DOUBLE_EQ(*meter.JoulesSinceStart(), 7);
+}
+
+TEST(EnergyMeterSamplerTest, TheSamplerThreadReadsUntilTheMeterIsDestroyed) {
+  std::atomic<int> reads{0};
+  {
+    EnergyMeter meter([&] { return static_cast<double>(++reads); });
+    meter.StartSampling(milliseconds(2));
+    std::this_thread::sleep_for(milliseconds(100));
+    EXPECT_GT(*meter.JoulesSinceStart(), 5);
+  }
+  const int after = reads.load();
+  std::this_thread::sleep_for(milliseconds(20));
+  EXPECT_EQ(reads.load(), after);  // stopped
 }
 
 }  // namespace

@@ -1,26 +1,20 @@
 #!/usr/bin/env bash
 # One call on the GPU host: GPU tests, the kernel and engine benchmarks beside the PyTorch peers,
-# and the real server end to end (the an1 backend through a licensed test daemon). Expects a
-# bundle from scripts/gpu-bundle.sh in $1.
-#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR
+# the real server end to end (the an1 backend through a licensed test daemon), `an1 bench` and
+# `an1 power` beside the PyTorch peers, and the 60-second energy agreement run. Expects a bundle
+# from scripts/gpu-bundle.sh in $1; sections may be picked (default: all).
+#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel served bench energy engine peers]
 set -uo pipefail
 bundle=$1
 out=${2:-/tmp/an1-gpu-run}
+shift 2 || true
+sections=${*:-tests kernel served bench energy engine peers}
 mkdir -p "$out"
 run() { "$bundle/run" "$@"; }
-{
-  date -u
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  echo "== gpu tests"
-  run gpu_devices_test
-  run gpu_engine_test
-  run gpu_fault_test
-  python3 tests/gpu_ipc_test.py --bundle "$bundle"
-  python3 tests/gpu_sdpa_compare.py --bundle "$bundle"
-  echo "== fused attention kernel beside the PyTorch peers (same call)"
-  python3 tests/bench/torch_peers.py --sweep --iters 50 --warmup 10 \
-    --an1-lib "$bundle/bin/liban1_flash_bench.so" --csv "$out/attention_sweep.csv"
-  echo "== served end to end (licensed test daemon, an1 backend, CUDA IPC)"
+want() { [[ " $sections " == *" $1 "* ]]; }
+
+# A licensed test daemon (an1d_with_test_keys trusting a key made here) for the served sections.
+start_licensed_daemon() {
   work=$(mktemp -d)
   run an1-license keygen --kid gpu --out "$work/key" >"$work/keygen.txt"
   public=$(sed -n 's/.*public key: //p' "$work/keygen.txt")
@@ -28,18 +22,66 @@ run() { "$bundle/run" "$@"; }
   # The bundle's run script execs an1d, so $! is the daemon itself (SIGTERM drains it).
   AN1_TEST_TRUSTED_LICENSE_KEYS=$public AN1_LICENSE_KEY=$token "$bundle/run" an1d_with_test_keys \
     --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --ready-file "$work/ready" \
-    >"$out/an1d.log" 2>&1 &
+    >>"$out/an1d.log" 2>&1 &
   daemon=$!
   for _ in $(seq 200); do grep -q metrics_port "$work/ready" 2>/dev/null && break; sleep 0.1; done
-  port=$(sed -n 's/grpc_port=//p' "$work/ready")
-  run an1 --server "127.0.0.1:$port" info
-  for causal in --causal --no-causal; do
-    run an1 --server "127.0.0.1:$port" attention --backend an1 --batch-size 8 --n-heads 32 \
-      --seq-len 2048 --head-dim 128 $causal --transport cuda-ipc --repeat 100
-  done
-  kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $?"
-  echo "== engine benchmark"
-  run engine_bench --iters 20 --warmup 3
-  echo "== pytorch peers (naive, matmul)"
-  python3 tests/bench/torch_peers.py --iters 100 --warmup 10
+  server="127.0.0.1:$(sed -n 's/grpc_port=//p' "$work/ready")"
+}
+stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $?"; }
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
+  if want tests; then
+    echo "== gpu tests"
+    run gpu_devices_test
+    run gpu_engine_test
+    run gpu_fault_test
+    python3 tests/gpu_ipc_test.py --bundle "$bundle"
+    python3 tests/gpu_sdpa_compare.py --bundle "$bundle"
+  fi
+  if want kernel; then
+    echo "== fused attention kernel beside the PyTorch peers, interleaved"
+    python3 tests/bench/torch_peers.py --sweep --iters 50 --warmup 10 \
+      --an1-lib "$bundle/bin/liban1_flash_bench.so" --csv "$out/attention_sweep.csv"
+  fi
+  if want served || want bench; then
+    start_licensed_daemon
+    run an1 --server "$server" info
+  fi
+  if want served; then
+    echo "== served end to end (an1 backend, CUDA IPC)"
+    for causal in --causal --no-causal; do
+      run an1 --server "$server" attention --backend an1 --batch-size 8 --n-heads 32 \
+        --seq-len 2048 --head-dim 128 $causal --transport cuda-ipc --repeat 100
+    done
+  fi
+  if want bench; then
+    echo "== an1 bench and an1 power (CUDA IPC), then the PyTorch peers with the same flags"
+    shape=(--batch-size 8 --n-heads 32 --head-dim 128 --dtype fp16)
+    for causal in --causal --no-causal; do
+      tag=${causal#--}
+      run an1 --server "$server" bench "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
+        --warmup 5 --iters 30 --transport cuda-ipc --csv "$out/llm_bench_results.csv" \
+        --plot "$out/llm_bench_$tag.png"
+      run an1 --server "$server" power "${shape[@]}" $causal --seq-len 2048 --duration 10 \
+        --warmup 3 --transport cuda-ipc
+      python3 tests/bench/llm_bench_peers.py "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
+        --warmup 5 --iters 30 --csv "$out/llm_bench_peers.csv" \
+        $([ "$causal" = --causal ] && echo --matmul 4096,8192)
+    done
+  fi
+  if want served || want bench; then stop_licensed_daemon; fi
+  if want energy; then
+    echo "== energy metrics under 8 concurrent clients for 60 s"
+    python3 tests/bench/energy_agreement.py "$bundle" --seconds 60 --clients 8
+  fi
+  if want engine; then
+    echo "== engine benchmark"
+    run engine_bench --iters 20 --warmup 3
+  fi
+  if want peers; then
+    echo "== pytorch peers (naive, matmul)"
+    python3 tests/bench/torch_peers.py --iters 100 --warmup 10
+  fi
 } 2>&1 | tee "$out/gpu_run.log"
