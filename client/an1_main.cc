@@ -264,6 +264,13 @@ int Run(int argc, char** argv) {
                   static_cast<unsigned long long>(d.total_memory_bytes() >> 20), d.uuid().c_str(),
                   d.an1_licensed() ? ", licensed for an1" : "",
                   d.healthy() ? "" : ", OUT OF SERVICE: ", d.fault().c_str());
+      if (d.energy_available()) {
+        std::printf("  power: %.1f W, energy since the server started: %.1f J\n", d.power_watts(),
+                    d.energy_joules());
+      } else {
+        std::printf("  power and energy: unavailable (%s)\n",
+                    d.energy_unavailable_reason().c_str());
+      }
     }
     for (const v1::BackendInfo& b : info.backends()) {
       std::printf("backend %s: %s%s%s\n", BackendName(b.backend()),

@@ -14,7 +14,6 @@ EnergyMeter::EnergyMeter(Reader read) : read_(std::move(read)) {
   std::lock_guard lock(mutex_);
   last_time_ = Clock::now();
   first_ = last_ = counter;
-  if (counter) recent_.emplace_back(last_time_, *counter);
 }
 
 EnergyMeter::~EnergyMeter() {
@@ -49,14 +48,9 @@ double EnergyMeter::End(uint64_t token, Clock::time_point now) {
   std::lock_guard lock(mutex_);
   auto it = running_.find(token);
   if (it == running_.end()) return 0;
-  // Since the last read: the recent power, shared with the requests running now.
-  double watts = 0;
-  if (recent_.size() >= 2) {
-    const double span = Seconds(recent_.back().first - recent_.front().first);
-    if (span > 0) watts = (recent_.back().second - recent_.front().second) / span;
-  }
+  // Since the last read: the recent power while busy, shared with the requests running now.
   const double since_read = std::max(0.0, Seconds(now - std::max(it->second.start, last_time_)));
-  const double estimate = since_read * watts / static_cast<double>(running_.size());
+  const double estimate = since_read * BusyWattsLocked() / static_cast<double>(running_.size());
   estimated_ += estimate;
   const double joules = it->second.joules + estimate;
   running_.erase(it);
@@ -77,11 +71,20 @@ std::optional<double> EnergyMeter::JoulesSinceStart() {
   return *last_ - *first_;
 }
 
+double EnergyMeter::BusyWattsLocked() {
+  double joules = 0, seconds = 0;
+  for (const Interval& i : recent_) {
+    joules += i.joules;
+    seconds += i.seconds;
+  }
+  if (seconds >= 0.02) busy_watts_ = joules / seconds;  // else: too little busy time to tell
+  return busy_watts_;
+}
+
 void EnergyMeter::AttributeLocked(Clock::time_point now, double counter) {
   if (!last_) {  // every earlier read failed: start counting here
     first_ = last_ = counter;
     last_time_ = now;
-    recent_.emplace_back(now, counter);
     return;
   }
   const double increase = std::max(0.0, counter - *last_);
@@ -92,16 +95,22 @@ void EnergyMeter::AttributeLocked(Clock::time_point now, double counter) {
   const double busy =
       busy_seconds_ + (busy_now ? Seconds(now - std::max(busy_since_, last_time_)) : 0);
   const double busy_energy = interval > 0 ? increase * std::clamp(busy / interval, 0.0, 1.0) : 0;
-  const double to_share = std::max(0.0, busy_energy - estimated_);
-  estimated_ = std::max(0.0, estimated_ - busy_energy);
+  const double available = busy_energy + owed_;
+  const double to_share = std::max(0.0, available - estimated_);
+  estimated_ = std::max(0.0, estimated_ - available);
   double weights = 0;
   for (const auto& [token, r] : running_) weights += Seconds(now - std::max(r.start, last_time_));
-  for (auto& [token, r] : running_) {
-    if (weights > 0) r.joules += to_share * Seconds(now - std::max(r.start, last_time_)) / weights;
+  if (weights > 0) {
+    for (auto& [token, r] : running_) {
+      r.joules += to_share * Seconds(now - std::max(r.start, last_time_)) / weights;
+    }
+    owed_ = 0;
+  } else {
+    owed_ = to_share;  // the requests of this interval were answered already: the next ones
   }
   busy_seconds_ = 0;
-  recent_.emplace_back(now, counter);
-  while (recent_.size() > 2 && Seconds(now - recent_[1].first) >= 1.0) recent_.pop_front();
+  recent_.push_back({now, busy_energy, busy});
+  while (!recent_.empty() && Seconds(now - recent_.front().end) > 1.0) recent_.pop_front();
   last_ = counter;
   last_time_ = now;
 }

@@ -6,9 +6,10 @@
 // milliseconds and shares each increase among the requests that ran in that interval, in
 // proportion to how long each ran in it; energy drawn while no request ran (idle) is left out.
 // A request that ends between two samples gets, for the part since the last sample, an estimate
-// from the power of the last interval, split among the requests running with it; the next sample
-// hands out only what the estimates did not already cover. Over many requests the shares add up
-// to the counter's increase while the GPU was busy.
+// from the recent power while busy, split among the requests running with it; the next sample
+// hands out only what the estimates did not already cover, and energy of a read that finds no
+// request running goes to the next ones. Over many requests the shares add up to the counter's
+// increase while the GPU was busy; a single short request's figure is an estimate.
 #pragma once
 
 #include <chrono>
@@ -60,9 +61,16 @@ class EnergyMeter {
   Clock::time_point busy_since_;  // when the running set last became non-empty
   double busy_seconds_ = 0;       // time some request ran, from the last read to busy_since_
   double estimated_ = 0;          // joules handed out as estimates, not yet covered by a read
-  // Reads of about the last second, for the power the estimates use (the counter moves in
-  // steps, so one sampling period alone would often say 0 W).
-  std::deque<std::pair<Clock::time_point, double>> recent_;
+  double owed_ = 0;               // busy energy of a read that found no request running
+  // Busy energy and busy time of the reads of about the last second: the power while requests
+  // run, for the estimates (the counter moves in steps, so one period alone often says 0 W).
+  struct Interval {
+    Clock::time_point end;
+    double joules, seconds;
+  };
+  std::deque<Interval> recent_;
+  double busy_watts_ = 0;  // the latest such power, kept through idle stretches
+  double BusyWattsLocked();
   std::unordered_map<uint64_t, Running> running_;
   uint64_t next_token_ = 1;
 

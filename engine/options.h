@@ -52,7 +52,8 @@ struct EngineOptions {
   // core while it lasts and saves the tens of microseconds a sleeping thread takes to wake.
   int executor_spin_us = 2000;
   // How often each GPU's energy counter is read for the per-request energy (energy_meter.h).
-  int energy_sample_ms = 20;
+  // A read takes milliseconds inside the driver, so not too often.
+  int energy_sample_ms = 50;
   // Threads of the CPU compute pool; 0 means std::thread::hardware_concurrency().
   int cpu_threads = 0;
   // Skip GPU discovery even when one is present (tests, CPU-only deployments).

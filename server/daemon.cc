@@ -117,6 +117,11 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
                  "GPU mode: microseconds an idle executor polls for work before sleeping")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
+  app.add_option("--energy-sample-ms", options.engine.energy_sample_ms,
+                 "GPU mode: milliseconds between reads of each GPU's NVML energy counter (the "
+                 "per-request energy and an1_gpu_energy_joules_total)")
+      ->check(CLI::Range(1, 60000))
+      ->capture_default_str();
   app.add_option("--streams-per-gpu", options.engine.streams_per_gpu,
                  "CUDA streams (and executor threads) per GPU")
       ->check(CLI::Range(1, 64))

@@ -60,13 +60,23 @@ TEST_F(EnergyMeterTest, ARequestEndingBetweenSamplesGetsAnEstimateThatTheNextSam
   const uint64_t b = meter_.Begin(At(200));
   // 50 ms at 100 W, shared with a, which runs too: 2.5 J, without reading the counter.
   const double eb = meter_.End(b, At(250));
-  EXPECT_NEAR(eb, 2.5,
-              1e-4);  // (the meter's own first read, microseconds earlier, is in the window)
+  EXPECT_DOUBLE_EQ(eb, 2.5);
   counter_ = 130;
   meter_.Sample(At(300));  // +10 J: 2.5 J of it went to b already, a gets the rest
   const double ea = meter_.End(a, At(300));
-  EXPECT_NEAR(ea, 20 + 7.5, 1e-4);
+  EXPECT_DOUBLE_EQ(ea, 20 + 7.5);
   EXPECT_DOUBLE_EQ(ea + eb, 30);  // the counter's whole increase, nothing counted twice
+}
+
+TEST_F(EnergyMeterTest, EnergyOfAReadThatFindsNothingRunningGoesToTheNextRequests) {
+  const uint64_t a = meter_.Begin(At(0));
+  EXPECT_EQ(meter_.End(a, At(500)), 0);  // no power known yet: no estimate
+  counter_ = 110;
+  meter_.Sample(At(1000));  // +10 J, busy half the time: 5 J, and nobody is running
+  const uint64_t b = meter_.Begin(At(1000));
+  counter_ = 120;
+  meter_.Sample(At(2000));  // +10 J busy, plus the 5 J owed
+  EXPECT_DOUBLE_EQ(meter_.End(b, At(2000)), 15);
 }
 
 TEST_F(EnergyMeterTest, FailedReadsAttributeNothingAndCountingResumes) {
