@@ -358,6 +358,10 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchFlags* f) {
   f->csv = "bench_logs/llm_bench_results.csv";
   cmd->add_option("--csv", f->csv, "CSV the rows are appended to")->capture_default_str();
   cmd->add_option("--plot", f->plot, "Write a PNG of latency and TFLOP/s per backend (gnuplot)");
+  cmd->add_option("--energy-seconds", f->energy_seconds,
+                  "Seconds of sustained calls per case for the energy per token (0: skip)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   return cmd;
 }
 
@@ -400,7 +404,17 @@ int RunBench(Client& client, const BenchFlags& flags) {
         std::cerr << "error: " << load.sent << " requests sent, " << load.answered << " answered\n";
         return 1;
       }
-      const Summary s = Summarize(load, flags, shape);
+      Summary s = Summarize(load, flags, shape);
+      if (flags.energy_seconds > 0) {
+        // The energy counter moves in steps of tens of milliseconds and is sampled by the
+        // server every few tens: a few short calls cannot be told apart, so energy per token
+        // comes from a sustained run of its own (the per-request energy the server returns).
+        BenchFlags sustained = flags;
+        sustained.warmup = 1;
+        sustained.duration_seconds = flags.energy_seconds;
+        s.joules_per_token =
+            Summarize(RunLoad(client, sustained, shape, backend), flags, shape).joules_per_token;
+      }
       failures += s.errors;
       std::printf("%-9s %7lld %10.3f %9.3f %9.1f %9.1f %9.3f %10.3f %12.0f %12s %d (%d%s%s)\n",
                   BackendName(backend), static_cast<long long>(seq), s.latency_ms, s.p99_ms,

@@ -2,7 +2,8 @@
 //
 // bench: the old llm_bench flags and CSV (bench_logs/llm_bench_results.csv, its columns first),
 // plus causal-aware and dense TFLOP/s, p99, server and end-to-end time, tokens/s, energy per
-// token (from the energy the server attributes to each request), transport, sweeps over
+// token (the energy the server attributes to each request, over --energy-seconds of sustained
+// calls after the timed ones), transport, sweeps over
 // --seq-len, a gnuplot PNG, and --concurrency N load mode.
 // power: the GPU energy counter (read through GetServerInfo) before and after a sustained run
 // per backend: average W, J per call, J per token, and the reduction of an1 against baseline.
@@ -28,6 +29,7 @@ struct BenchFlags {
   int device = 0;
   int concurrency = 1;
   double duration_seconds = 0;  // > 0: each client sends for this long instead of --iters
+  double energy_seconds = 2;    // bench: sustained calls for the energy per token (0: none)
   std::string csv;              // bench: default bench_logs/llm_bench_results.csv
   std::string plot;             // bench: PNG path (gnuplot)
   uint64_t seed = 0;

@@ -50,7 +50,7 @@ def main():
         csv_path = os.path.join(work, "bench_logs", "llm_bench_results.csv")
         png = os.path.join(work, "bench.png")
         r = subprocess.run(an1 + ["bench", *shape, "--seq-len", "16,33", "--iters", "4",
-                                  "--warmup", "1", "--csv", csv_path, "--plot", png],
+                                  "--warmup", "1", "--energy-seconds", "0.2", "--csv", csv_path, "--plot", png],
                            capture_output=True, text=True)
         print(r.stdout + r.stderr)
         # On a CPU server an1 is unavailable: it is skipped (said so) when not asked for by name.
@@ -76,7 +76,7 @@ def main():
 
         before = requests_ok(server.metrics_url)
         r = subprocess.run(an1 + ["bench", *shape, "--seq-len", "24", "--iters", "6", "--warmup",
-                                  "1", "--concurrency", "4", "--backend-baseline", "--transport",
+                                  "1", "--concurrency", "4", "--backend-baseline", "--energy-seconds", "0", "--transport",
                                   "shm", "--csv", csv_path], capture_output=True, text=True)
         print(r.stdout + r.stderr)
         m = re.search(r"4 clients: (\d+) sent, (\d+) answered", r.stdout)

@@ -29,10 +29,15 @@ def scrape(url):
 
     def total(name):
         return sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? (\S+)$", text, re.M))
-    return {"t": time.time(), "energy": total("an1_gpu_energy_joules_total"),
+    return {"text": text, "t": time.time(), "energy": total("an1_gpu_energy_joules_total"),
             "power": total("an1_gpu_power_watts"),
             "attributed": total("an1_request_energy_joules_total"),
             "available": total("an1_gpu_metrics_available")}
+
+
+def busy_text(samples):
+    """The text of a scrape taken while requests ran (the GPU series all present)."""
+    return samples[len(samples) // 2]["text"] if samples else ""
 
 
 def main():
@@ -40,6 +45,7 @@ def main():
     p.add_argument("bundle")
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--scrape-out", help="write the last /metrics scrape under load here")
     a = p.parse_args()
     run = lambda name: [f"{a.bundle}/run", name]  # noqa: E731
     work = tempfile.mkdtemp(prefix="an1_energy_")
@@ -77,6 +83,9 @@ def main():
         print(bench_out)
     finally:
         server.stop()
+    if a.scrape_out:
+        with open(a.scrape_out, "w") as f:
+            f.write(busy_text(samples))
     # The steady part: while requests were being answered, 5 s in from either end.
     busy = [s for s, nxt in zip(samples, samples[1:]) if nxt["attributed"] > s["attributed"]]
     steady = [s for s in busy if busy[0]["t"] + 5 <= s["t"] <= busy[-1]["t"] - 5]

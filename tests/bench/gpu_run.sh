@@ -62,10 +62,11 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     for causal in --causal --no-causal; do
       tag=${causal#--}
       run an1 --server "$server" bench "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
-        --warmup 5 --iters 30 --transport cuda-ipc --csv "$out/llm_bench_results.csv" \
-        --plot "$out/llm_bench_$tag.png"
+        --warmup 5 --iters 30 --energy-seconds 3 --transport cuda-ipc \
+        --csv "$out/llm_bench_results.csv" --plot "$out/llm_bench_$tag.png"
+      # Sustained: 4 clients keep the GPU busy (one client leaves it idle between calls).
       run an1 --server "$server" power "${shape[@]}" $causal --seq-len 2048 --duration 10 \
-        --warmup 3 --transport cuda-ipc
+        --warmup 3 --transport cuda-ipc --concurrency 4
       python3 tests/bench/llm_bench_peers.py "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
         --warmup 5 --iters 30 --csv "$out/llm_bench_peers.csv" \
         $([ "$causal" = --causal ] && echo --matmul 4096,8192)
@@ -74,7 +75,8 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
   if want served || want bench; then stop_licensed_daemon; fi
   if want energy; then
     echo "== energy metrics under 8 concurrent clients for 60 s"
-    python3 tests/bench/energy_agreement.py "$bundle" --seconds 60 --clients 8
+    python3 tests/bench/energy_agreement.py "$bundle" --seconds 60 --clients 8 \
+      --scrape-out "$out/metrics_under_load.txt"
   fi
   if want engine; then
     echo "== engine benchmark"
