@@ -54,8 +54,9 @@ struct LoadResult {
 
 // `concurrency` clients, each with its own random inputs and its own region (for shm and
 // cuda-ipc), warm up, wait for each other, then send --iters calls each (or for --duration).
-LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape,
-                   v1::Backend backend) {
+// `at_start` runs once, when the measured phase starts (after every client's setup and warm-up).
+LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape, v1::Backend backend,
+                   const std::function<void()>& at_start = {}) {
   LoadResult result;
   std::mutex mutex;
   std::latch ready(flags.concurrency);
@@ -98,9 +99,10 @@ LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape,
       }
       ready.arrive_and_wait();
       if (setup_failed) return;
-      {
+      if (c == 0) {
+        if (at_start) at_start();
         std::lock_guard lock(mutex);
-        if (c == 0) measured_start = Clock::now();
+        measured_start = Clock::now();
       }
       const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                             std::chrono::duration<double>(flags.duration_seconds));
@@ -473,18 +475,22 @@ int RunPower(Client& client, const BenchFlags& flags) {
       std::cerr << "error: no GPU energy counter on the server: " << why << "\n";
       return 1;
     }
-    const auto start = Clock::now();
-    const LoadResult load = RunLoad(client, flags, shape, backend);
+    // The counter is read when the clients' setup and warm-up are done, and after the last
+    // call: the window is the sustained run, idle gaps between calls included.
+    Clock::time_point start;
+    bool read_ok = true;
+    const LoadResult load = RunLoad(client, flags, shape, backend, [&] {
+      read_ok = energy(&before, &why);
+      start = Clock::now();
+    });
     if (load.setup_failed) {
       if (!load.setup_error.empty()) std::cerr << "error: " << load.setup_error << "\n";
       return 1;
     }
-    if (!energy(&after, &why)) {
+    if (!read_ok || !energy(&after, &why)) {
       std::cerr << "error: the GPU energy counter could not be read: " << why << "\n";
       return 1;
     }
-    // The counter is read around the measured phase plus the warm-up; the warm-up's share is
-    // small for the default 10 s, and the window is what the GPU drew, idle gaps included.
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     const double joules = after - before;
     double tokens = 0, attributed = 0;
@@ -492,10 +498,8 @@ int RunPower(Client& client, const BenchFlags& flags) {
       tokens += static_cast<double>(s.tokens);
       attributed += s.energy_joules.value_or(0);
     }
-    const int calls = static_cast<int>(load.samples.size()) + flags.warmup * flags.concurrency;
-    const double warm_tokens = static_cast<double>(flags.warmup * flags.concurrency) *
-                               static_cast<double>(shape.batch * shape.seq_len);
-    per_token[backend] = joules / (tokens + warm_tokens);
+    const int calls = static_cast<int>(load.samples.size());
+    per_token[backend] = tokens > 0 ? joules / tokens : 0;
     const int errors = load.answered - static_cast<int>(load.samples.size());
     std::printf("%-9s %8d %9.2f %10.1f %9.1f %10.4f %12.3f %14.1f", BackendName(backend), calls,
                 seconds, joules, joules / seconds, joules / calls, per_token[backend] * 1e6,

@@ -3,12 +3,12 @@
 # the real server end to end (the an1 backend through a licensed test daemon), `an1 bench` and
 # `an1 power` beside the PyTorch peers, and the 60-second energy agreement run. Expects a bundle
 # from scripts/gpu-bundle.sh in $1; sections may be picked (default: all).
-#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel served bench energy engine peers]
+#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel served bench power energy engine peers]
 set -uo pipefail
 bundle=$1
 out=${2:-/tmp/an1-gpu-run}
 shift 2 || true
-sections=${*:-tests kernel served bench energy engine peers}
+sections=${*:-tests kernel served bench power energy engine peers}
 mkdir -p "$out"
 run() { "$bundle/run" "$@"; }
 want() { [[ " $sections " == *" $1 "* ]]; }
@@ -45,7 +45,7 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     python3 tests/bench/torch_peers.py --sweep --iters 50 --warmup 10 \
       --an1-lib "$bundle/bin/liban1_flash_bench.so" --csv "$out/attention_sweep.csv"
   fi
-  if want served || want bench; then
+  if want served || want bench || want power; then
     start_licensed_daemon
     run an1 --server "$server" info
   fi
@@ -57,22 +57,27 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     done
   fi
   if want bench; then
-    echo "== an1 bench and an1 power (CUDA IPC), then the PyTorch peers with the same flags"
+    echo "== an1 bench (CUDA IPC), then the PyTorch peers with the same flags"
     shape=(--batch-size 8 --n-heads 32 --head-dim 128 --dtype fp16)
     for causal in --causal --no-causal; do
       tag=${causal#--}
       run an1 --server "$server" bench "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
         --warmup 5 --iters 30 --energy-seconds 3 --transport cuda-ipc \
         --csv "$out/llm_bench_results.csv" --plot "$out/llm_bench_$tag.png"
-      # Sustained: 4 clients keep the GPU busy (one client leaves it idle between calls).
-      run an1 --server "$server" power "${shape[@]}" $causal --seq-len 2048 --duration 10 \
-        --warmup 3 --transport cuda-ipc --concurrency 4
       python3 tests/bench/llm_bench_peers.py "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
         --warmup 5 --iters 30 --csv "$out/llm_bench_peers.csv" \
         $([ "$causal" = --causal ] && echo --matmul 4096,8192)
     done
   fi
-  if want served || want bench; then stop_licensed_daemon; fi
+  if want power; then
+    echo "== an1 power: the energy counter over 10 s of sustained load per backend"
+    for causal in --causal --no-causal; do
+      # 4 clients keep the GPU busy (one client leaves it idle between its calls).
+      run an1 --server "$server" power --batch-size 8 --n-heads 32 --head-dim 128 --dtype fp16 \
+        $causal --seq-len 2048 --duration 10 --warmup 3 --transport cuda-ipc --concurrency 4
+    done
+  fi
+  if want served || want bench || want power; then stop_licensed_daemon; fi
   if want energy; then
     echo "== energy metrics under 8 concurrent clients for 60 s"
     python3 tests/bench/energy_agreement.py "$bundle" --seconds 60 --clients 8 \
