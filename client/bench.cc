@@ -14,6 +14,7 @@
 #include <latch>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace an1::cli {
@@ -40,6 +41,7 @@ struct Sample {
   double compute_ms = 0, server_ms = 0, round_trip_ms = 0;
   std::optional<double> energy_joules;
   uint64_t tokens = 0;
+  std::string device;  // "cuda:N" that ran it
 };
 
 // What a load run did: every call sent is answered (OK or an error status, counted by name).
@@ -59,9 +61,10 @@ LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape, 
                    const std::function<void()>& at_start = {}) {
   LoadResult result;
   std::mutex mutex;
-  std::latch ready(flags.concurrency);
+  std::latch ready(flags.concurrency);  // every client set up and warmed up
+  std::latch go(1);                     // client 0 ran at_start: the measured phase begins
   std::atomic<bool> setup_failed{false};
-  Clock::time_point measured_start;
+  Clock::time_point measured_start, last_answer;
   std::vector<std::thread> clients;
   for (int c = 0; c < flags.concurrency; ++c) {
     clients.emplace_back([&, c] {
@@ -98,12 +101,17 @@ LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape, 
         }
       }
       ready.arrive_and_wait();
-      if (setup_failed) return;
       if (c == 0) {
-        if (at_start) at_start();
-        std::lock_guard lock(mutex);
-        measured_start = Clock::now();
+        if (!setup_failed && at_start) at_start();
+        {
+          std::lock_guard lock(mutex);
+          measured_start = last_answer = Clock::now();
+        }
+        go.count_down();
+      } else {
+        go.wait();
       }
+      if (setup_failed) return;
       const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                             std::chrono::duration<double>(flags.duration_seconds));
       for (int i = 0; flags.duration_seconds > 0 ? Clock::now() < until : i < flags.iters; ++i) {
@@ -114,6 +122,7 @@ LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape, 
         const grpc::Status status = client.Attention(args, &call);
         std::lock_guard lock(mutex);
         ++result.answered;
+        last_answer = std::max(last_answer, Clock::now());
         if (!status.ok()) {
           ++result.errors[StatusCodeName(status.error_code())];
           continue;
@@ -124,13 +133,15 @@ LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape, 
         s.round_trip_ms = call.round_trip_seconds * 1e3;
         if (call.info.energy_measured()) s.energy_joules = call.info.energy_joules();
         s.tokens = call.info.tokens();
+        s.device = call.info.device();
         result.samples.push_back(s);
       }
     });
   }
   for (std::thread& t : clients) t.join();
   result.setup_failed = setup_failed;
-  result.wall_seconds = std::chrono::duration<double>(Clock::now() - measured_start).count();
+  // Up to the last answer: the clients' teardown (freeing regions) is not load.
+  result.wall_seconds = std::chrono::duration<double>(last_answer - measured_start).count();
   return result;
 }
 
@@ -249,6 +260,16 @@ bool AppendCsv(const std::string& path, const std::vector<std::string>& rows) {
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
   const bool fresh =
       !std::filesystem::exists(file, ec) || std::filesystem::file_size(file, ec) == 0;
+  if (!fresh) {  // append only to a CSV with our columns (an old llm_bench file has fewer)
+    std::ifstream in(path);
+    std::string header;
+    std::getline(in, header);
+    if (header != kCsvHeader) {
+      std::cerr << "error: " << path << " has other columns than an1 bench writes; give another "
+                << "--csv path\n";
+      return false;
+    }
+  }
   std::ofstream out(path, std::ios::app);
   if (fresh) out << kCsvHeader << "\n";
   for (const std::string& row : rows) out << row << "\n";
@@ -380,6 +401,10 @@ CLI::App* AddPowerCommand(CLI::App& app, BenchFlags* f) {
 }
 
 int RunBench(Client& client, const BenchFlags& flags) {
+  // The plot's path goes into a shell command and a gnuplot script, both quoted with '.
+  if (flags.plot.find_first_of("'\\\n") != std::string::npos) {
+    return UsageError("--plot: a path without quotes, backslashes or newlines, please");
+  }
   std::printf("%-9s %7s %10s %9s %9s %9s %9s %10s %12s %12s %s\n", "backend", "seq_len",
               "latency_ms", "p99_ms", "TFLOP/s", "dense", "e2e_ms", "server_ms", "tokens/s",
               "uJ/token", "requests (errors)");
@@ -446,73 +471,87 @@ int RunBench(Client& client, const BenchFlags& flags) {
 }
 
 int RunPower(Client& client, const BenchFlags& flags) {
-  auto energy = [&](double* joules, std::string* why) {
+  // Each GPU's energy counter ("cuda:N" -> J); false with the reason when none can be read.
+  using Counters = std::map<std::string, double>;
+  auto read_counters = [&](Counters* counters, std::string* why) {
     v1::GetServerInfoResponse info;
-    if (grpc::Status status = client.Info(&info); !status.ok()) return ReportRpcError(status) == 0;
-    *joules = 0;
-    int counted = 0;
+    if (grpc::Status status = client.Info(&info); !status.ok()) {
+      *why = std::string(StatusCodeName(status.error_code())) + ": " + status.error_message();
+      return false;
+    }
+    counters->clear();
     for (const v1::DeviceInfo& d : info.devices()) {
       if (d.energy_available()) {
-        *joules += d.energy_joules();
-        ++counted;
+        (*counters)["cuda:" + std::to_string(d.index())] = d.energy_joules();
       } else {
-        *why += "device " + std::to_string(d.index()) + ": " + d.energy_unavailable_reason();
+        *why += "device " + std::to_string(d.index()) + ": " + d.energy_unavailable_reason() + "; ";
       }
     }
-    if (counted == 0 && why->empty()) *why = "the server has no GPU";
-    return counted > 0;
+    if (counters->empty() && why->empty()) *why = "the server has no GPU";
+    return !counters->empty();
   };
   const Shape shape = ShapeFor(flags, flags.seq_lens.front());
-  // attributed_J: the sum of the per-request energy in the responses (timed calls only), a
-  // check of the server's attribution against the counter.
+  // attributed_J: the sum of the per-request energy in the responses, a check of the server's
+  // attribution against the counter. Only the GPUs that ran the calls are counted.
   std::printf("%-9s %8s %9s %10s %9s %10s %12s %14s\n", "backend", "calls", "seconds", "joules",
               "avg_W", "J/call", "uJ/token", "attributed_J");
   std::map<v1::Backend, double> per_token;
+  int failed = 0;
   for (v1::Backend backend : Backends(flags)) {
-    double before = 0, after = 0;
+    Counters before, after;
     std::string why;
-    if (!energy(&before, &why)) {
+    if (!read_counters(&before, &why)) {
       std::cerr << "error: no GPU energy counter on the server: " << why << "\n";
       return 1;
     }
-    // The counter is read when the clients' setup and warm-up are done, and after the last
-    // call: the window is the sustained run, idle gaps between calls included.
+    // The counters are read once every client is set up and warmed up (all wait for it), and
+    // after the last call: the window is the sustained run, gaps between calls included.
     Clock::time_point start;
     bool read_ok = true;
     const LoadResult load = RunLoad(client, flags, shape, backend, [&] {
-      read_ok = energy(&before, &why);
+      read_ok = read_counters(&before, &why);
       start = Clock::now();
     });
     if (load.setup_failed) {
       if (!load.setup_error.empty()) std::cerr << "error: " << load.setup_error << "\n";
       return 1;
     }
-    if (!read_ok || !energy(&after, &why)) {
+    if (!read_ok || !read_counters(&after, &why)) {
       std::cerr << "error: the GPU energy counter could not be read: " << why << "\n";
       return 1;
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const double joules = after - before;
-    double tokens = 0, attributed = 0;
+    double tokens = 0, attributed = 0, joules = 0;
+    std::set<std::string> devices;
     for (const Sample& s : load.samples) {
       tokens += static_cast<double>(s.tokens);
       attributed += s.energy_joules.value_or(0);
+      devices.insert(s.device);
+    }
+    for (const std::string& device : devices) {
+      if (before.count(device) && after.count(device)) joules += after[device] - before[device];
     }
     const int calls = static_cast<int>(load.samples.size());
-    per_token[backend] = tokens > 0 ? joules / tokens : 0;
-    const int errors = load.answered - static_cast<int>(load.samples.size());
-    std::printf("%-9s %8d %9.2f %10.1f %9.1f %10.4f %12.3f %14.1f", BackendName(backend), calls,
-                seconds, joules, joules / seconds, joules / calls, per_token[backend] * 1e6,
-                attributed);
+    const int errors = load.answered - calls;
+    failed += errors;
+    std::printf("%-9s %8d %9.2f %10.1f %9.1f ", BackendName(backend), calls, seconds, joules,
+                seconds > 0 ? joules / seconds : 0.0);
+    if (calls > 0 && tokens > 0) {
+      per_token[backend] = joules / tokens;
+      std::printf("%10.4f %12.3f %14.1f", joules / calls, per_token[backend] * 1e6, attributed);
+    } else {
+      std::printf("%10s %12s %14s", "-", "-", "-");
+    }
     if (errors) std::printf("  (%d calls failed)", errors);
     std::printf("\n");
   }
-  if (per_token.size() == 2 && per_token[v1::BACKEND_BASELINE] > 0) {
+  if (per_token.count(v1::BACKEND_AN1) && per_token.count(v1::BACKEND_BASELINE) &&
+      per_token[v1::BACKEND_BASELINE] > 0) {
     std::printf("an1 uses %.1f%% less energy per token than baseline (%.3f vs %.3f uJ)\n",
                 100.0 * (1.0 - per_token[v1::BACKEND_AN1] / per_token[v1::BACKEND_BASELINE]),
                 per_token[v1::BACKEND_AN1] * 1e6, per_token[v1::BACKEND_BASELINE] * 1e6);
   }
-  return 0;
+  return failed ? 1 : 0;
 }
 
 }  // namespace an1::cli

@@ -5,7 +5,10 @@
 namespace an1 {
 namespace {
 
-double Seconds(EnergyMeter::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+// A duration in seconds, never negative (timestamps taken on different threads may cross).
+double Seconds(EnergyMeter::Clock::duration d) {
+  return std::max(0.0, std::chrono::duration<double>(d).count());
+}
 
 }  // namespace
 
@@ -58,8 +61,16 @@ double EnergyMeter::End(uint64_t token, Clock::time_point now) {
   return joules;
 }
 
-void EnergyMeter::Sample(Clock::time_point now) {
+void EnergyMeter::Sample() {
   const std::optional<double> counter = read_();  // slow: outside the lock
+  if (!counter) return;
+  const Clock::time_point now = Clock::now();  // after the read, see the header
+  std::lock_guard lock(mutex_);
+  AttributeLocked(std::max(now, last_time_), *counter);
+}
+
+void EnergyMeter::Sample(Clock::time_point now) {
+  const std::optional<double> counter = read_();
   if (!counter) return;
   std::lock_guard lock(mutex_);
   AttributeLocked(std::max(now, last_time_), *counter);

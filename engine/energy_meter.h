@@ -42,8 +42,12 @@ class EnergyMeter {
   uint64_t Begin(Clock::time_point now = Clock::now());
   // The request ended: its share of the energy, in joules. Never reads the counter.
   double End(uint64_t token, Clock::time_point now = Clock::now());
-  // Reads the counter now and attributes its increase (what the sampler does each period).
-  void Sample(Clock::time_point now = Clock::now());
+  // Reads the counter and attributes its increase (what the sampler does each period). The
+  // read's time is taken after the read returns (a read takes milliseconds; requests that began
+  // or ended during it are then before it, never after).
+  void Sample();
+  // The same with the time of the read given (tests).
+  void Sample(Clock::time_point now);
   // Joules counted from the first good read to the latest (nullopt: no good read yet).
   std::optional<double> JoulesSinceStart();
 

@@ -165,7 +165,7 @@ void EngineCall::Complete(Status status, const ExecutionReport& report) {
   if (status.code() == StatusCode::kCancelled || status.code() == StatusCode::kDeadlineExceeded) {
     env_.metrics->RecordRejection(LowerCase(StatusCodeName(status.code())));
   } else {
-    env_.metrics->RecordExecution(rpc_, backend, report);
+    env_.metrics->RecordExecution(rpc_, backend, report, status.ok());
   }
   FinishWith(status, backend);
 }

@@ -53,10 +53,8 @@ class EngineCollector : public prometheus::Collectable {
                                     {}};
     bool available = !readings.empty();
     for (const GpuEnergyReading& reading : readings) {
-      if (!reading.joules) {
-        available = false;
-        continue;
-      }
+      if (!reading.joules || !reading.watts) available = false;
+      if (!reading.joules) continue;
       prometheus::ClientMetric metric;
       metric.label = {{"device", reading.device}};
       metric.counter.value = *reading.joules;
@@ -129,11 +127,12 @@ ServerMetrics::ServerMetrics(const Engine* engine)
                           .Help("GPU energy attributed to executed requests (each request's share "
                                 "of the energy counter while it ran), by rpc and backend.")
                           .Register(*registry_)),
-      tokens_(prometheus::BuildCounter()
-                  .Name("an1_tokens_total")
-                  .Help("Tokens of executed requests (attention: batch x query length; matmul: "
-                        "output rows), by rpc and backend.")
-                  .Register(*registry_)),
+      tokens_(
+          prometheus::BuildCounter()
+              .Name("an1_tokens_total")
+              .Help("Tokens of requests executed successfully (attention: batch x query length; "
+                    "matmul: output rows), by rpc and backend.")
+              .Register(*registry_)),
       in_flight_(&prometheus::BuildGauge()
                       .Name("an1_requests_in_flight")
                       .Help("Attention and Matmul RPCs between arrival and reply.")
@@ -170,11 +169,11 @@ void ServerMetrics::RecordRequest(const std::string& rpc, const std::string& bac
 }
 
 void ServerMetrics::RecordExecution(const std::string& rpc, const std::string& backend,
-                                    const ExecutionReport& report) {
+                                    const ExecutionReport& report, bool succeeded) {
   const prometheus::Labels labels{{"rpc", rpc}, {"backend", backend}};
   queue_seconds_.Add(labels, LatencyBuckets()).Observe(report.queue_seconds);
   compute_seconds_.Add(labels, LatencyBuckets()).Observe(report.compute_seconds);
-  tokens_.Add(labels).Increment(static_cast<double>(report.tokens));
+  if (succeeded) tokens_.Add(labels).Increment(static_cast<double>(report.tokens));
   if (report.energy_joules) request_energy_.Add(labels).Increment(*report.energy_joules);
 }
 

@@ -32,9 +32,10 @@ class ServerMetrics {
   // `code` a gRPC status name such as "OK" or "INVALID_ARGUMENT".
   void RecordRequest(const std::string& rpc, const std::string& backend, const std::string& code,
                      double seconds);
-  // An executed request: time it waited in the queue and computed, its tokens and energy.
+  // An executed request: time it waited in the queue and computed, its energy, and its tokens
+  // when it succeeded.
   void RecordExecution(const std::string& rpc, const std::string& backend,
-                       const ExecutionReport& report);
+                       const ExecutionReport& report, bool succeeded);
   // A request refused before execution: "queue_full", "invalid", "unavailable", ...
   void RecordRejection(const std::string& reason);
   // Tensor bytes received or sent, by transport ("inline" for now).

@@ -63,6 +63,7 @@ def main():
                        "baseline_tokens_per_s", "baseline_j_per_token", "an1_j_per_token",
                        "baseline_errors"):
             check(column in rows[0], f"CSV has {column}")
+        check(all(len(row) == len(rows[0]) for row in rows), "every row has the header's columns")
         data = [dict(zip(rows[0], row)) for row in rows[1:]]
         check([d["seq_len"] for d in data] == ["16", "33"], "one row per swept sequence length")
         check(all(float(d["baseline_latency_ms"]) > 0 and d["an1_latency_ms"] == "" for d in data),
@@ -71,6 +72,8 @@ def main():
               "4 timed requests per row, no errors")
         if shutil.which("gnuplot"):
             check(r.returncode == 0 and os.path.getsize(png) > 1000, "the plot is drawn")
+        else:
+            check(r.returncode == 1 and "gnuplot" in r.stderr, "no gnuplot: said so, exit 1")
         check(os.path.exists(png + ".gp") and os.path.exists(png + ".dat"),
               "the plot's data and script are kept")
 
@@ -89,6 +92,17 @@ def main():
                                   "--backend-an1", "--csv", ""], capture_output=True, text=True)
         check(r.returncode == 1 and "FAILED_PRECONDITION" in r.stderr,
               "bench --backend-an1 on a CPU server fails with the server's reason")
+        other = os.path.join(work, "other.csv")
+        with open(other, "w") as f:
+            f.write(",".join(OLD_COLUMNS) + "\n1,2,3,4,5,6,7,8,9,fp16\n")
+        r = subprocess.run(an1 + ["bench", *shape, "--seq-len", "8", "--iters", "1",
+                                  "--energy-seconds", "0", "--csv", other],
+                           capture_output=True, text=True)
+        check(r.returncode == 1 and "other columns" in r.stderr and
+              open(other).read().count("\n") == 2, "bench does not append to a CSV of other columns")
+        r = subprocess.run(an1 + ["bench", *shape, "--plot", "it's.png"], capture_output=True,
+                           text=True)
+        check(r.returncode == 2 and "--plot" in r.stderr, "a plot path with a quote is refused")
         r = subprocess.run(an1 + ["power", *shape, "--seq-len", "8", "--duration", "1"],
                            capture_output=True, text=True)
         check(r.returncode == 1 and "no GPU energy counter" in r.stderr,

@@ -98,6 +98,37 @@ TEST_F(EnergyMeterTest, ACounterThatGoesBackwardsAttributesNothing) {
   EXPECT_EQ(meter_.End(a, At(100)), 0);
 }
 
+TEST(EnergyMeterRaceTest, RequestsThatBeginOrEndDuringARead) {
+  // The read takes a while; a request begins and another ends while it runs. Nobody may get a
+  // negative share, and the shares add up to the increase.
+  double counter = 100;
+  EnergyMeter* self = nullptr;
+  uint64_t late = 0;
+  bool during_read = false;
+  EnergyMeter meter([&]() -> std::optional<double> {
+    if (during_read) {
+      during_read = false;
+      late = self->Begin();  // begins during the read, so before the read's timestamp
+      std::this_thread::sleep_for(milliseconds(3));
+    }
+    return counter;
+  });
+  self = &meter;
+  meter.Sample();
+  const uint64_t early = meter.Begin();
+  std::this_thread::sleep_for(milliseconds(5));
+  counter = 130;
+  during_read = true;
+  meter.Sample();
+  const double e_early = meter.End(early);
+  counter = 140;
+  meter.Sample();
+  const double e_late = meter.End(late);
+  EXPECT_GE(e_early, 0);
+  EXPECT_GE(e_late, 0);
+  EXPECT_NEAR(e_early + e_late, 40, 1.0);  // the estimates since the last read are small
+}
+
 TEST(EnergyMeterStartTest, AMeterWhoseFirstReadFailsStartsAtItsFirstGoodRead) {
   std::optional<double> counter;
   EnergyMeter meter([&] { return counter; });
