@@ -116,8 +116,13 @@ void EnergyMeter::AttributeLocked(Clock::time_point now, double counter) {
       r.joules += to_share * Seconds(now - std::max(r.start, last_time_)) / weights;
     }
     owed_ = 0;
-  } else {
+  } else if (busy > 0) {
     owed_ = to_share;  // the requests of this interval were answered already: the next ones
+  } else {
+    // A whole interval without requests: what is left belongs to work long answered, not to
+    // whatever comes next (another client, another backend).
+    owed_ = 0;
+    estimated_ = 0;
   }
   busy_seconds_ = 0;
   recent_.push_back({now, busy_energy, busy});

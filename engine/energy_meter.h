@@ -8,8 +8,9 @@
 // A request that ends between two samples gets, for the part since the last sample, an estimate
 // from the recent power while busy, split among the requests running with it; the next sample
 // hands out only what the estimates did not already cover, and energy of a read that finds no
-// request running goes to the next ones. Over many requests the shares add up to the counter's
-// increase while the GPU was busy; a single short request's figure is an estimate.
+// request running goes to the next ones (unless a whole interval passes without any). Over many
+// requests the shares add up to the counter's increase while the GPU was busy; a single short
+// request's figure is an estimate.
 #pragma once
 
 #include <chrono>

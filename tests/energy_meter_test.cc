@@ -79,6 +79,19 @@ TEST_F(EnergyMeterTest, EnergyOfAReadThatFindsNothingRunningGoesToTheNextRequest
   EXPECT_DOUBLE_EQ(meter_.End(b, At(2000)), 15);
 }
 
+TEST_F(EnergyMeterTest, AnIdleIntervalDropsWhatIsOwed) {
+  const uint64_t a = meter_.Begin(At(0));
+  meter_.End(a, At(500));
+  counter_ = 110;
+  meter_.Sample(At(1000));  // 5 J owed to the next requests...
+  counter_ = 111;
+  meter_.Sample(At(2000));  // ...but a whole second passes with none: dropped
+  const uint64_t b = meter_.Begin(At(2000));
+  counter_ = 121;
+  meter_.Sample(At(3000));
+  EXPECT_DOUBLE_EQ(meter_.End(b, At(3000)), 10);
+}
+
 TEST_F(EnergyMeterTest, FailedReadsAttributeNothingAndCountingResumes) {
   counter_ = std::nullopt;
   const uint64_t a = meter_.Begin(At(0));
