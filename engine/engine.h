@@ -71,7 +71,7 @@ struct ExecutionReport {
   double copy_seconds = 0;  // host <-> device transfers (GPU only)
   std::size_t output_bytes = 0;
   std::size_t copied_bytes = 0;  // tensor bytes moved between host and device (GPU only)
-  uint64_t tokens = 0;  // attention: B * Sq; matmul: rows of the output over every batch
+  uint64_t tokens = 0;           // attention: B * Sq; matmul: rows of the output over every batch
   // The GPU energy this request used (its share of the NVML energy counter, energy_meter.h);
   // nullopt on the CPU and where the GPU reports no energy.
   std::optional<double> energy_joules;
@@ -79,10 +79,10 @@ struct ExecutionReport {
 
 // A GPU's energy counter and power, for the metrics.
 struct GpuEnergyReading {
-  std::string device;                  // "cuda:N"
-  std::optional<double> joules;        // counted since the server started; nullopt: unavailable
-  std::optional<double> watts;         // board power now (NVML's one-second average)
-  std::string unavailable_reason;      // why joules is nullopt
+  std::string device;              // "cuda:N"
+  std::optional<double> joules;    // counted since the server started; nullopt: unavailable
+  std::optional<double> watts;     // board power now (NVML's one-second average)
+  std::string unavailable_reason;  // why joules is nullopt
 };
 
 // Called exactly once per admitted request, on an engine thread, when it finished or was dropped.
