@@ -1,6 +1,7 @@
 """A real an1d process on ephemeral loopback ports, for the Python end-to-end tests and
 benchmarks: started with --ready-file, stopped with SIGTERM."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,3 +50,17 @@ class An1dProcess:
             code = None
         self._log.close()
         return code
+
+
+def licensed_env(an1_license, work):
+    """The environment for the test daemon (an1d_with_test_keys) with a valid license: a key
+    made here with `an1_license` (a command list), trusted through AN1_TEST_TRUSTED_LICENSE_KEYS,
+    and a one-day token for it in AN1_LICENSE_KEY."""
+    key = os.path.join(work, "vendor.key")
+    out = subprocess.run(an1_license + ["keygen", "--kid", "test", "--out", key],
+                         capture_output=True, text=True, check=True).stdout
+    public = re.search(r"public key: (\S+)", out).group(1)
+    token = subprocess.run(an1_license + ["issue", "--key", key, "--kid", "test", "--id", "TEST",
+                                          "--licensee", "test", "--days", "1"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return dict(os.environ, AN1_TEST_TRUSTED_LICENSE_KEYS=public, AN1_LICENSE_KEY=token)

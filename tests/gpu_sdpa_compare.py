@@ -13,7 +13,6 @@ Exits 77 (ctest: skipped) without a GPU or without torch.
 """
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from an1d_process import An1dProcess  # noqa: E402
+from an1d_process import An1dProcess, licensed_env  # noqa: E402
 
 # (B, H, Hkv, Sq, Sk, D, causal, scale)
 CASES = [
@@ -78,14 +77,7 @@ def main():
     an1_license = run("an1-license") if run else [opts.an1_license]
 
     work = tempfile.mkdtemp(prefix="an1_sdpa_")
-    key = os.path.join(work, "vendor.key")
-    r = subprocess.run(an1_license + ["keygen", "--kid", "sdpa", "--out", key],
-                       capture_output=True, text=True, check=True)
-    public = re.search(r"public key: (\S+)", r.stdout).group(1)
-    token = subprocess.run(an1_license + ["issue", "--key", key, "--kid", "sdpa", "--id", "SDPA",
-                                          "--licensee", "test", "--days", "1"],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    env = dict(os.environ, AN1_TEST_TRUSTED_LICENSE_KEYS=public, AN1_LICENSE_KEY=token)
+    env = licensed_env(an1_license, work)
     server = An1dProcess(an1d, work, env=env)
     failures = 0
     try:

@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from an1d_process import An1dProcess  # noqa: E402
+from an1d_process import An1dProcess, licensed_env  # noqa: E402
 
 
 def scrape(url):
@@ -49,14 +49,7 @@ def main():
     a = p.parse_args()
     run = lambda name: [f"{a.bundle}/run", name]  # noqa: E731
     work = tempfile.mkdtemp(prefix="an1_energy_")
-    key = os.path.join(work, "key")
-    out = subprocess.run(run("an1-license") + ["keygen", "--kid", "e", "--out", key],
-                         capture_output=True, text=True, check=True).stdout
-    public = re.search(r"public key: (\S+)", out).group(1)
-    token = subprocess.run(run("an1-license") + ["issue", "--key", key, "--kid", "e", "--id", "E",
-                                                 "--licensee", "energy", "--days", "1"],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    env = dict(os.environ, AN1_TEST_TRUSTED_LICENSE_KEYS=public, AN1_LICENSE_KEY=token)
+    env = licensed_env(run("an1-license"), work)
     server = An1dProcess(run("an1d_with_test_keys"), work, env=env)
     samples = []
     try:
