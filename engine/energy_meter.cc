@@ -61,17 +61,14 @@ double EnergyMeter::End(uint64_t token, Clock::time_point now) {
   return joules;
 }
 
-void EnergyMeter::Sample() {
+void EnergyMeter::Sample() { SampleAt(std::nullopt); }
+
+void EnergyMeter::Sample(Clock::time_point now) { SampleAt(now); }
+
+void EnergyMeter::SampleAt(std::optional<Clock::time_point> given) {
   const std::optional<double> counter = read_();  // slow: outside the lock
   if (!counter) return;
-  const Clock::time_point now = Clock::now();  // after the read, see the header
-  std::lock_guard lock(mutex_);
-  AttributeLocked(std::max(now, last_time_), *counter);
-}
-
-void EnergyMeter::Sample(Clock::time_point now) {
-  const std::optional<double> counter = read_();
-  if (!counter) return;
+  const Clock::time_point now = given.value_or(Clock::now());  // after the read, see the header
   std::lock_guard lock(mutex_);
   AttributeLocked(std::max(now, last_time_), *counter);
 }

@@ -57,6 +57,8 @@ class EnergyMeter {
     Clock::time_point start;
     double joules = 0;
   };
+  // Reads the counter, then attributes at `given` (or the time the read returned).
+  void SampleAt(std::optional<Clock::time_point> given);
   void AttributeLocked(Clock::time_point now, double counter);
 
   Reader read_;

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from torch_peers import naive_attention
+from torch_peers import naive_attention, queued_times
 
 
 class Nvml:
@@ -49,17 +49,7 @@ def measure(fn, warmup, iters, nvml, energy_seconds):
     """Median and p99 ms of `iters` calls queued back to back (CUDA events), and joules per call
     from the energy counter over at least `energy_seconds` of calls (the counter moves in steps
     of tens of milliseconds, too coarse for a few short calls)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-              for _ in range(iters)]
-    for start, stop in events:
-        start.record()
-        fn()
-        stop.record()
-    torch.cuda.synchronize()
-    times = sorted(start.elapsed_time(stop) for start, stop in events)
+    times = queued_times([fn], warmup, iters)[0]
     p99 = times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)]
     joules_per_call = None
     if nvml:

@@ -79,10 +79,10 @@ def main():
                   f"{2.0 * size ** 3 / ms / 1e9:10.1f}")
 
 
-def interleaved_medians(fns, warmup, iters):
-    """Median ms of each function, timed call by call in turn (a, b, c, a, b, c, ...), so that
-    clock and temperature drift fall on all of them alike. Everything is queued before one
-    synchronize: the host runs ahead, so the events time the GPU, not Python's dispatch."""
+def queued_times(fns, warmup, iters):
+    """Sorted ms of each function's `iters` calls, timed call by call in turn (a, b, c, a, b,
+    c, ...), so that clock and temperature drift fall on all of them alike. Everything is queued
+    before one synchronize: the host runs ahead, so the events time the GPU, not Python."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -95,11 +95,12 @@ def interleaved_medians(fns, warmup, iters):
             stop.record()
             ev.append((start, stop))
     torch.cuda.synchronize()
-    medians = []
-    for ev in events:
-        times = sorted(start.elapsed_time(stop) for start, stop in ev)
-        medians.append(times[len(times) // 2])
-    return medians
+    return [sorted(start.elapsed_time(stop) for start, stop in ev) for ev in events]
+
+
+def interleaved_medians(fns, warmup, iters):
+    """Median ms of each function (queued_times)."""
+    return [times[len(times) // 2] for times in queued_times(fns, warmup, iters)]
 
 
 def an1_attention(lib, q, k, v, causal):
