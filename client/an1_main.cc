@@ -60,6 +60,15 @@ int PrintResult(const CallResult& result, const std::string& out_path) {
       "round trip: %.3f ms\n",
       info.queue_seconds() * 1e3, info.compute_seconds() * 1e3, info.copy_seconds() * 1e3,
       static_cast<unsigned long long>(info.copied_bytes()), result.round_trip_seconds * 1e3);
+  if (info.energy_measured()) {
+    std::printf(
+        "tokens: %llu, GPU energy: %.4f J (%.3f uJ/token)\n",
+        static_cast<unsigned long long>(info.tokens()), info.energy_joules(),
+        info.tokens() ? info.energy_joules() / static_cast<double>(info.tokens()) * 1e6 : 0.0);
+  } else {
+    std::printf("tokens: %llu, GPU energy: not measured\n",
+                static_cast<unsigned long long>(info.tokens()));
+  }
   const std::vector<float> values =
       an1::client::DecodeElements(result.output.bytes, result.output.dtype);
   double sum = 0, sum_abs = 0;
