@@ -61,10 +61,13 @@ int PrintResult(const CallResult& result, const std::string& out_path) {
       info.queue_seconds() * 1e3, info.compute_seconds() * 1e3, info.copy_seconds() * 1e3,
       static_cast<unsigned long long>(info.copied_bytes()), result.round_trip_seconds * 1e3);
   if (info.energy_measured()) {
+    // The server shares its GPU's energy counter among requests at each read of it (every
+    // --energy-sample-ms); a lone short call gets an estimate, 0 before the GPU was seen busy.
     std::printf(
-        "tokens: %llu, GPU energy: %.4f J (%.3f uJ/token)\n",
+        "tokens: %llu, GPU energy share: %.4f J (%.3f uJ/token%s)\n",
         static_cast<unsigned long long>(info.tokens()), info.energy_joules(),
-        info.tokens() ? info.energy_joules() / static_cast<double>(info.tokens()) * 1e6 : 0.0);
+        info.tokens() ? info.energy_joules() / static_cast<double>(info.tokens()) * 1e6 : 0.0,
+        info.energy_joules() > 0 ? "" : "; too short to measure alone: use an1 power");
   } else {
     std::printf("tokens: %llu, GPU energy: not measured\n",
                 static_cast<unsigned long long>(info.tokens()));
