@@ -56,6 +56,19 @@ uint64_t OutputRows(const TensorSpec& output) {
 
 }  // namespace
 
+Status RequestControl::StopReason(std::string_view when) const {
+  // gRPC cancels a call when its deadline passes, a moment after our copy of the deadline; a
+  // cancellation within this margin of the deadline is the deadline's.
+  constexpr auto kDeadlineMargin = std::chrono::milliseconds(2);
+  const auto now = std::chrono::steady_clock::now();
+  const bool cancelled_now = cancelled && cancelled->load();
+  if (now >= deadline || (cancelled_now && deadline - now <= kDeadlineMargin)) {
+    return DeadlineExceededError("the deadline passed " + std::string(when));
+  }
+  if (cancelled_now) return CancelledError("the client cancelled the request " + std::string(when));
+  return OkStatus();
+}
+
 // A place requests run: the CPU, or one GPU. Its queue and `running` are guarded by the
 // engine's mutex.
 struct Engine::Site {
@@ -332,10 +345,22 @@ Status Engine::Submit(PreparedMatmul request, OutputProvider output, RequestCont
 }
 
 Status Engine::Enqueue(Job job) {
+  // A caller already gone is answered at once: it never takes a queue slot or bytes.
+  AN1_RETURN_IF_ERROR(job.control.StopReason("before the request was admitted"));
   Site* target = nullptr;
+  std::vector<Job> abandoned;
+  // Requests whose caller left are answered after the lock is released, however this ends.
+  struct FinishAbandoned {
+    std::vector<Job>& jobs;
+    ~FinishAbandoned() {
+      for (Job& job : jobs) FinishUnexecuted(*job.site, job);
+    }
+  } finish_abandoned{abandoned};
   {
     std::lock_guard lock(mutex_);
     if (draining_) return UnavailableError("the server is shutting down");
+    // Admission counts only requests someone still waits for.
+    TakeAbandonedLocked(&abandoned);
     std::string faults;
     for (const auto& site : sites_) {
       if (site->backend(job.choice.kind) == nullptr) continue;
@@ -370,11 +395,68 @@ Status Engine::Enqueue(Job job) {
     }
     inflight_bytes_ += job.bytes;
     job.admitted = std::chrono::steady_clock::now();
+    job.site = target;
     target->queue.push_back(std::move(job));
     target->pending.fetch_add(1, std::memory_order_release);
   }
   target->work_available.notify_one();
   return OkStatus();
+}
+
+void Engine::TakeAbandonedLocked(std::vector<Job>* abandoned) {
+  for (auto& site : sites_) {
+    auto gone = [](const Job& job) { return !job.control.StopReason("").ok(); };
+    for (auto it = site->queue.begin(); it != site->queue.end();) {
+      if (!gone(*it)) {
+        ++it;
+        continue;
+      }
+      inflight_bytes_ -= it->bytes;
+      abandoned->push_back(std::move(*it));
+      it = site->queue.erase(it);
+      site->pending.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+void Engine::FinishUnexecuted(const Site& site, Job& job) {
+  ExecutionReport report;
+  report.executed = false;
+  report.backend = job.choice.kind;
+  report.requested = job.choice.requested;
+  report.reason = job.choice.reason;
+  report.device = site.name;
+  report.queue_seconds = SecondsBetween(job.admitted, std::chrono::steady_clock::now());
+  Status status = job.control.StopReason("while the request waited in the queue");
+  if (status.ok()) status = UnavailableError("the server is shutting down");
+  try {
+    job.done(status, report);
+  } catch (const std::exception& e) {  // a completion that throws must not end the process
+    spdlog::error("a request's completion failed: {}", e.what());
+  } catch (...) {
+    spdlog::error("a request's completion failed");
+  }
+}
+
+void Engine::Withdraw(const RequestControl& control) {
+  if (!control.cancelled) return;
+  control.cancelled->store(true);
+  std::optional<Job> withdrawn;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& site : sites_) {
+      auto it = std::find_if(site->queue.begin(), site->queue.end(), [&](const Job& job) {
+        return job.control.cancelled == control.cancelled;
+      });
+      if (it == site->queue.end()) continue;
+      inflight_bytes_ -= it->bytes;
+      withdrawn.emplace(std::move(*it));
+      site->queue.erase(it);
+      site->pending.fetch_sub(1, std::memory_order_relaxed);
+      break;
+    }
+  }
+  if (withdrawn) FinishUnexecuted(*withdrawn->site, *withdrawn);
 }
 
 void Engine::ExecutorLoop(Site* site, int slot) {
@@ -420,25 +502,13 @@ void Engine::Run(Site& site, int slot, Job& job) {
   report.output_bytes = job.output_spec.byte_size;
   report.tokens = job.tokens;
 
-  Status status;
-  if (job.control.cancelled && job.control.cancelled->load()) {
-    status = CancelledError("the client cancelled the request before it started");
-  } else if (started > job.control.deadline) {
-    status = DeadlineExceededError("the deadline passed while the request waited in the queue");
-  } else {
+  Status status = job.control.StopReason("while the request waited in the queue");
+  if (status.ok()) {
+    report.executed = true;
     ExecutionTimes times;
     const RequestControl& control = job.control;
-    ExecutionContext context{slot, job.output_device, [&control]() -> Status {
-                               if (control.cancelled && control.cancelled->load()) {
-                                 return CancelledError("the client cancelled the request");
-                               }
-                               if (std::chrono::steady_clock::now() > control.deadline) {
-                                 return DeadlineExceededError(
-                                     "the deadline passed during the "
-                                     "computation");
-                               }
-                               return OkStatus();
-                             }};
+    ExecutionContext context{slot, job.output_device,
+                             [&control] { return control.StopReason("during the computation"); }};
     const uint64_t energy_token = site.energy ? site.energy->Begin(started) : 0;
     try {
       StatusOr<std::span<std::byte>> out = job.output(job.output_spec);

@@ -57,11 +57,20 @@ struct PreparedMatmul {
 // What the transport knows about a request besides its tensors.
 struct RequestControl {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  // Set by the transport when the client goes away; work not yet started is then dropped.
+  // Set by the transport when the client goes away (or gRPC cancels the call at its deadline);
+  // work not yet started is then dropped.
   std::shared_ptr<std::atomic<bool>> cancelled;
+
+  // Why the request should stop now: DEADLINE_EXCEEDED once the deadline has passed (also when
+  // the transport cancelled the call for that reason: the code the client sees), CANCELLED once
+  // the client left, OK otherwise. `when` ends the message ("before it started", ...).
+  Status StopReason(std::string_view when) const;
 };
 
 struct ExecutionReport {
+  // False when the request was dropped before a backend ran it (its caller left, its deadline
+  // passed, or the engine drained): `backend` then names only the choice, nothing ran.
+  bool executed = false;
   BackendKind backend = BackendKind::kBaseline;
   BackendKind requested = BackendKind::kAuto;
   std::string reason;
@@ -165,6 +174,13 @@ class Engine {
   Status Submit(PreparedMatmul request, OutputProvider output, RequestControl control,
                 DoneCallback done);
 
+  // The caller of a submitted request is gone (cancelled, or its deadline passed): sets its
+  // cancelled flag and, while it still waits in a queue, takes it out at once, releasing its
+  // queue slot and in-flight bytes, and runs its DoneCallback on this thread with
+  // control.StopReason(). A request already running is stopped by its backend where it can be;
+  // one already finished is left alone. Requests are matched by their `cancelled` flag.
+  void Withdraw(const RequestControl& control);
+
   // Stops admitting new requests, finishes the queued and running ones, joins the executors.
   // Idempotent.
   void Drain();
@@ -204,6 +220,7 @@ class Engine {
     DoneCallback done;
     std::chrono::steady_clock::time_point admitted;
     uint64_t tokens = 0;
+    Site* site = nullptr;  // the queue it was admitted to
   };
 
   explicit Engine(const EngineOptions& options);
@@ -212,6 +229,11 @@ class Engine {
   // Empty when an1 can run `op` now; otherwise every reason it cannot, joined by "; ".
   std::string An1UnavailableReason(OpKind op) const;
   Status Enqueue(Job job);
+  // Takes out of every queue the requests whose caller is gone (cancelled flag or deadline),
+  // releasing their bytes; the caller runs their DoneCallbacks after unlocking. Needs mutex_.
+  void TakeAbandonedLocked(std::vector<Job>* abandoned);
+  // Runs the DoneCallback of a request that never ran, with control.StopReason().
+  static void FinishUnexecuted(const Site& site, Job& job);
   void ExecutorLoop(Site* site, int slot);
   void Run(Site& site, int slot, Job& job);
   void NotifyHealth();

@@ -27,6 +27,14 @@ __device__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
+// A score times the log2-domain scale, rounded on its own so that the compiler cannot contract
+// it into an FMA with the subtraction of the row max: the max element then contributes exactly
+// exp2(0) = 1 at any magnitude (an FMA keeps the max's rounding error, thousands at scores of
+// 1e11, in the exponent).
+__device__ __forceinline__ float ScaleScore(float score, float scale_log2) {
+  return __fmul_rn(score, scale_log2);
+}
+
 // Merges two (max, sum of exp2(x - max)) pairs.
 __device__ void Combine(float& m, float& s, float m2, float s2) {
   const float m_new = fmaxf(m, m2);
@@ -64,14 +72,15 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
     const int64_t full = visible / 4;
     for (int64_t c = lane; c < full; c += 32) {
       const float4 x = reinterpret_cast<const float4*>(in)[c];
-      Combine(m, s, x.x * scale_log2, 1.0f);
-      Combine(m, s, x.y * scale_log2, 1.0f);
-      Combine(m, s, x.z * scale_log2, 1.0f);
-      Combine(m, s, x.w * scale_log2, 1.0f);
+      Combine(m, s, ScaleScore(x.x, scale_log2), 1.0f);
+      Combine(m, s, ScaleScore(x.y, scale_log2), 1.0f);
+      Combine(m, s, ScaleScore(x.z, scale_log2), 1.0f);
+      Combine(m, s, ScaleScore(x.w, scale_log2), 1.0f);
     }
-    for (int64_t j = full * 4 + lane; j < visible; j += 32) Combine(m, s, in[j] * scale_log2, 1.0f);
+    for (int64_t j = full * 4 + lane; j < visible; j += 32)
+      Combine(m, s, ScaleScore(in[j], scale_log2), 1.0f);
   } else {
-    for (int64_t j = lane; j < visible; j += 32) Combine(m, s, in[j] * scale_log2, 1.0f);
+    for (int64_t j = lane; j < visible; j += 32) Combine(m, s, ScaleScore(in[j], scale_log2), 1.0f);
   }
   for (int offset = 16; offset > 0; offset >>= 1) {
     const float m2 = __shfl_xor_sync(0xffffffffu, m, offset);
@@ -82,7 +91,7 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
 
   // Pass 2: write probabilities, zeros past the visible keys.
   for (int64_t j = lane; j < p.cols; j += 32) {
-    const float prob = j < visible ? exp2f(in[j] * scale_log2 - m) * inv_sum : 0.0f;
+    const float prob = j < visible ? exp2f(ScaleScore(in[j], scale_log2) - m) * inv_sum : 0.0f;
     out[j] = FromFloat<T>(prob);
   }
 }
@@ -106,10 +115,10 @@ __global__ void __launch_bounds__(kThreads) RegisterSoftmaxKernel(MaskedSoftmaxP
     const int64_t j = (lane + t * 32) * 4;
     float4 v = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
     if (j < visible) v = in[lane + t * 32];
-    x[t][0] = j + 0 < visible ? v.x * scale_log2 : -INFINITY;
-    x[t][1] = j + 1 < visible ? v.y * scale_log2 : -INFINITY;
-    x[t][2] = j + 2 < visible ? v.z * scale_log2 : -INFINITY;
-    x[t][3] = j + 3 < visible ? v.w * scale_log2 : -INFINITY;
+    x[t][0] = j + 0 < visible ? ScaleScore(v.x, scale_log2) : -INFINITY;
+    x[t][1] = j + 1 < visible ? ScaleScore(v.y, scale_log2) : -INFINITY;
+    x[t][2] = j + 2 < visible ? ScaleScore(v.z, scale_log2) : -INFINITY;
+    x[t][3] = j + 3 < visible ? ScaleScore(v.w, scale_log2) : -INFINITY;
 #pragma unroll
     for (int e = 0; e < 4; ++e) Combine(m, s, x[t][e], 1.0f);
   }

@@ -98,14 +98,20 @@ class EngineCollector : public prometheus::Collectable {
 ServerMetrics::ServerMetrics(const Engine* engine)
     : registry_(std::make_shared<prometheus::Registry>()),
       engine_collector_(std::make_shared<EngineCollector>(engine)),
-      requests_(prometheus::BuildCounter()
-                    .Name("an1_requests_total")
-                    .Help("Finished RPCs by rpc, backend and gRPC status code.")
-                    .Register(*registry_)),
-      request_seconds_(prometheus::BuildHistogram()
-                           .Name("an1_request_duration_seconds")
-                           .Help("Server-side RPC latency by rpc, backend and status code.")
-                           .Register(*registry_)),
+      requests_(
+          prometheus::BuildCounter()
+              .Name("an1_requests_total")
+              .Help("Finished RPCs by rpc, backend and the gRPC status code the client received; "
+                    "backend is the one that ran the request, or none when none ran (refused, "
+                    "or dropped from the queue because its caller left or its deadline "
+                    "passed).")
+              .Register(*registry_)),
+      request_seconds_(
+          prometheus::BuildHistogram()
+              .Name("an1_request_duration_seconds")
+              .Help("Server-side RPC latency by rpc, backend (none when none ran) and the "
+                    "status code the client received.")
+              .Register(*registry_)),
       queue_seconds_(prometheus::BuildHistogram()
                          .Name("an1_queue_duration_seconds")
                          .Help("Time executed requests waited in the engine queue.")
@@ -114,10 +120,13 @@ ServerMetrics::ServerMetrics(const Engine* engine)
                            .Name("an1_compute_duration_seconds")
                            .Help("Time executed requests spent computing.")
                            .Register(*registry_)),
-      rejected_(prometheus::BuildCounter()
-                    .Name("an1_requests_rejected_total")
-                    .Help("Requests refused before execution, by reason.")
-                    .Register(*registry_)),
+      rejected_(
+          prometheus::BuildCounter()
+              .Name("an1_requests_rejected_total")
+              .Help("Requests that never ran on a backend, by reason: the status code the client "
+                    "received, in lower case (refused at arrival, or dropped from the queue "
+                    "as cancelled or deadline_exceeded).")
+              .Register(*registry_)),
       bytes_(prometheus::BuildCounter()
                  .Name("an1_tensor_bytes_total")
                  .Help("Tensor bytes moved, by transport and direction.")

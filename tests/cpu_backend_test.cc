@@ -85,6 +85,40 @@ std::vector<AttentionParam> AttentionParams() {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuAttentionTest, ::testing::ValuesIn(AttentionParams()));
 
+// Scores of 1e4 to 1e12: the row maximum must contribute exactly 1 (tests/reference.h).
+TEST(CpuAttentionHugeScores, SoftmaxStaysExact) {
+  const std::vector<AttentionCase> shapes = {
+      {1, 2, 2, 1, 1, 64}, {1, 2, 1, 64, 64, 128}, {1, 2, 2, 130, 130, 64}, {1, 1, 1, 7, 19, 5}};
+  std::mt19937_64 rng(133120);
+  CpuBackend backend(2);
+  for (const AttentionCase& c : shapes) {
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      for (float magnitude : testing::HugeScoreMagnitudes(dtype)) {
+        for (bool causal : {true, false}) {
+          const testing::HugeScoreInputs x = testing::MakeHugeScoreInputs(c, dtype, magnitude, rng);
+          AttentionInputs in{{dtype, {c.batch, c.heads, c.q_len, c.head_dim}, x.q.bytes},
+                             {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.k.bytes},
+                             {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.v.bytes},
+                             causal,
+                             std::nullopt};
+          auto problem = ValidateAttention(in, {});
+          ASSERT_TRUE(problem.ok()) << problem.status().ToString();
+          std::vector<std::byte> out(problem->output.byte_size);
+          Poison(out);
+          ASSERT_TRUE(backend.Attention(*problem, in, out).ok());
+          const std::vector<float> got = Decode(out, dtype);
+          const std::vector<double> want = testing::ReferenceAttention(
+              c, x.q.values, x.k.values, x.v.values, causal, problem->scale);
+          for (float y : got) ASSERT_TRUE(std::isfinite(y)) << "magnitude " << magnitude;
+          EXPECT_LE(testing::RelativeError(got, want), Tolerance(dtype))
+              << DTypeName(dtype) << " magnitude " << magnitude << " causal " << causal << " Sq "
+              << c.q_len << " D " << c.head_dim;
+        }
+      }
+    }
+  }
+}
+
 struct MatmulParam {
   std::vector<int64_t> a, b;
   DType dtype;

@@ -6,6 +6,7 @@
 
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace an1 {
@@ -209,6 +210,121 @@ TEST(EngineTest, FullQueueIsResourceExhaustedAndAdmittedWorkCompletes) {
   std::unique_lock lock(mutex);
   cv.wait(lock, [&] { return completed == admitted; });
   EXPECT_EQ(completed + rejected, kRequests);
+}
+
+// Starts a request that keeps the only executor busy until `stop` is set (one core, seconds of
+// work, stopped through its cancelled flag).
+struct BusyExecutor {
+  std::unique_ptr<Inputs> in = MakeInputs(1, 1, 20000, 1);
+  std::vector<std::byte> out;
+  RequestControl control;
+  std::promise<Status> done;
+
+  explicit BusyExecutor(Engine& engine) {
+    in->view.causal = false;
+    auto prepared = engine.PrepareAttention(in->view, BackendKind::kAuto);
+    out.resize(prepared->problem.output.byte_size);
+    control.cancelled = std::make_shared<std::atomic<bool>>(false);
+    EXPECT_TRUE(engine
+                    .Submit(std::move(prepared).value(), Into(out), control,
+                            [this](const Status& s, const ExecutionReport&) { done.set_value(s); })
+                    .ok());
+    while (engine.running() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ~BusyExecutor() {
+    control.cancelled->store(true);
+    done.get_future().wait();
+  }
+};
+
+// Requests whose caller is gone hold no queue slot and no in-flight bytes: admission counts only
+// requests someone still waits for, and the abandoned ones are answered (never ran) with the
+// code their callers saw.
+TEST(EngineTest, AbandonedRequestsLeaveTheQueueAndReleaseTheirBytes) {
+  for (bool by_bytes : {false, true}) {
+    EngineOptions options;
+    options.cpu_threads = 1;
+    options.max_queue_depth = by_bytes ? 64 : 2;
+    auto small = MakeInputs(1, 1, 4, 8);
+    // By bytes: the busy request plus two small ones fit, a third does not.
+    const std::size_t busy_bytes = 4 * 20000 * 4, small_bytes = 4 * 4 * 8 * 4;
+    options.max_inflight_bytes = by_bytes ? busy_bytes + 2 * small_bytes : (std::size_t{1} << 40);
+    auto engine = MakeEngine(options);
+    BusyExecutor busy(*engine);
+
+    std::vector<std::vector<std::byte>> outs(3, std::vector<std::byte>(4 * 8 * 4));
+    std::vector<std::promise<std::pair<Status, ExecutionReport>>> results(2);
+    for (int i = 0; i < 2; ++i) {
+      RequestControl control;
+      control.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+      ASSERT_TRUE(engine
+                      ->Submit(*engine->PrepareAttention(small->view, BackendKind::kAuto),
+                               Into(outs[i]), control,
+                               [&results, i](const Status& s, const ExecutionReport& r) {
+                                 results[i].set_value({s, r});
+                               })
+                      .ok());
+    }
+    // Full now, by slots or by bytes.
+    EXPECT_EQ(engine
+                  ->Submit(*engine->PrepareAttention(small->view, BackendKind::kAuto),
+                           Into(outs[2]), {}, [](auto&, auto&) {})
+                  .code(),
+              StatusCode::kResourceExhausted);
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));  // both deadlines pass
+    std::promise<Status> live;
+    ASSERT_TRUE(engine
+                    ->Submit(*engine->PrepareAttention(small->view, BackendKind::kAuto),
+                             Into(outs[2]), {},
+                             [&](const Status& s, const ExecutionReport&) { live.set_value(s); })
+                    .ok())
+        << (by_bytes ? "by bytes" : "by queue slots");
+    for (auto& result : results) {
+      auto [status, report] = result.get_future().get();
+      EXPECT_EQ(status.code(), StatusCode::kDeadlineExceeded) << status.ToString();
+      EXPECT_FALSE(report.executed);
+    }
+    EXPECT_EQ(engine->queue_depth(), 1);
+    busy.control.cancelled->store(true);
+    EXPECT_TRUE(live.get_future().get().ok());
+  }
+}
+
+// Withdraw answers a queued request at once (on the caller's thread) with CANCELLED, or with
+// DEADLINE_EXCEEDED when the deadline is what ended it, and frees its slot.
+TEST(EngineTest, WithdrawAnswersAQueuedRequestAtOnce) {
+  EngineOptions options;
+  options.cpu_threads = 1;
+  options.max_queue_depth = 1;
+  auto engine = MakeEngine(options);
+  BusyExecutor busy(*engine);
+  auto small = MakeInputs(1, 1, 4, 8);
+  std::vector<std::byte> out(4 * 8 * 4);
+  for (bool deadline : {false, true}) {
+    RequestControl control;
+    control.cancelled = std::make_shared<std::atomic<bool>>(false);
+    if (deadline)
+      control.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+    std::optional<Status> answered;
+    ExecutionReport report;
+    report.executed = true;
+    ASSERT_TRUE(engine
+                    ->Submit(*engine->PrepareAttention(small->view, BackendKind::kAuto), Into(out),
+                             control,
+                             [&](const Status& s, const ExecutionReport& r) {
+                               answered = s;
+                               report = r;
+                             })
+                    .ok());
+    EXPECT_EQ(engine->queue_depth(), 1);
+    if (deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    engine->Withdraw(control);
+    ASSERT_TRUE(answered.has_value());
+    EXPECT_EQ(answered->code(), deadline ? StatusCode::kDeadlineExceeded : StatusCode::kCancelled);
+    EXPECT_FALSE(report.executed);
+    EXPECT_EQ(engine->queue_depth(), 0);
+    engine->Withdraw(control);  // a second time, or after the end: nothing happens
+  }
 }
 
 TEST(EngineTest, DrainFinishesQueuedWorkThenRefuses) {

@@ -163,6 +163,50 @@ TEST_F(GpuEngineTest, An1FusedAttentionMatchesReference) {
   }
 }
 
+// Scores of 1e4 to 1e12 (fp16 and bf16 inputs of magnitude 1e2 to 1e5): on both GPU backends
+// the row maximum contributes exactly 1 (tests/reference.h), never inf, NaN or zeros. The fused
+// kernel's tiles: one row, one full and two partial 64-key tiles, 128-row blocks and beyond.
+TEST_F(GpuEngineTest, HugeScoresKeepTheSoftmaxExactOnEveryBackend) {
+  const std::vector<AttentionCase> shapes = {
+      {1, 2, 2, 1, 1, 64},     {1, 2, 2, 1, 1, 128},    {1, 2, 1, 64, 64, 64},
+      {1, 2, 1, 64, 64, 128},  {1, 2, 2, 130, 130, 64}, {1, 2, 2, 130, 130, 128},
+      {2, 4, 2, 37, 301, 128}, {1, 1, 1, 257, 67, 64},
+  };
+  std::mt19937_64 rng(133120);
+  for (BackendKind backend : {BackendKind::kBaseline, BackendKind::kAn1}) {
+    for (const AttentionCase& c : shapes) {
+      for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+        for (float magnitude : testing::HugeScoreMagnitudes(dtype)) {
+          for (bool causal : {true, false}) {
+            const testing::HugeScoreInputs x =
+                testing::MakeHugeScoreInputs(c, dtype, magnitude, rng);
+            AttentionInputs in{{dtype, {c.batch, c.heads, c.q_len, c.head_dim}, x.q.bytes},
+                               {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.k.bytes},
+                               {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.v.bytes},
+                               causal,
+                               std::nullopt};
+            std::vector<std::byte> out;
+            auto run =
+                testing::RunToCompletion(*engine_, engine_->PrepareAttention(in, backend), &out);
+            ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+            const std::vector<float> got = Decode(out, dtype);
+            const std::string what =
+                std::string(BackendKindName(backend)) + " " + std::string(DTypeName(dtype)) +
+                " magnitude " + std::to_string(magnitude) + " causal " + std::to_string(causal) +
+                " Sq " + std::to_string(c.q_len) + " Sk " + std::to_string(c.kv_len) + " D " +
+                std::to_string(c.head_dim);
+            for (float y : got) ASSERT_TRUE(std::isfinite(y)) << what;
+            const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+            const auto want =
+                testing::ReferenceAttention(c, x.q.values, x.k.values, x.v.values, causal, scale);
+            EXPECT_LE(testing::RelativeError(got, want), Tolerance(dtype)) << what;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_F(GpuEngineTest, MatmulMatchesReferenceOnBothBackends) {
   const std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> shapes = {
       {{1, 1}, {1, 1}},        {{17, 29}, {29, 11}},          {{3, 1, 17, 29}, {5, 29, 11}},

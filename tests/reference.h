@@ -124,6 +124,45 @@ inline Encoded Encode(std::size_t n, DType dtype, std::mt19937_64& rng) {
   return e;
 }
 
+// Inputs whose scores are huge but whose softmax is known exactly: q is `magnitude` everywhere,
+// every key row is +magnitude or -magnitude throughout (random signs), v is random times
+// uniform in [-magnitude, magnitude]. All visible keys of one sign share one score bit for bit, so
+// the softmax weighs the visible +keys equally (or, when a causal row sees only -keys, those). A
+// kernel that does not give the row maximum exactly exp(0) = 1 returns inf, NaN or zeros here.
+// `magnitude` must be exactly representable in `dtype` (powers of two times small integers are).
+struct HugeScoreInputs {
+  Encoded q, k, v;
+};
+inline HugeScoreInputs MakeHugeScoreInputs(const AttentionCase& c, DType dtype, float magnitude,
+                                           std::mt19937_64& rng) {
+  const std::size_t q_n = c.batch * c.heads * c.q_len * c.head_dim;
+  const std::size_t kv_n = c.batch * c.kv_heads * c.kv_len * c.head_dim;
+  auto encode = [&](std::vector<float> raw) {
+    Encoded e;
+    e.bytes.resize(raw.size() * DTypeSize(dtype));
+    ConvertFromFloat(dtype, raw.data(), raw.size(), e.bytes.data());
+    e.values.resize(raw.size());
+    ConvertToFloat(dtype, e.bytes.data(), raw.size(), e.values.data());
+    return e;
+  };
+  std::vector<float> k(kv_n), v(kv_n);
+  std::uniform_real_distribution<float> uniform(-magnitude, magnitude);
+  for (float& x : v) x = uniform(rng);
+  std::bernoulli_distribution positive(0.5);
+  for (std::size_t row = 0; row < kv_n / c.head_dim; ++row) {
+    const float sign = positive(rng) ? 1.0f : -1.0f;
+    for (int64_t x = 0; x < c.head_dim; ++x) k[row * c.head_dim + x] = sign * magnitude;
+  }
+  return {encode(std::vector<float>(q_n, magnitude)), encode(std::move(k)), encode(std::move(v))};
+}
+
+// Magnitudes for MakeHugeScoreInputs: 1e2 to 1e5, within the dtype's range (fp16 ends at
+// 65504), and 133120 (a bf16 value whose scores, about 1e11, first showed the fault).
+inline std::vector<float> HugeScoreMagnitudes(DType dtype) {
+  if (dtype == DType::kFloat16) return {1e2f, 1e3f, 1e4f, 6e4f};
+  return {1e2f, 1e3f, 1e4f, 1e5f, 133120.0f};
+}
+
 inline std::vector<float> Decode(const std::vector<std::byte>& bytes, DType dtype) {
   std::vector<float> out(bytes.size() / DTypeSize(dtype));
   ConvertToFloat(dtype, bytes.data(), out.size(), out.data());

@@ -129,6 +129,15 @@ __device__ __forceinline__ float FastExp2(float x) {
   return y;
 }
 
+// A score times the (positive) log2-domain scale, rounded on its own: never contracted into an
+// FMA with the subtraction of the row max that follows. The max element's scaled score then
+// equals the scaled max bit for bit and contributes exactly exp2(0) = 1 at any magnitude; an FMA
+// would subtract the rounded max from the exact product, leaving the max's rounding error (about
+// 1e4 at scores of 1e11) in the exponent: inf or 0 instead of 1.
+__device__ __forceinline__ float ScaleScore(float score, float scale) {
+  return __fmul_rn(score, scale);
+}
+
 // The row max as a tree, not a chain: with two warps per scheduler, a chain of dependent
 // instructions stalls on every link. One row half of a warp's n8 score tiles.
 template <int kTiles>
@@ -319,8 +328,8 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
         }
         const float new_max = fmaxf(row_max[r][half], tile_max);
         // A row that has seen no key yet keeps -inf; subtract 0 then: exp2 gives 0, not NaN.
-        ref[half] = new_max == -INFINITY ? 0.0f : new_max * scale;
-        rescale[half] = FastExp2(row_max[r][half] * scale - ref[half]);
+        ref[half] = new_max == -INFINITY ? 0.0f : ScaleScore(new_max, scale);
+        rescale[half] = FastExp2(ScaleScore(row_max[r][half], scale) - ref[half]);
         row_max[r][half] = new_max;
         row_sum[r][half] *= rescale[half];
       }
@@ -336,13 +345,14 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
         }
       }
       // P = exp2(S * scale - max * scale), kept in registers as the A operand of P V (the
-      // m16n8 accumulator layout of two score tiles is the m16k16 A layout).
+      // m16n8 accumulator layout of two score tiles is the m16k16 A layout). The product is
+      // rounded before the subtraction, exactly as for the max: see ScaleScore.
 #pragma unroll
       for (int t = 0; t < kSTiles; ++t) {
-        const float p0 = FastExp2(fmaf(score[r][t][0], scale, -ref[0]));
-        const float p1 = FastExp2(fmaf(score[r][t][1], scale, -ref[0]));
-        const float p2 = FastExp2(fmaf(score[r][t][2], scale, -ref[1]));
-        const float p3 = FastExp2(fmaf(score[r][t][3], scale, -ref[1]));
+        const float p0 = FastExp2(ScaleScore(score[r][t][0], scale) - ref[0]);
+        const float p1 = FastExp2(ScaleScore(score[r][t][1], scale) - ref[0]);
+        const float p2 = FastExp2(ScaleScore(score[r][t][2], scale) - ref[1]);
+        const float p3 = FastExp2(ScaleScore(score[r][t][3], scale) - ref[1]);
         row_sum[r][0] += p0 + p1;
         row_sum[r][1] += p2 + p3;
         p_frag[r][t / 2][(t % 2) * 2 + 0] = MmaType<T>::Pack(p0, p1);
