@@ -159,11 +159,22 @@ int Run(int argc, char** argv) {
 
   CLI::App app{"an1: client of the AN1 Engine attention and matmul service"};
   app.require_subcommand(1);
+  // The global options may come before or after the subcommand (`an1 health --server H:P`):
+  // a subcommand hands the options it does not know to the app. Inherited by every subcommand
+  // added below, so it must be set before them. Given more than once, before, after or both,
+  // the last one wins.
+  app.fallthrough();
+  app.footer(
+      "Global options --server, --timeout and --max-message-bytes go before or after the "
+      "subcommand; given more than once, the last wins.");
   app.add_option("--server", options.target, "an1d address host:port [env AN1_SERVER]")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->capture_default_str();
   app.add_option("--timeout", timeout_seconds, "Per-call deadline in seconds (0: none)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-message-bytes", options.max_message_bytes, "Largest message")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::Range(1024, 2147483647))
       ->capture_default_str();
 

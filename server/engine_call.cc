@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
 
 #include "server/convert.h"
 
@@ -30,16 +31,43 @@ Clock::time_point SteadyDeadline(std::chrono::system_clock::time_point deadline)
 
 }  // namespace
 
-std::string ClientId(const grpc::CallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  const auto it = metadata.find("an1-client-id");
-  if (it == metadata.end()) return "";
-  return std::string(it->second.data(), std::min<std::size_t>(it->second.size(), 256));
+StatusOr<std::string> ClientId(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  const auto unauthenticated = [](const std::string& what) -> Status {
+    return {StatusCode::kUnauthenticated, "the 'an1-client-id' request metadata entry " + what};
+  };
+  const auto [first, last] = metadata.equal_range("an1-client-id");
+  if (first == last) {
+    return Status{StatusCode::kUnauthenticated,
+                  "shared memory needs an 'an1-client-id' request metadata entry"};
+  }
+  if (std::next(first) != last) {
+    return unauthenticated("is given more than once (" +
+                           std::to_string(std::distance(first, last)) + " times); send it once");
+  }
+  const std::string id(first->second.data(), first->second.size());
+  if (id.empty()) return unauthenticated("is empty");
+  if (id.size() > kMaxClientIdBytes) {
+    return unauthenticated("has " + std::to_string(id.size()) + " bytes, more than the limit of " +
+                           std::to_string(kMaxClientIdBytes));
+  }
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const auto c = static_cast<unsigned char>(id[i]);
+    if (c < 0x20 || c > 0x7e) {
+      return unauthenticated(
+          "has a control character or a byte outside printable ASCII at offset " +
+          std::to_string(i));
+    }
+  }
+  if (id.find_first_not_of(' ') == std::string::npos) return unauthenticated("is blank");
+  if (id.front() == ' ' || id.back() == ' ') {
+    return unauthenticated("begins or ends with a space");
+  }
+  return id;
 }
 
 EngineCall::EngineCall(grpc::CallbackServerContext* context, const CallEnvironment& env,
                        const char* rpc)
-    : env_(env), rpc_(rpc), client_(ClientId(context)), started_(Clock::now()) {
+    : env_(env), rpc_(rpc), client_(ClientId(context->client_metadata())), started_(Clock::now()) {
   control_.deadline = SteadyDeadline(context->deadline());
   control_.cancelled = std::make_shared<std::atomic<bool>>(false);
   env_.metrics->in_flight().Increment();
@@ -52,7 +80,8 @@ StatusOr<TensorView> EngineCall::Input(const char* name, bool present, const v1:
     return view;
   }
   const v1::RegionRef& ref = tensor.region();
-  StatusOr<std::shared_ptr<Region>> region = env_.regions->Lease(client_, ref.region());
+  if (!client_.ok()) return client_.status();
+  StatusOr<std::shared_ptr<Region>> region = env_.regions->Lease(*client_, ref.region());
   if (!region.ok()) return region.status();
   if (ref.byte_size() > env_.max_tensor_bytes) {
     return ResourceExhaustedError(std::string(name) + " refers to " +
@@ -80,8 +109,9 @@ StatusOr<TensorView> EngineCall::Input(const char* name, bool present, const v1:
 
 Status EngineCall::SetOutputPlacement(bool present, const v1::OutputPlacement& placement) {
   if (!present || !placement.has_region()) return OkStatus();
+  if (!client_.ok()) return client_.status();
   StatusOr<std::shared_ptr<Region>> region =
-      env_.regions->Lease(client_, placement.region().region());
+      env_.regions->Lease(*client_, placement.region().region());
   if (!region.ok()) return region.status();
   output_region_ = *region;
   output_ref_ = placement.region();
@@ -153,7 +183,10 @@ void EngineCall::Complete(Status status, const ExecutionReport& report) {
     }
     if (status.ok()) *output_->mutable_region() = output_ref_;
   }
-  const std::string backend(BackendKindName(report.backend));
+  // A request dropped before it ran (its caller left, its deadline passed) is not counted
+  // under the backend that would have run it.
+  const std::string backend =
+      report.executed ? std::string(BackendKindName(report.backend)) : "none";
   if (status.ok()) {
     FillExecutionInfo(report, info_);
     info_->set_server_seconds(std::chrono::duration<double>(Clock::now() - started_).count());
@@ -162,10 +195,10 @@ void EngineCall::Complete(Status status, const ExecutionReport& report) {
                                                                 : "shm";
     env_.metrics->RecordBytes(out_transport, "out", static_cast<double>(report.output_bytes));
   }
-  if (status.code() == StatusCode::kCancelled || status.code() == StatusCode::kDeadlineExceeded) {
-    env_.metrics->RecordRejection(LowerCase(StatusCodeName(status.code())));
-  } else {
+  if (report.executed) {
     env_.metrics->RecordExecution(rpc_, backend, report, status.ok());
+  } else {
+    env_.metrics->RecordRejection(LowerCase(StatusCodeName(status.code())));
   }
   FinishWith(status, backend);
 }

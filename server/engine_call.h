@@ -10,6 +10,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstddef>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,21 +32,32 @@ struct CallEnvironment {
   uint64_t max_tensor_bytes = 0;
 };
 
-// The `an1-client-id` metadata entry, empty when absent.
-std::string ClientId(const grpc::CallbackServerContext* context);
+// The longest `an1-client-id` accepted, in bytes: a longer one is refused, never shortened.
+inline constexpr std::size_t kMaxClientIdBytes = 128;
+
+// The client named by a call's `an1-client-id` metadata entry (`context->client_metadata()`),
+// the owner of the shared memory regions the call may use: the value whole, to be compared
+// exactly. Every region call goes through here. UNAUTHENTICATED, saying what is wrong, when the
+// entry is absent or given more than once, or its value is empty, longer than
+// kMaxClientIdBytes, blank, begins or ends with a space, or has a byte outside printable ASCII
+// (0x20-0x7e: no control characters).
+StatusOr<std::string> ClientId(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
 class EngineCall final : public grpc::ServerUnaryReactor {
  public:
   EngineCall(grpc::CallbackServerContext* context, const CallEnvironment& env, const char* rpc);
 
-  void OnCancel() override { control_.cancelled->store(true); }
+  // The caller left or its deadline passed: a request still queued leaves the queue at once.
+  void OnCancel() override { env_.engine->Withdraw(control_); }
   void OnDone() override { delete this; }
 
   // A request tensor as a view: inline bytes stay in the request; a region's bytes are read into
   // a buffer this call owns. Errors as in ToTensorView and Region::Read, NOT_FOUND for an unknown
-  // region, RESOURCE_EXHAUSTED for a region tensor above the tensor size limit.
+  // region, RESOURCE_EXHAUSTED for a region tensor above the tensor size limit, UNAUTHENTICATED
+  // (as ClientId) for a region tensor of a call without a valid client id.
   StatusOr<TensorView> Input(const char* name, bool present, const v1::Tensor& tensor);
   // Records where the output goes: a region (checked when the output size is known) or inline.
+  // A region needs a valid client id, as Input.
   Status SetOutputPlacement(bool present, const v1::OutputPlacement& placement);
 
   // Hands a prepared request to the engine; the reply follows when it is done. `output` and
@@ -66,7 +79,7 @@ class EngineCall final : public grpc::ServerUnaryReactor {
 
   CallEnvironment env_;
   const char* rpc_;
-  std::string client_;
+  StatusOr<std::string> client_;  // checked only when a region is used: inline calls need no id
   std::chrono::steady_clock::time_point started_;
   RequestControl control_;
   std::string transport_ = "inline";  // "shm" once any tensor is in a region

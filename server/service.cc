@@ -1,6 +1,7 @@
 #include "server/service.h"
 
 #include <chrono>
+#include <string>
 
 #include "server/convert.h"
 
@@ -75,36 +76,36 @@ grpc::ServerUnaryReactor* An1Service::RegisterSystemSharedMemory(
     grpc::CallbackServerContext* context, const v1::RegisterSystemSharedMemoryRequest* request,
     v1::RegisterSharedMemoryResponse* /*response*/) {
   const auto started = Clock::now();
+  const StatusOr<std::string> client = ClientId(context->client_metadata());
   return FinishNow(context, "RegisterSystemSharedMemory", started,
-                   env_.regions->RegisterSystem(ClientId(context), request->name(), request->key(),
-                                                request->offset(), request->byte_size()));
+                   !client.ok()
+                       ? client.status()
+                       : env_.regions->RegisterSystem(*client, request->name(), request->key(),
+                                                      request->offset(), request->byte_size()));
 }
 
 grpc::ServerUnaryReactor* An1Service::RegisterCudaSharedMemory(
     grpc::CallbackServerContext* context, const v1::RegisterCudaSharedMemoryRequest* request,
     v1::RegisterSharedMemoryResponse* /*response*/) {
   const auto started = Clock::now();
-  return FinishNow(
-      context, "RegisterCudaSharedMemory", started,
-      env_.regions->RegisterCuda(ClientId(context), request->name(), request->raw_handle(),
-                                 request->device_id(), request->byte_size()));
+  const StatusOr<std::string> client = ClientId(context->client_metadata());
+  return FinishNow(context, "RegisterCudaSharedMemory", started,
+                   !client.ok()
+                       ? client.status()
+                       : env_.regions->RegisterCuda(*client, request->name(), request->raw_handle(),
+                                                    request->device_id(), request->byte_size()));
 }
 
 grpc::ServerUnaryReactor* An1Service::UnregisterSharedMemory(
     grpc::CallbackServerContext* context, const v1::UnregisterSharedMemoryRequest* request,
     v1::UnregisterSharedMemoryResponse* response) {
   const auto started = Clock::now();
-  const std::string client = ClientId(context);
-  Status status;
-  if (request->all()) {
-    if (client.empty()) {
-      status = {StatusCode::kUnauthenticated,
-                "shared memory needs an 'an1-client-id' request metadata entry"};
-    } else {
-      response->set_unregistered(env_.regions->UnregisterAll(client));
-    }
-  } else {
-    status = env_.regions->Unregister(client, request->name());
+  const StatusOr<std::string> client = ClientId(context->client_metadata());
+  Status status = client.status();
+  if (status.ok() && request->all()) {
+    response->set_unregistered(env_.regions->UnregisterAll(*client));
+  } else if (status.ok()) {
+    status = env_.regions->Unregister(*client, request->name());
     if (status.ok()) response->set_unregistered(1);
   }
   return FinishNow(context, "UnregisterSharedMemory", started, status);
@@ -114,7 +115,9 @@ grpc::ServerUnaryReactor* An1Service::ListSharedMemory(grpc::CallbackServerConte
                                                        const v1::ListSharedMemoryRequest* /*req*/,
                                                        v1::ListSharedMemoryResponse* response) {
   const auto started = Clock::now();
-  for (const RegionInfo& info : env_.regions->List(ClientId(context))) {
+  const StatusOr<std::string> client = ClientId(context->client_metadata());
+  if (!client.ok()) return FinishNow(context, "ListSharedMemory", started, client.status());
+  for (const RegionInfo& info : env_.regions->List(*client)) {
     v1::SharedMemoryRegion* region = response->add_regions();
     region->set_name(info.name);
     region->set_kind(info.kind);

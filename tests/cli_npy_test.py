@@ -68,6 +68,52 @@ def main():
         r = run(opts.an1, ["info"], env)
         check(r.returncode == 0 and "backend baseline: available" in r.stdout, "info lists backends")
 
+        # The global options (--server, --timeout, --max-message-bytes) after the subcommand as
+        # well as before it. AN1_SERVER names an unreachable port here, so that only the option
+        # can reach the server.
+        elsewhere = dict(os.environ, AN1_SERVER="127.0.0.1:1")
+        small = ["--batch-size", "1", "--n-heads", "1", "--head-dim", "8"]
+        after = {
+            "health": ["health"],
+            "info": ["info"],
+            "attention": ["attention", "--seq-len", "4", "--n-heads", "1", "--head-dim", "8"],
+            "matmul": ["matmul", "--a-shape", "4,8", "--b-shape", "8,2"],
+            "bench": ["bench", *small, "--seq-len", "4", "--iters", "1", "--warmup", "1",
+                      "--backend-baseline", "--energy-seconds", "0", "--csv", ""],
+        }
+        for name, command in after.items():
+            r = run(opts.an1, command + ["--server", target, "--timeout", "5",
+                                         "--max-message-bytes", "8388608"], elsewhere)
+            check(r.returncode == 0, f"an1 {name} --server ... --timeout 5 --max-message-bytes "
+                                     f"(options after the subcommand) exits 0: {r.stderr.strip()}")
+        r = run(opts.an1, ["health", "--server", target], elsewhere)
+        check(r.returncode == 0 and r.stdout.strip() == "SERVING", "an1 health --server HOST:PORT")
+        r = run(opts.an1, ["attention", "--seq-len", "4", "--n-heads", "1", "--head-dim", "8",
+                           "--server", target, "--timeout", "5"], elsewhere)
+        check(r.returncode == 0 and "checksum:" in r.stdout,
+              "an1 attention ... --server HOST:PORT --timeout 5: " + r.stderr.strip())
+        # power needs a GPU energy counter: on this CPU server it fails, but after reaching it.
+        r = run(opts.an1, ["power", *small, "--seq-len", "4", "--duration", "1", "--server", target],
+                elsewhere)
+        check(r.returncode == 1 and "no GPU energy counter" in r.stderr,
+              "an1 power --server reaches the server: " + r.stderr.strip())
+        r = run(opts.an1, ["--server", target, "health"], elsewhere)
+        check(r.returncode == 0 and r.stdout.strip() == "SERVING", "an1 --server HOST:PORT health")
+        # Given in both places, the last one wins, as with an option given twice anywhere.
+        r = run(opts.an1, ["--server", "127.0.0.1:1", "health", "--server", target], elsewhere)
+        check(r.returncode == 0, "--server before and after the subcommand: the last one wins")
+        r = run(opts.an1, ["--server", target, "--timeout", "5", "health",
+                           "--server", "127.0.0.1:1"], env)
+        check(r.returncode == 1 and "UNAVAILABLE" in r.stderr,
+              "--server after the subcommand overrides the one before: " + r.stderr.strip())
+        r = run(opts.an1, ["--server", target, "--server", target, "health"], elsewhere)
+        check(r.returncode == 0, "--server twice before the subcommand: the last one wins")
+        r = run(opts.an1, ["health", "--timeout", "-1"], env)
+        check(r.returncode != 0 and "--timeout" in r.stderr,
+              "--timeout after the subcommand is still checked: " + r.stderr.strip())
+        r = run(opts.an1, ["health", "info"], env)
+        check(r.returncode != 0, "two subcommands are still refused")
+
         rng = np.random.default_rng(0)
         shapes = {"q": (2, 4, 37, 64), "k": (2, 2, 53, 64), "v": (2, 2, 53, 64)}
         for file_dtype in (np.float32, np.float16):

@@ -372,6 +372,66 @@ TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
   EXPECT_EQ(text.find("an1_request_energy_joules_total{"), std::string::npos);
 }
 
+// Callers whose deadline passed while their requests waited hold neither queue slots nor
+// in-flight bytes: a live caller is admitted at once, and the metrics count the abandoned calls
+// under the code their clients received, with no backend (none ran them).
+TEST(AbandonedRequestsTest, LeaveTheQueueAndAreCountedAsTheClientSawThem) {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "127.0.0.1:0";
+  options.engine.disable_gpu = true;
+  options.engine.cpu_threads = 2;
+  options.engine.executor_threads = 1;
+  options.engine.max_queue_depth = 4;
+  auto started = server::An1Server::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<server::An1Server> server = std::move(started).value();
+  const std::string target = "127.0.0.1:" + std::to_string(server->port());
+  std::mt19937_64 rng(7);
+  auto attention = [&](int64_t s, int64_t h, int64_t d) {
+    AttentionArgs args;
+    args.q = Random({1, h, s, d}, v1::DTYPE_FP32, rng);
+    args.k = Random({1, h, s, d}, v1::DTYPE_FP32, rng);
+    args.v = Random({1, h, s, d}, v1::DTYPE_FP32, rng);
+    args.causal = false;
+    return args;
+  };
+
+  // Occupies the only executor for about a second or more.
+  grpc::Status long_status;
+  std::thread long_call([&] {
+    client::Client client({target, 64 << 20, {}});
+    CallResult result;
+    long_status = client.Attention(attention(2048, 8, 64), &result);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the long call is running
+
+  constexpr int kAbandoned = 4;  // fills the queue, then every caller's deadline passes
+  client::Client impatient({target, 64 << 20, std::chrono::milliseconds(30)});
+  for (int i = 0; i < kAbandoned; ++i) {
+    CallResult result;
+    EXPECT_EQ(impatient.Attention(attention(4, 1, 8), &result).error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  client::Client patient({target, 64 << 20, {}});
+  CallResult result;
+  const grpc::Status live = patient.Attention(attention(4, 1, 8), &result);
+  EXPECT_TRUE(live.ok()) << live.error_message();  // before the fix: the queue of cpu is full
+  long_call.join();
+  EXPECT_TRUE(long_status.ok()) << long_status.error_message();
+
+  const std::string text = testing::HttpGet(server->metrics_port(), "/metrics");
+  EXPECT_EQ(
+      Sample(text,
+             R"(an1_requests_total{backend="none",code="DEADLINE_EXCEEDED",rpc="Attention"})"),
+      kAbandoned);
+  EXPECT_EQ(Sample(text, R"(an1_requests_rejected_total{reason="deadline_exceeded"})"), kAbandoned);
+  EXPECT_EQ(text.find(R"(code="CANCELLED")"), std::string::npos);
+  EXPECT_EQ(text.find(R"(reason="cancelled")"), std::string::npos);
+  EXPECT_EQ(Sample(text, R"(an1_requests_total{backend="baseline",code="OK",rpc="Attention"})"), 2);
+  EXPECT_EQ(Sample(text, "an1_queue_depth"), 0);
+}
+
 TEST(ServerShutdownTest, InFlightRequestsFinishAndHealthTurnsNotServing) {
   auto server = StartServer();
   const std::string target = "127.0.0.1:" + std::to_string(server->port());
