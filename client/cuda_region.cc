@@ -20,6 +20,28 @@ bool Check(cudaError_t error, const char* what, std::string* message) {
 }
 }  // namespace
 
+bool CudaRegion::Usable(int device, std::string* reason) {
+  int count = 0;
+  if (const cudaError_t error = cudaGetDeviceCount(&count); error != cudaSuccess) {
+    // No driver at all reads "CUDA driver version is insufficient for CUDA runtime version".
+    *reason = error == cudaErrorInsufficientDriver
+                  ? std::string("no NVIDIA driver new enough for this client's CUDA runtime (") +
+                        cudaGetErrorString(error) + ")"
+                  : std::string(cudaGetErrorString(error));
+    return false;
+  }
+  if (count == 0) {
+    *reason = "the CUDA runtime finds no GPU";
+    return false;
+  }
+  if (device < 0 || device >= count) {
+    *reason = "there is no GPU " + std::to_string(device) + ": the CUDA runtime finds " +
+              std::to_string(count) + ", numbered 0 to " + std::to_string(count - 1);
+    return false;
+  }
+  return true;
+}
+
 std::unique_ptr<CudaRegion> CudaRegion::Create(Client& client, int device, std::size_t bytes,
                                                std::string* error) {
   void* data = nullptr;
@@ -63,6 +85,11 @@ bool CudaRegion::Download(std::size_t offset, void* data, std::size_t bytes, std
 }
 
 #else  // no CUDA in this build
+
+bool CudaRegion::Usable(int, std::string* reason) {
+  *reason = "this client was built without CUDA";
+  return false;
+}
 
 std::unique_ptr<CudaRegion> CudaRegion::Create(Client&, int, std::size_t, std::string* error) {
   *error = "this client was built without CUDA, so it cannot use --transport cuda-ipc";

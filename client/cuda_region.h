@@ -1,7 +1,8 @@
 // A CUDA allocation the client makes, exports with cudaIpcGetMemHandle and registers with the
 // server (--transport cuda-ipc): the server reads inputs from it and writes the output into it
 // on the GPU, with no tensor bytes through the host on its side. The destructor unregisters the
-// region and frees the memory. In a build without CUDA, Create reports that. Not thread-safe.
+// region and frees the memory. In a build without CUDA, Usable and Create report that.
+// Not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,11 @@ namespace an1::client {
 
 class CudaRegion {
  public:
+  // Whether this process can make a region on GPU `device`: the client was built with CUDA, the
+  // CUDA runtime finds a device, and `device` is one of them. Otherwise false with the reason in
+  // plain words (the CUDA runtime's own where it gives one, e.g. "no CUDA-capable device is
+  // detected"). Touches no server.
+  static bool Usable(int device, std::string* reason);
   static std::unique_ptr<CudaRegion> Create(Client& client, int device, std::size_t bytes,
                                             std::string* error);
   ~CudaRegion();

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/attention/common/causal.h"
+
 namespace an1 {
 namespace {
 
@@ -72,8 +74,6 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
   const int64_t group = d.heads / d.kv_heads;  // query heads sharing one k/v head
   const int64_t row_blocks = (d.q_len + kRowsPerTask - 1) / kRowsPerTask;
   const std::size_t elem = DTypeSize(problem.dtype);
-  // Causal, aligned bottom-right: query row i sees keys j <= i + (Sk - Sq).
-  const int64_t diagonal = d.kv_len - d.q_len;
 
   return StoppableParallelFor(pool_, d.batch * d.heads * row_blocks, context, [&](int64_t task) {
     const int64_t block = task % row_blocks;
@@ -90,7 +90,7 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
       ConvertToFloat(problem.dtype, inputs.q.data.data() + row_offset * elem, d.head_dim,
                      q_row.data());
       const int64_t visible =
-          inputs.causal ? std::clamp<int64_t>(i + diagonal + 1, 0, d.kv_len) : d.kv_len;
+          kernels::attention::VisibleKeys<int64_t>(i, d.q_len, d.kv_len, inputs.causal);
       std::fill(acc.begin(), acc.end(), 0.0f);
       if (visible > 0) {  // a fully masked row outputs zeros
         float max_score = -std::numeric_limits<float>::infinity();
@@ -126,10 +126,10 @@ Status CpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a_in
 
   const int64_t row_blocks = (d.m + kRowsPerTask - 1) / kRowsPerTask;
   const std::size_t elem = DTypeSize(problem.dtype);
-  return StoppableParallelFor(pool_, d.batch_count * row_blocks, context, [&](int64_t task) {
+  return StoppableParallelFor(pool_, d.batch.count * row_blocks, context, [&](int64_t task) {
     const int64_t batch = task / row_blocks, block = task % row_blocks;
     int64_t a_batch = 0, b_batch = 0;
-    d.OperandBatches(batch, &a_batch, &b_batch);
+    d.batch.OperandIndices(batch, &a_batch, &b_batch);
     const float* a_mat = a.data() + a_batch * d.m * d.k;
     const float* b_mat = b.data() + b_batch * d.k * d.n;
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "proto/an1/v1/float16.h"
+
 namespace an1 {
 
 std::size_t DTypeSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
@@ -27,54 +29,10 @@ std::optional<DType> ParseDType(std::string_view name) {
   return std::nullopt;
 }
 
-uint16_t FloatToHalfBits(float value) {
-  const uint32_t x = std::bit_cast<uint32_t>(value);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t abs = x & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {  // infinity or NaN (NaN stays quiet NaN, keeping payload bits)
-    return static_cast<uint16_t>(sign | 0x7c00u |
-                                 (abs > 0x7f800000u ? 0x200u | ((abs >> 13) & 0x3ffu) : 0u));
-  }
-  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // >= 65520: overflow
-  if (abs <= 0x33000000u) return static_cast<uint16_t>(sign);            // <= 2^-25: zero
-  if (abs < 0x38800000u) {  // below 2^-14: a half subnormal, value = m * 2^-24
-    const uint32_t exponent = abs >> 23;
-    const uint32_t mantissa = (abs & 0x7fffffu) | 0x800000u;
-    const uint32_t shift = 126u - exponent;  // 14..24
-    uint32_t m = mantissa >> shift;
-    const uint32_t rest = mantissa & ((1u << shift) - 1u);
-    const uint32_t half = 1u << (shift - 1u);
-    if (rest > half || (rest == half && (m & 1u))) ++m;
-    return static_cast<uint16_t>(sign | m);
-  }
-  uint32_t h = (abs - 0x38000000u) >> 13;  // rebias exponent 127 -> 15, keep 10 mantissa bits
-  const uint32_t rest = abs & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry rounds up the exponent
-  return static_cast<uint16_t>(sign | h);
-}
-
-float HalfBitsToFloat(uint16_t bits) {
-  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
-  const uint32_t exponent = (bits >> 10) & 0x1fu;
-  const uint32_t mantissa = bits & 0x3ffu;
-  if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  if (exponent == 0) {
-    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
-}
-
-uint16_t FloatToBf16Bits(float value) {
-  uint32_t x = std::bit_cast<uint32_t>(value);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet
-  x += 0x7fffu + ((x >> 16) & 1u);  // round to nearest even
-  return static_cast<uint16_t>(x >> 16);
-}
-
-float Bf16BitsToFloat(uint16_t bits) {
-  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
-}
+uint16_t FloatToHalfBits(float value) { return wire::FloatToHalfBits(value); }
+float HalfBitsToFloat(uint16_t bits) { return wire::HalfBitsToFloat(bits); }
+uint16_t FloatToBf16Bits(float value) { return wire::FloatToBf16Bits(value); }
+float Bf16BitsToFloat(uint16_t bits) { return wire::Bf16BitsToFloat(bits); }
 
 void ConvertToFloat(DType dtype, const std::byte* src, std::size_t count, float* dst) {
   switch (dtype) {

@@ -1,5 +1,5 @@
-// The engine: validates requests, picks a backend and a device, queues requests per device and
-// runs them on executor threads (one per CUDA stream on a GPU).
+// The engine: validates requests, chooses their backend (backend_choice.h) and device, and
+// queues them on that device's DeviceQueue, whose executors run them.
 //
 // Thread-safety: every public method may be called from any thread. Ownership: the caller keeps
 // the input bytes (the TensorViews) and the output span alive until the DoneCallback has run.
@@ -7,101 +7,35 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "engine/backend.h"
-#include "engine/energy_meter.h"
+#include "engine/backend_choice.h"
+#include "engine/cuda_ipc_memory.h"
+#include "engine/device_id.h"
 #include "engine/license_state.h"
 #include "engine/options.h"
+#include "engine/request.h"
 #include "engine/status.h"
 #include "engine/validation.h"
 #include "kernels/gpu_devices.h"
 
 namespace an1 {
 
-// "auto", "an1", "baseline".
-std::string_view BackendKindName(BackendKind kind);
-// Parses the names above; nullopt for anything else.
-std::optional<BackendKind> ParseBackendKind(std::string_view name);
-
-// The backend a request will run on, and why it is not the one asked for.
-struct BackendChoice {
-  BackendKind kind = BackendKind::kBaseline;  // never kAuto
-  BackendKind requested = BackendKind::kAuto;
-  std::string reason;
-};
-
-struct PreparedAttention {
-  AttentionInputs inputs;
-  ValidatedAttention problem;
-  BackendChoice choice;
-  int output_device = -1;  // set by the caller when the output span will be device memory
-};
-
-struct PreparedMatmul {
-  TensorView a, b;
-  ValidatedMatmul problem;
-  BackendChoice choice;
-  int output_device = -1;
-};
-
-// What the transport knows about a request besides its tensors.
-struct RequestControl {
-  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
-  // Set by the transport when the client goes away (or gRPC cancels the call at its deadline);
-  // work not yet started is then dropped.
-  std::shared_ptr<std::atomic<bool>> cancelled;
-
-  // Why the request should stop now: DEADLINE_EXCEEDED once the deadline has passed (also when
-  // the transport cancelled the call for that reason: the code the client sees), CANCELLED once
-  // the client left, OK otherwise. `when` ends the message ("before it started", ...).
-  Status StopReason(std::string_view when) const;
-};
-
-struct ExecutionReport {
-  // False when the request was dropped before a backend ran it (its caller left, its deadline
-  // passed, or the engine drained): `backend` then names only the choice, nothing ran.
-  bool executed = false;
-  BackendKind backend = BackendKind::kBaseline;
-  BackendKind requested = BackendKind::kAuto;
-  std::string reason;
-  std::string device;
-  double queue_seconds = 0;
-  double compute_seconds = 0;
-  double copy_seconds = 0;  // host <-> device transfers (GPU only)
-  std::size_t output_bytes = 0;
-  std::size_t copied_bytes = 0;  // tensor bytes moved between host and device (GPU only)
-  uint64_t tokens = 0;           // attention: B * Sq; matmul: rows of the output over every batch
-  // The GPU energy this request used (its share of the NVML energy counter, energy_meter.h);
-  // nullopt on the CPU and where the GPU reports no energy.
-  std::optional<double> energy_joules;
-};
+struct DeviceSite;
+struct Job;
 
 // A GPU's energy counter and power, for the metrics.
 struct GpuEnergyReading {
-  std::string device;              // "cuda:N"
+  DeviceId device;
   std::optional<double> joules;    // counted since the server started; nullopt: unavailable
   std::optional<double> watts;     // board power now (NVML's one-second average)
   std::string unavailable_reason;  // why joules is nullopt
 };
-
-// Called exactly once per admitted request, on an engine thread, when it finished or was dropped.
-using DoneCallback = std::function<void(const Status&, const ExecutionReport&)>;
-
-// Gives the bytes the result of `spec` goes to (exactly spec.byte_size of them), called on the
-// executor thread just before the request runs, so that output memory is only taken for admitted
-// work (and the caller may finish preparing its inputs there too). An error fails the request.
-// The bytes must stay valid until the DoneCallback has run.
-using OutputProvider = std::function<StatusOr<std::span<std::byte>>(const TensorSpec& spec)>;
 
 struct BackendAvailability {
   BackendKind kind = BackendKind::kBaseline;
@@ -110,7 +44,7 @@ struct BackendAvailability {
 };
 
 struct DeviceStatus {
-  std::string name;  // "cpu" or "cuda:N"
+  DeviceId device;
   bool healthy = true;
   std::string fault;  // why it is out of service
 };
@@ -128,25 +62,6 @@ struct EngineInfo {
   std::vector<int> an1_licensed_gpus;  // indices into `devices`
 };
 
-// GPU memory exported by another process (CUDA IPC), open while this object lives.
-class IpcMemory {
- public:
-  IpcMemory(int device, std::byte* data, uint64_t bytes)
-      : device_(device), data_(data), bytes_(bytes) {}
-  ~IpcMemory();
-  IpcMemory(const IpcMemory&) = delete;
-  IpcMemory& operator=(const IpcMemory&) = delete;
-
-  int device() const { return device_; }
-  std::byte* data() const { return data_; }
-  uint64_t byte_size() const { return bytes_; }  // from data() to the allocation's end
-
- private:
-  int device_;
-  std::byte* data_;
-  uint64_t bytes_;
-};
-
 class Engine {
  public:
   // Discovers devices and starts the executor threads. Fails with INVALID_ARGUMENT on
@@ -157,21 +72,21 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Validates a request and chooses its backend. Errors: INVALID_ARGUMENT (malformed),
-  // RESOURCE_EXHAUSTED (above the size limits), FAILED_PRECONDITION (an unavailable backend was
-  // asked for explicitly, with the reason), UNAVAILABLE (every GPU is out of service).
-  StatusOr<PreparedAttention> PrepareAttention(const AttentionInputs& inputs,
-                                               BackendKind requested) const;
-  StatusOr<PreparedMatmul> PrepareMatmul(const TensorView& a, const TensorView& b,
-                                         BackendKind requested, bool allow_tf32 = false) const;
+  // RESOURCE_EXHAUSTED (above the size limits), FAILED_PRECONDITION (an unavailable an1 was asked
+  // for explicitly, with the reason), UNIMPLEMENTED (an explicit an1 its kernels do not cover).
+  StatusOr<PreparedRequest> PrepareAttention(const AttentionInputs& inputs,
+                                             BackendKind requested) const;
+  StatusOr<PreparedRequest> PrepareMatmul(const TensorView& a, const TensorView& b,
+                                          BackendKind requested, bool allow_tf32 = false) const;
 
   // Queues a prepared request on the least-loaded healthy device that has its backend; the
   // result goes where `output` says. Returns OK when admitted (then `done` will run), or,
   // without calling `done`: RESOURCE_EXHAUSTED when the device's queue or the in-flight bytes
-  // are full, UNAVAILABLE when draining or no device is healthy. An error from `output` (or an
-  // output of the wrong size) reaches `done`.
-  Status Submit(PreparedAttention request, OutputProvider output, RequestControl control,
-                DoneCallback done);
-  Status Submit(PreparedMatmul request, OutputProvider output, RequestControl control,
+  // are full, UNAVAILABLE when draining or no device is healthy, CANCELLED/DEADLINE_EXCEEDED
+  // when the caller is already gone. An error from `output` (or an output of the wrong size)
+  // reaches `done`. Queued requests whose caller has left are dropped before admission is
+  // decided: they hold no slot and no bytes.
+  Status Submit(PreparedRequest request, OutputProvider output, RequestControl control,
                 DoneCallback done);
 
   // The caller of a submitted request is gone (cancelled, or its deadline passed): sets its
@@ -191,7 +106,7 @@ class Engine {
   // Called with Healthy() whenever it changes. Set before traffic starts.
   void SetHealthListener(std::function<void(bool healthy)> listener);
   int queue_depth() const;
-  int running() const { return running_.load(); }
+  int running() const;
   // Energy counter and power of every GPU (empty on a CPU-only server). Reads NVML.
   std::vector<GpuEnergyReading> ReadGpuEnergy() const;
 
@@ -205,50 +120,29 @@ class Engine {
   Status InjectDeviceFaultForTesting(int index);
 
  private:
-  struct Site;
-  struct Job {
-    BackendChoice choice;
-    OpKind op = OpKind::kAttention;
-    std::size_t bytes = 0;  // counted against max_inflight_bytes
-    int device = -1;        // >= 0: tensors live on this GPU, which must run the request
-    TensorSpec output_spec;
-    OutputProvider output;
-    int output_device = -1;
-    std::function<Status(Backend&, const ExecutionContext&, std::span<std::byte>, ExecutionTimes*)>
-        compute;
-    RequestControl control;
-    DoneCallback done;
-    std::chrono::steady_clock::time_point admitted;
-    uint64_t tokens = 0;
-    Site* site = nullptr;  // the queue it was admitted to
-  };
-
   explicit Engine(const EngineOptions& options);
   Status Start();
-  StatusOr<BackendChoice> Choose(BackendKind requested, OpKind op) const;
   // Empty when an1 can run `op` now; otherwise every reason it cannot, joined by "; ".
   std::string An1UnavailableReason(OpKind op) const;
-  Status Enqueue(Job job);
-  // Takes out of every queue the requests whose caller is gone (cancelled flag or deadline),
-  // releasing their bytes; the caller runs their DoneCallbacks after unlocking. Needs mutex_.
-  void TakeAbandonedLocked(std::vector<Job>* abandoned);
-  // Runs the DoneCallback of a request that never ran, with control.StopReason().
-  static void FinishUnexecuted(const Site& site, Job& job);
-  void ExecutorLoop(Site* site, int slot);
-  void Run(Site& site, int slot, Job& job);
+  // Why an1's kernels do not cover `problem` (empty when they do, or when no site has an1).
+  std::string An1CannotRun(const ValidatedAttention& problem) const;
+  void Run(DeviceSite& site, Job& job, int slot);
+  // Drops queued requests whose caller is gone, answering each; releases their bytes.
+  void DropAbandoned();
+  // Runs the DoneCallback of a request that never ran, and releases its bytes.
+  void FinishUnexecuted(const DeviceSite& site, Job& job);
   void NotifyHealth();
 
   EngineOptions options_;
   kernels::GpuDiscovery gpus_;
   std::string gpu_setup_error_;  // a found GPU that could not be initialised
   std::unique_ptr<LicenseState> license_;
-  std::vector<std::unique_ptr<Site>> sites_;
+  std::vector<std::unique_ptr<DeviceSite>> sites_;
 
-  std::mutex drain_mutex_;
-  mutable std::mutex mutex_;  // guards the queues, draining_, inflight_bytes_
-  bool draining_ = false;
+  std::atomic<bool> draining_{false};
+  mutable std::mutex bytes_mutex_;  // guards inflight_bytes_
   std::size_t inflight_bytes_ = 0;
-  std::atomic<int> running_{0};
+  mutable std::mutex health_mutex_;  // guards health_listener_, last_health_
   std::function<void(bool)> health_listener_;
   bool last_health_ = true;
 };

@@ -1,7 +1,7 @@
 // Status and StatusOr: the error model of the engine.
 //
 // A Status is a code plus a human-readable message. Codes mirror the gRPC status codes the server
-// edge maps them to (DESIGN.md §3), but the engine never includes gRPC. A Status is a value type;
+// edge maps them to (README, "API"), but the engine never includes gRPC. A Status is a value type;
 // it is safe to copy and to pass between threads. StatusOr<T> holds either a T or a non-OK Status.
 #pragma once
 

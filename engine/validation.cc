@@ -119,20 +119,6 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& in, const 
   return out;
 }
 
-void MatmulDims::OperandBatches(int64_t out_batch, int64_t* a_index, int64_t* b_index) const {
-  int64_t a = 0, b = 0, a_stride = 1, b_stride = 1;
-  for (std::size_t i = batch.size(); i-- > 0;) {
-    const int64_t coord = out_batch % batch[i];
-    out_batch /= batch[i];
-    if (a_batch[i] != 1) a += coord * a_stride;
-    if (b_batch[i] != 1) b += coord * b_stride;
-    a_stride *= a_batch[i];
-    b_stride *= b_batch[i];
-  }
-  *a_index = a;
-  *b_index = b;
-}
-
 StatusOr<ValidatedMatmul> ValidateMatmul(const TensorView& a, const TensorView& b,
                                          const Limits& limits) {
   for (const auto& [name, t] : {std::pair<const char*, const TensorView&>{"a", a}, {"b", b}}) {
@@ -155,32 +141,24 @@ StatusOr<ValidatedMatmul> ValidateMatmul(const TensorView& a, const TensorView& 
     return InvalidArgumentError("inner dimensions differ: a " + ShapeToString(a.shape) + " @ b " +
                                 ShapeToString(b.shape) + " needs a.shape[-1] == b.shape[-2]");
   }
-  const std::size_t a_rank = a.shape.size() - 2, b_rank = b.shape.size() - 2;
-  const std::size_t rank = std::max(a_rank, b_rank);
-  d.a_batch.assign(rank - a_rank, 1);
-  d.a_batch.insert(d.a_batch.end(), a.shape.begin(), a.shape.end() - 2);
-  d.b_batch.assign(rank - b_rank, 1);
-  d.b_batch.insert(d.b_batch.end(), b.shape.begin(), b.shape.end() - 2);
-  for (std::size_t i = 0; i < rank; ++i) {
-    const int64_t x = d.a_batch[i], y = d.b_batch[i];
-    if (x != y && x != 1 && y != 1) {
-      return InvalidArgumentError("batch dimensions do not broadcast: a " + ShapeToString(a.shape) +
-                                  " @ b " + ShapeToString(b.shape));
-    }
-    d.batch.push_back(std::max(x, y));
+  std::optional<BatchBroadcast> batch =
+      BroadcastBatch({a.shape.begin(), a.shape.end() - 2}, {b.shape.begin(), b.shape.end() - 2});
+  if (!batch) {
+    return InvalidArgumentError("batch dimensions do not broadcast: a " + ShapeToString(a.shape) +
+                                " @ b " + ShapeToString(b.shape));
   }
+  d.batch = std::move(*batch);
 
   ValidatedMatmul out;
   out.dtype = a.dtype;
   out.output.dtype = a.dtype;
-  out.output.shape = d.batch;
+  out.output.shape = d.batch.shape;
   out.output.shape.push_back(d.m);
   out.output.shape.push_back(d.n);
   StatusOr<std::size_t> out_bytes = ByteSizeOf("output", a.dtype, out.output.shape);
   if (!out_bytes.ok()) return out_bytes.status();
   AN1_RETURN_IF_ERROR(CheckWithinLimit("the output", *out_bytes, limits));
   out.output.byte_size = *out_bytes;
-  for (int64_t x : d.batch) d.batch_count *= x;  // bounded by the output size checked above
   out.dims = std::move(d);
   return out;
 }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/broadcast.h"
 #include "engine/options.h"
 #include "engine/status.h"
 #include "engine/tensor.h"
@@ -42,12 +43,7 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& inputs, co
 // (..., m, k) @ (..., k, n); the batch dimensions broadcast as in NumPy.
 struct MatmulDims {
   int64_t m = 0, k = 0, n = 0;
-  // Batch dimensions of the output and of a and b, left-padded with 1 to the same rank.
-  std::vector<int64_t> batch, a_batch, b_batch;
-  int64_t batch_count = 1;  // product of `batch`
-
-  // Maps the flat output batch index to the flat batch indices of a and b.
-  void OperandBatches(int64_t out_batch, int64_t* a_index, int64_t* b_index) const;
+  BatchBroadcast batch;  // the batch dimensions of the output, a and b (broadcast.h)
 };
 
 struct ValidatedMatmul {

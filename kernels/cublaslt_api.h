@@ -2,9 +2,9 @@
 //
 // Why not link it: libcublasLt carries about 94 KB of static TLS, which stops civetweb (the
 // metrics server) from creating its threads when the library is NEEDED by the process, and a
-// linked library would also stop the binary from starting on hosts without CUDA (DESIGN.md §5).
-// The table is typed from cublasLt.h, so a signature change breaks the build, not the run.
-// Loaded once; thread-safe.
+// linked library would also stop the binary from starting on hosts without CUDA
+// (docs/ARCHITECTURE.md, "Toolchain facts"). The table is typed from cublasLt.h, so a signature
+// change breaks the build, not the run. Loaded once; thread-safe.
 #pragma once
 
 #include <cublasLt.h>

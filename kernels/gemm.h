@@ -14,11 +14,10 @@
 #include <string>
 
 #include "kernels/cublaslt_api.h"
+#include "kernels/element_type.h"
 #include "kernels/kernel_status.h"
 
 namespace an1::kernels {
-
-enum class ElementType { kF16, kBF16, kF32 };
 
 struct GemmProblem {
   bool transpose_a = false, transpose_b = false;

@@ -3,6 +3,8 @@
 
 #include <cfloat>
 
+#include "kernels/attention/common/causal.h"
+#include "kernels/attention/common/online_softmax.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/masked_softmax.h"
 
@@ -10,7 +12,8 @@ namespace an1::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr float kLog2e = 1.4426950408889634f;
+using attention::kLog2e;
+using attention::ScaleScore;
 
 template <typename T>
 __device__ T FromFloat(float x);
@@ -27,14 +30,6 @@ __device__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
-// A score times the log2-domain scale, rounded on its own so that the compiler cannot contract
-// it into an FMA with the subtraction of the row max: the max element then contributes exactly
-// exp2(0) = 1 at any magnitude (an FMA keeps the max's rounding error, thousands at scores of
-// 1e11, in the exponent).
-__device__ __forceinline__ float ScaleScore(float score, float scale_log2) {
-  return __fmul_rn(score, scale_log2);
-}
-
 // Merges two (max, sum of exp2(x - max)) pairs.
 __device__ void Combine(float& m, float& s, float m2, float s2) {
   const float m_new = fmaxf(m, m2);
@@ -45,12 +40,9 @@ __device__ void Combine(float& m, float& s, float m2, float s2) {
 
 constexpr int kRowsPerBlock = kThreads / 32;  // one warp per row
 
-// Keys row `row` sees: all of them, or with the causal mask aligned bottom-right, those up to
-// its query index plus (Sk - Sq), clamped to [0, Sk].
-__device__ int64_t VisibleKeys(const MaskedSoftmaxParams& p, int64_t row) {
-  if (!p.causal) return p.cols;
-  const int64_t limit = row % p.q_len + p.cols - p.q_len + 1;
-  return limit < 0 ? 0 : (limit < p.cols ? limit : p.cols);
+// Keys row `row` (of rows = batch x heads x q_len) sees.
+__device__ int64_t VisibleKeysOfRow(const MaskedSoftmaxParams& p, int64_t row) {
+  return attention::VisibleKeys<int64_t>(row % p.q_len, p.q_len, p.cols, p.causal);
 }
 
 // One warp per row: reductions stay in registers (no block barrier), and each block covers
@@ -63,7 +55,7 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
   if (row >= p.rows) return;
   const float* in = p.scores + row * p.cols;
   T* out = static_cast<T*>(p.probs) + row * p.cols;
-  const int64_t visible = VisibleKeys(p, row);
+  const int64_t visible = VisibleKeysOfRow(p, row);
   const float scale_log2 = p.scale * kLog2e;  // exp(s * scale) == exp2(s * scale * log2 e)
 
   // Pass 1: online max and sum (in the log2 domain) over this lane's columns.
@@ -105,7 +97,7 @@ __global__ void __launch_bounds__(kThreads) RegisterSoftmaxKernel(MaskedSoftmaxP
   if (row >= p.rows) return;
   const float4* in = reinterpret_cast<const float4*>(p.scores + row * p.cols);
   T* out = static_cast<T*>(p.probs) + row * p.cols;
-  const int64_t visible = VisibleKeys(p, row);
+  const int64_t visible = VisibleKeysOfRow(p, row);
   const float scale_log2 = p.scale * kLog2e;
 
   float x[kVecsPerLane][4];

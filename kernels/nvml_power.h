@@ -1,6 +1,7 @@
 // GPU power and energy from NVML, loaded with dlopen (no nvml.h on the build machine, and the
-// binary must start where no driver is installed; DESIGN.md §5). Needs no CUDA toolkit, so it
-// builds in the CPU-only configuration too and simply finds no library there.
+// binary must start where no driver is installed; docs/ARCHITECTURE.md, "Toolchain facts"). Needs
+// no CUDA toolkit, so it builds in the CPU-only configuration too and simply finds no library
+// there.
 #pragma once
 
 #include <cstdint>

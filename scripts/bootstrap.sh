@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages AN1 Engine needs to build, run and test (DESIGN.md §2).
+# Installs the Debian 12 packages AN1 Engine needs to build, run, check and test.
 # Idempotent: only missing packages are installed. Needs root or sudo when something is missing.
 # The CUDA toolkit is not a Debian package: when /usr/local/cuda exists the build uses it,
 # otherwise the project builds CPU-only.
@@ -10,6 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev prometheus-cpp-dev libgtest-dev libssl-dev libcli11-dev
   python3-numpy clang-14 libclang-rt-14-dev prometheus yamllint gnuplot-nox
+  clang-format shellcheck
 )
 
 missing=()

@@ -117,7 +117,7 @@ void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info) {
   info->set_backend(ToProtoBackend(report.backend));
   info->set_requested(ToProtoBackend(report.requested));
   info->set_backend_reason(report.reason);
-  info->set_device(report.device);
+  info->set_device(report.device.ToString());
   info->set_queue_seconds(report.queue_seconds);
   info->set_compute_seconds(report.compute_seconds);
   info->set_copy_seconds(report.copy_seconds);
@@ -145,13 +145,13 @@ void FillServerInfo(const EngineInfo& engine, const std::vector<GpuEnergyReading
     out->set_total_memory_bytes(d.total_memory_bytes);
     out->set_healthy(false);  // until the engine reports it in service below
     for (const DeviceStatus& status : engine.device_status) {
-      if (status.name == "cuda:" + std::to_string(d.index)) {
+      if (status.device == DeviceId::Cuda(d.index)) {
         out->set_healthy(status.healthy);
         out->set_fault(status.fault);
       }
     }
     for (const GpuEnergyReading& reading : energy) {
-      if (reading.device != "cuda:" + std::to_string(d.index)) continue;
+      if (reading.device != DeviceId::Cuda(d.index)) continue;
       out->set_energy_available(reading.joules.has_value());
       out->set_energy_joules(reading.joules.value_or(0));
       out->set_power_watts(reading.watts.value_or(0));

@@ -1,5 +1,5 @@
-// The whole of an1d behind its main(): flags and environment (DESIGN.md §3), logging, license
-// loading, signal handling and graceful shutdown.
+// The whole of an1d behind its main(): flags and environment (README, "Configuration"), logging,
+// license loading, signal handling and graceful shutdown.
 //
 // `trusted_keys` are the public keys licenses may be signed with. an1d passes the keys compiled
 // into the build; there is deliberately no flag or variable that adds one at run time.

@@ -154,12 +154,11 @@ StatusOr<std::span<std::byte>> EngineCall::PrepareToRun(const TensorSpec& spec) 
   return std::span(reinterpret_cast<std::byte*>(bytes->data()), bytes->size());
 }
 
-template <typename Prepared>
-void EngineCall::Submit(Prepared prepared, v1::Tensor* output, v1::ExecutionInfo* info) {
+void EngineCall::Submit(PreparedRequest prepared, v1::Tensor* output, v1::ExecutionInfo* info) {
   output_ = output;
   info_ = info;
   // Checked before admission, so that a result with nowhere to go is refused at once.
-  if (Status placed = CheckOutput(prepared.problem.output); !placed.ok()) return Reject(placed);
+  if (Status placed = CheckOutput(prepared.output); !placed.ok()) return Reject(placed);
   if (output_region_) prepared.output_device = output_region_->device();
   env_.metrics->RecordBytes(transport_, "in", static_cast<double>(bytes_in_));
   Status admitted = env_.engine->Submit(
@@ -167,9 +166,6 @@ void EngineCall::Submit(Prepared prepared, v1::Tensor* output, v1::ExecutionInfo
       [this](const Status& status, const ExecutionReport& report) { Complete(status, report); });
   if (!admitted.ok()) Reject(admitted);
 }
-
-template void EngineCall::Submit(PreparedAttention, v1::Tensor*, v1::ExecutionInfo*);
-template void EngineCall::Submit(PreparedMatmul, v1::Tensor*, v1::ExecutionInfo*);
 
 void EngineCall::Reject(const Status& status) {
   env_.metrics->RecordRejection(LowerCase(StatusCodeName(status.code())));

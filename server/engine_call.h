@@ -62,8 +62,7 @@ class EngineCall final : public grpc::ServerUnaryReactor {
 
   // Hands a prepared request to the engine; the reply follows when it is done. `output` and
   // `info` belong to the response.
-  template <typename Prepared>
-  void Submit(Prepared prepared, v1::Tensor* output, v1::ExecutionInfo* info);
+  void Submit(PreparedRequest prepared, v1::Tensor* output, v1::ExecutionInfo* info);
 
   // Replies with an error before the engine ran anything.
   void Reject(const Status& status);

@@ -36,7 +36,7 @@ class EngineCollector : public prometheus::Collectable {
                                      {}};
     for (const DeviceStatus& device : info.device_status) {
       prometheus::ClientMetric metric;
-      metric.label = {{"device", device.name}};
+      metric.label = {{"device", device.device.ToString()}};
       metric.gauge.value = device.healthy ? 1 : 0;
       healthy.metric.push_back(metric);
     }
@@ -56,7 +56,7 @@ class EngineCollector : public prometheus::Collectable {
       if (!reading.joules || !reading.watts) available = false;
       if (!reading.joules) continue;
       prometheus::ClientMetric metric;
-      metric.label = {{"device", reading.device}};
+      metric.label = {{"device", reading.device.ToString()}};
       metric.counter.value = *reading.joules;
       energy.metric.push_back(metric);
       if (reading.watts) {

@@ -1,7 +1,8 @@
 // Prometheus metrics of the server, exposed over HTTP at /metrics.
 //
-// Names follow Prometheus conventions with the an1_ prefix (DESIGN.md §3). All Record* methods
-// are thread-safe and cheap (a hash lookup under the family's lock plus an atomic update).
+// Names follow Prometheus conventions with the an1_ prefix (docs/ARCHITECTURE.md, "Contracts"). All
+// Record* methods are thread-safe and cheap (a hash lookup under the family's lock plus an atomic
+// update).
 #pragma once
 
 #include <prometheus/counter.h>

@@ -27,7 +27,7 @@ grpc::ServerUnaryReactor* An1Service::Attention(grpc::CallbackServerContext* con
   AttentionInputs inputs{
       *q, *k, *v, request->has_causal() ? request->causal() : true,
       request->has_scale() ? std::optional<float>(request->scale()) : std::nullopt};
-  StatusOr<PreparedAttention> prepared = env_.engine->PrepareAttention(inputs, *backend);
+  StatusOr<PreparedRequest> prepared = env_.engine->PrepareAttention(inputs, *backend);
   if (!prepared.ok()) return call->Reject(prepared.status()), call;
   call->Submit(std::move(prepared).value(), response->mutable_output(), response->mutable_info());
   return call;
@@ -46,7 +46,7 @@ grpc::ServerUnaryReactor* An1Service::Matmul(grpc::CallbackServerContext* contex
   Status placement = call->SetOutputPlacement(request->has_output(), request->output());
   if (!placement.ok()) return call->Reject(placement), call;
 
-  StatusOr<PreparedMatmul> prepared =
+  StatusOr<PreparedRequest> prepared =
       env_.engine->PrepareMatmul(*a, *b, *backend, request->allow_tf32());
   if (!prepared.ok()) return call->Reject(prepared.status()), call;
   call->Submit(std::move(prepared).value(), response->mutable_output(), response->mutable_info());

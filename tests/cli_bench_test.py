@@ -2,7 +2,9 @@
 """`an1 bench` and `an1 power` end to end against a real (CPU) an1d: the CSV keeps the old
 llm_bench columns first and in order, a sweep gives one row per sequence length, --concurrency
 answers every request it sends (checked against the server's own request counter), the plot is
-drawn, and `an1 power` says why it cannot measure on a server without a GPU energy counter.
+drawn, progress shows on stderr one line as each case starts and one as it ends, the
+--energy-seconds phase is skipped (and said so once) on a server without a GPU energy counter, and
+`an1 power` says why it cannot measure there.
 
     cli_bench_test.py --an1d PATH --an1 PATH
 """
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +58,18 @@ def main():
         print(r.stdout + r.stderr)
         # On a CPU server an1 is unavailable: it is skipped (said so) when not asked for by name.
         check("skipped: FAILED_PRECONDITION" in r.stdout, "bench skips an1 and says why")
+        # Progress: 2 sequence lengths x 2 backends, a line as each case starts and as it ends.
+        starts = re.findall(r"^case (\d)/4: (baseline|an1), seq_len (\d+), causal: .*\.\.\.$",
+                            r.stderr, re.M)
+        ends = re.findall(
+            r"^case (\d)/4: (baseline|an1), seq_len (\d+): (done|skipped) in \d+ ms$", r.stderr, re.M)
+        want = [("1", "baseline", "16"), ("2", "an1", "16"), ("3", "baseline", "33"),
+                ("4", "an1", "33")]
+        check(starts == want, f"a progress line as each of the 4 cases starts: {starts}")
+        check([e[:3] for e in ends] == want and [e[3] for e in ends] ==
+              ["done", "skipped", "done", "skipped"], f"and one as each ends: {ends}")
+        check(all("case" not in line for line in r.stdout.splitlines()),
+              "progress goes to stderr, not into the table on stdout")
         with open(csv_path) as f:
             rows = list(csv.reader(f))
         check(rows[0][:len(OLD_COLUMNS)] == OLD_COLUMNS, "CSV starts with the llm_bench columns")
@@ -103,6 +118,27 @@ def main():
         r = subprocess.run(an1 + ["bench", *shape, "--plot", "it's.png"], capture_output=True,
                            text=True)
         check(r.returncode == 2 and "--plot" in r.stderr, "a plot path with a quote is refused")
+        # No GPU energy counter on this CPU server: the --energy-seconds phase (2 s per case,
+        # 4 s for these 2 cases) is skipped and said so once, and uJ/token stays "-".
+        start = time.monotonic()
+        r = subprocess.run(an1 + ["bench", *shape, "--seq-len", "8,16", "--iters", "2",
+                                  "--warmup", "1", "--backend-baseline", "--energy-seconds", "2",
+                                  "--csv", ""], capture_output=True, text=True)
+        seconds = time.monotonic() - start
+        print(r.stdout + r.stderr)
+        rows = [line for line in r.stdout.splitlines() if line.startswith("baseline")]
+        check(r.returncode == 0 and len(rows) == 2 and all(row.split()[9] == "-" for row in rows),
+              "2-case bench with --energy-seconds 2 on a CPU server: 2 rows, no uJ/token")
+        check(seconds < 2.0, f"and it takes {seconds:.2f} s, well under the 4 s of energy phase "
+                             "it would have spent")
+        check(r.stderr.count("no GPU energy counter") == 1 and "--energy-seconds" in r.stderr,
+              "the skipped energy phase is said once: " + r.stderr.splitlines()[0])
+        r = subprocess.run(an1 + ["bench", *shape, "--seq-len", "8", "--iters", "1",
+                                  "--backend-baseline", "--energy-seconds", "0", "--csv", ""],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and "no GPU energy counter" not in r.stderr,
+              "--energy-seconds 0: nothing to skip, nothing said")
+
         r = subprocess.run(an1 + ["power", *shape, "--seq-len", "8", "--duration", "1"],
                            capture_output=True, text=True)
         check(r.returncode == 1 and "no GPU energy counter" in r.stderr,

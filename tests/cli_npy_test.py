@@ -112,7 +112,54 @@ def main():
         check(r.returncode != 0 and "--timeout" in r.stderr,
               "--timeout after the subcommand is still checked: " + r.stderr.strip())
         r = run(opts.an1, ["health", "info"], env)
-        check(r.returncode != 0, "two subcommands are still refused")
+        check(r.returncode == 2, "two subcommands are still refused, exit 2")
+
+        # Bad usage exits 2 (README: "2 for bad usage"), whatever CLI11 calls the error; help 0.
+        usage_errors = {
+            "a value that does not parse": ["attention", "--seq-len", "abc"],
+            "a value out of range": ["attention", "--seq-len", "0"],
+            "an unknown option": ["attention", "--no-such-option"],
+            "an unknown option before the subcommand": ["--no-such-option", "health"],
+            "no subcommand": [],
+            "an unknown subcommand": ["frobnicate"],
+            "an unknown --dtype": ["attention", "--dtype", "fp64"],
+            "a negative --timeout": ["health", "--timeout", "-1"],
+            "an unknown --transport": ["matmul", "--transport", "carrier-pigeon"],
+            "a bad bench --energy-seconds": ["bench", "--energy-seconds", "-2"],
+            "an option missing its value": ["attention", "--seq-len"],
+        }
+        for what, command in usage_errors.items():
+            r = run(opts.an1, command, env)
+            check(r.returncode == 2 and r.stderr.startswith("error: ") and
+                  "Traceback" not in r.stderr and r.stdout == "",
+                  f"{what} exits 2 (an1 {' '.join(command)}): rc {r.returncode}, "
+                  f"{r.stderr.strip()!r}")
+        r = run(opts.an1, ["frobnicate"], env)
+        check("unknown subcommand frobnicate" in r.stderr and "attention" in r.stderr,
+              "an unknown subcommand is named, with the known ones: " + r.stderr.strip())
+        r = run(opts.an1, ["attention", "--seq-len", "abc"], env)
+        check("--seq-len" in r.stderr and "abc" in r.stderr and "1797693" not in r.stderr,
+              "the message names the option and the value, in plain words: " + r.stderr.strip())
+        for command in (["--help"], ["attention", "--help"], ["bench", "--help"], ["-h"]):
+            r = run(opts.an1, command, env)
+            check(r.returncode == 0 and "Usage:" in r.stdout,
+                  f"an1 {' '.join(command)} prints help and exits 0")
+
+        # --transport cuda-ipc needs a CUDA GPU on the client's host: said plainly, exit 1, before
+        # any input is made. GPU 999 exists nowhere; without a GPU, the default device fails too.
+        cuda_ipc = [["attention", "--transport", "cuda-ipc", "--device", "999"],
+                    ["matmul", "--transport", "cuda-ipc", "--device", "999"],
+                    ["bench", "--transport", "cuda-ipc", "--device", "999", "--csv", ""]]
+        if not os.path.exists("/dev/nvidiactl"):
+            cuda_ipc.append(["attention", "--transport", "cuda-ipc", "--seq-len", "16"])
+        for command in cuda_ipc:
+            r = run(opts.an1, command, env)
+            check(r.returncode == 1 and
+                  r.stderr.startswith("error: --transport cuda-ipc needs a CUDA GPU on this "
+                                      "host: ") and
+                  r.stderr.strip().endswith("; use --transport shm or inline") and
+                  r.stderr.count("\n") == 1,
+                  f"an1 {' '.join(command)}: plain message, exit 1: {r.stderr.strip()!r}")
 
         rng = np.random.default_rng(0)
         shapes = {"q": (2, 4, 37, 64), "k": (2, 2, 53, 64), "v": (2, 2, 53, 64)}
@@ -205,7 +252,7 @@ def main():
         r = run(opts.an1, ["--server", target, "attention", "--q", os.path.join(work, "q.npy")])
         check(r.returncode == 2 and "--k" in r.stderr, "partial .npy inputs are a usage error")
         r = run(opts.an1, ["--server", target, "attention", "--dtype", "fp64"])
-        check(r.returncode != 0, "unknown --dtype is refused by the CLI")
+        check(r.returncode == 2, "unknown --dtype is refused by the CLI, exit 2")
         r = run(opts.an1, ["--server", "127.0.0.1:1", "--timeout", "5", "health"])
         check(r.returncode != 0 and "UNAVAILABLE" in r.stderr, "unreachable server: UNAVAILABLE")
         r = run(opts.an1, ["--server", target, "attention", "--batch-size", "1", "--n-heads", "2",

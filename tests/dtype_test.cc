@@ -1,6 +1,7 @@
-// Element conversions of the engine (engine/dtype.h) and of the client (client/elements.h):
-// every fp16 value round-trips, and rounding agrees with the compiler's _Float16 and with each
-// other on random and edge-case floats.
+// Element conversions of the engine (engine/dtype.h) and of the client (client/elements.h), which
+// both forward to the wire contract's converter (proto/an1/v1/float16.h): every fp16 value
+// round-trips, rounding agrees with the compiler's _Float16 and between the two on random and
+// edge-case floats, and NaN stays a quiet NaN with its payload on both sides.
 #include "engine/dtype.h"
 
 #include <gtest/gtest.h>
@@ -64,7 +65,10 @@ TEST(DTypeTest, EveryHalfRoundTrips) {
     const bool is_nan = (bits & 0x7c00) == 0x7c00 && (bits & 0x3ff) != 0;
     if (is_nan) {
       EXPECT_TRUE(std::isnan(f)) << bits;
-      EXPECT_TRUE(std::isnan(client::HalfToFloat(static_cast<uint16_t>(bits))));
+      // The client decodes a NaN bit for bit as the engine does (payload kept).
+      EXPECT_EQ(std::bit_cast<uint32_t>(client::HalfToFloat(static_cast<uint16_t>(bits))),
+                std::bit_cast<uint32_t>(f))
+          << std::hex << bits;
       continue;
     }
     EXPECT_EQ(FloatToHalfBits(f), bits) << std::hex << bits;
@@ -99,6 +103,30 @@ TEST(DTypeTest, Bfloat16RoundsToNearestEven) {
     EXPECT_EQ(ours, want) << f;
   }
   EXPECT_TRUE(std::isnan(Bf16BitsToFloat(FloatToBf16Bits(std::nanf("")))));
+}
+
+// The client used to turn every NaN into 0x7e00; it now keeps the NaN quiet with its payload's
+// high bits and sign, as the engine does.
+TEST(DTypeTest, ClientKeepsNaNPayloadLikeTheEngine) {
+  const uint32_t nans[] = {0x7fc00000u, 0xffc00000u, 0x7fc02000u,
+                           0x7f802000u, 0x7fffffffu, 0xff800001u};
+  for (uint32_t x : nans) {
+    const float f = std::bit_cast<float>(x);
+    EXPECT_EQ(client::FloatToHalf(f), FloatToHalfBits(f)) << std::hex << x;
+    EXPECT_EQ(client::FloatToBfloat16(f), FloatToBf16Bits(f)) << std::hex << x;
+    EXPECT_TRUE(std::isnan(client::HalfToFloat(client::FloatToHalf(f)))) << std::hex << x;
+  }
+  EXPECT_EQ(client::FloatToHalf(std::bit_cast<float>(0x7fc00000u)), 0x7e00);
+  EXPECT_EQ(client::FloatToHalf(std::bit_cast<float>(0xffc00000u)), 0xfe00);  // sign kept
+  EXPECT_EQ(client::FloatToHalf(std::bit_cast<float>(0x7fc02000u)), 0x7e01);  // payload kept
+  EXPECT_EQ(client::FloatToHalf(std::bit_cast<float>(0x7f802000u)), 0x7e01);  // signalling: quiet
+  EXPECT_EQ(client::FloatToBfloat16(std::bit_cast<float>(0x7f810000u)), 0x7fc1);  // quiet
+  // Encoded through the client's buffer API too.
+  const std::string half =
+      client::EncodeElements({std::bit_cast<float>(0x7fc02000u)}, v1::DTYPE_FP16);
+  ASSERT_EQ(half.size(), 2u);
+  EXPECT_EQ(static_cast<uint8_t>(half[0]), 0x01);
+  EXPECT_EQ(static_cast<uint8_t>(half[1]), 0x7e);
 }
 
 TEST(DTypeTest, BufferConversionsRoundTrip) {

@@ -17,7 +17,7 @@ template <typename Prepared>
 RunResult RunToCompletion(Engine& engine, StatusOr<Prepared> prepared, std::vector<std::byte>* out,
                           RequestControl control = {}) {
   if (!prepared.ok()) return {prepared.status(), {}};
-  out->assign(prepared->problem.output.byte_size, std::byte{0xff});  // poisoned: NaN everywhere
+  out->assign(prepared->output.byte_size, std::byte{0xff});  // poisoned: NaN everywhere
   std::promise<RunResult> done;
   Status admitted = engine.Submit(
       std::move(prepared).value(),

@@ -93,7 +93,7 @@ Status RunOnce(Engine& engine, const AttentionInputs& in, RequestControl control
                ExecutionReport* report = nullptr) {
   auto prepared = engine.PrepareAttention(in, BackendKind::kAuto);
   if (!prepared.ok()) return prepared.status();
-  std::vector<std::byte> out(prepared->problem.output.byte_size);
+  std::vector<std::byte> out(prepared->output.byte_size);
   std::promise<std::pair<Status, ExecutionReport>> done;
   Status admitted = engine.Submit(std::move(prepared).value(), Into(out), std::move(control),
                                   [&](const Status& s, const ExecutionReport& r) {
@@ -110,7 +110,7 @@ TEST(EngineTest, ReportsTimesAndDevice) {
   auto in = MakeInputs(1, 2, 33, 16);
   ExecutionReport report;
   ASSERT_TRUE(RunOnce(*engine, in->view, {}, &report).ok());
-  EXPECT_EQ(report.device, "cpu");
+  EXPECT_EQ(report.device, DeviceId::Cpu());
   EXPECT_EQ(report.backend, BackendKind::kBaseline);
   EXPECT_GE(report.queue_seconds, 0);
   EXPECT_GT(report.compute_seconds, 0);
@@ -162,7 +162,7 @@ TEST(EngineTest, CancellationStopsAComputationUnderWay) {
   in->view.causal = false;
   auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
   ASSERT_TRUE(prepared.ok());
-  std::vector<std::byte> out(prepared->problem.output.byte_size);
+  std::vector<std::byte> out(prepared->output.byte_size);
   RequestControl control;
   control.cancelled = std::make_shared<std::atomic<bool>>(false);
   std::promise<Status> done;
@@ -191,7 +191,7 @@ TEST(EngineTest, FullQueueIsResourceExhaustedAndAdmittedWorkCompletes) {
   for (int i = 0; i < kRequests; ++i) {
     auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
     ASSERT_TRUE(prepared.ok());
-    outputs[i].resize(prepared->problem.output.byte_size);
+    outputs[i].resize(prepared->output.byte_size);
     Status s = engine->Submit(std::move(prepared).value(), Into(outputs[i]), {},
                               [&](const Status& st, const ExecutionReport&) {
                                 EXPECT_TRUE(st.ok()) << st.ToString();
@@ -223,7 +223,7 @@ struct BusyExecutor {
   explicit BusyExecutor(Engine& engine) {
     in->view.causal = false;
     auto prepared = engine.PrepareAttention(in->view, BackendKind::kAuto);
-    out.resize(prepared->problem.output.byte_size);
+    out.resize(prepared->output.byte_size);
     control.cancelled = std::make_shared<std::atomic<bool>>(false);
     EXPECT_TRUE(engine
                     .Submit(std::move(prepared).value(), Into(out), control,
@@ -334,7 +334,7 @@ TEST(EngineTest, DrainFinishesQueuedWorkThenRefuses) {
   std::vector<std::vector<std::byte>> outputs(5);
   for (auto& out : outputs) {
     auto prepared = engine->PrepareAttention(in->view, BackendKind::kAuto);
-    out.resize(prepared->problem.output.byte_size);
+    out.resize(prepared->output.byte_size);
     ASSERT_TRUE(engine
                     ->Submit(std::move(prepared).value(), Into(out), {},
                              [&](const Status& s, const ExecutionReport&) {

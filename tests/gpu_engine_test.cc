@@ -91,7 +91,7 @@ TEST_F(GpuEngineTest, BaselineAttentionMatchesReference) {
         auto run = testing::RunToCompletion(
             *engine_, engine_->PrepareAttention(in, BackendKind::kBaseline), &out);
         ASSERT_TRUE(run.status.ok()) << run.status.ToString();
-        EXPECT_EQ(run.report.device.rfind("cuda:", 0), 0u);
+        EXPECT_TRUE(run.report.device.is_cuda());
         EXPECT_GT(run.report.compute_seconds, 0);
         const std::vector<float> got = Decode(out, dtype);
         for (float x : got) ASSERT_FALSE(std::isnan(x)) << "unwritten or NaN output";

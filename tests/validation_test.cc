@@ -127,9 +127,9 @@ TEST(ValidateMatmulTest, BroadcastsBatchDimensions) {
   auto r = ValidateMatmul(View({3, 1, 17, 29}), View({5, 29, 11}), {});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->output.shape, (std::vector<int64_t>{3, 5, 17, 11}));
-  EXPECT_EQ(r->dims.batch_count, 15);
+  EXPECT_EQ(r->dims.batch.count, 15);
   int64_t a = -1, b = -1;
-  r->dims.OperandBatches(7, &a, &b);  // (1, 2): a batch 1 (broadcast over 5), b batch 2
+  r->dims.batch.OperandIndices(7, &a, &b);  // (1, 2): a batch 1 (broadcast over 5), b batch 2
   EXPECT_EQ(a, 1);
   EXPECT_EQ(b, 2);
 }

@@ -85,7 +85,7 @@ int Main(int argc, char** argv) {
               info.devices.empty() ? "none" : info.devices[0].name.c_str(), info.gpu_mode);
   std::printf("%-44s %10s %10s %10s %10s\n", "case", "gpu_ms", "copy_ms", "e2e_ms", "TFLOP/s");
 
-  // Attention, B=8 H=32 S=2048 D=128 fp16 (DESIGN.md §4).
+  // Attention, B=8 H=32 S=2048 D=128 fp16 (the reference prefill shape of README and RESULTS.md).
   const int64_t B = 8, H = 32, S = 2048, D = 128;
   const std::size_t n = B * H * S * D;
   const auto q = RandomBytes(n, DType::kFloat16, 1), k = RandomBytes(n, DType::kFloat16, 2),

@@ -1,11 +1,11 @@
-// A C entry point to the an1 fused attention kernel, loaded with ctypes by
+// A C entry point to the an1 attention kernels (the family's dispatcher), loaded with ctypes by
 // tests/bench/torch_peers.py so that our kernel and the PyTorch peers are timed in one process,
 // interleaved call by call on the same stream and GPU state. Benchmark only: never installed.
 #include <cuda_runtime.h>
 
 #include <cstdio>
 
-#include "kernels/flash_attention.h"
+#include "kernels/attention/attention.h"
 
 extern "C" {
 
@@ -14,14 +14,16 @@ extern "C" {
 int an1_flash_attention(const void* q, const void* k, const void* v, void* o, int64_t batch,
                         int64_t heads, int64_t kv_heads, int64_t q_len, int64_t kv_len,
                         int64_t head_dim, int dtype, int causal, float scale, void* stream) {
-  an1::kernels::FlashAttentionParams params;
+  namespace attention = an1::kernels::attention;
+  attention::AttentionParams params;
   params.q = q, params.k = k, params.v = v, params.o = o;
+  params.dtype = dtype == 0 ? an1::kernels::ElementType::kF16 : an1::kernels::ElementType::kBF16;
   params.batch = batch, params.heads = heads, params.kv_heads = kv_heads;
-  params.q_len = q_len, params.kv_len = kv_len;
-  params.scale_log2 = scale * 1.4426950408889634f;
-  const auto type = dtype == 0 ? an1::kernels::ElementType::kF16 : an1::kernels::ElementType::kBF16;
-  const an1::kernels::KernelStatus status = an1::kernels::LaunchFlashAttention(
-      params, type, head_dim, causal != 0, static_cast<cudaStream_t>(stream));
+  params.q_len = q_len, params.kv_len = kv_len, params.head_dim = head_dim;
+  params.causal = causal != 0;
+  params.scale = scale;
+  const an1::kernels::KernelStatus status =
+      attention::Run(params, nullptr, 0, static_cast<cudaStream_t>(stream));
   if (!status.ok()) {
     std::fprintf(stderr, "an1_flash_attention: %s\n", status.message.c_str());
     return 1;

@@ -35,6 +35,7 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
   if want tests; then
     echo "== gpu tests"
     run gpu_devices_test
+    run attention_kernel_test
     run gpu_engine_test
     run gpu_fault_test
     python3 tests/gpu_ipc_test.py --bundle "$bundle"
@@ -64,9 +65,10 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
       run an1 --server "$server" bench "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
         --warmup 5 --iters 30 --energy-seconds 3 --transport cuda-ipc \
         --csv "$out/llm_bench_results.csv" --plot "$out/llm_bench_$tag.png"
+      matmul=()
+      if [ "$causal" = --causal ]; then matmul=(--matmul "4096,8192"); fi
       python3 tests/bench/llm_bench_peers.py "${shape[@]}" $causal --seq-len 512,1024,2048,4096 \
-        --warmup 5 --iters 30 --csv "$out/llm_bench_peers.csv" \
-        $([ "$causal" = --causal ] && echo --matmul 4096,8192)
+        --warmup 5 --iters 30 --csv "$out/llm_bench_peers.csv" "${matmul[@]}"
     done
   fi
   if want power; then

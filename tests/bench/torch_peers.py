@@ -51,7 +51,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--sweep", action="store_true", help="only the attention sweep")
     parser.add_argument("--csv", help="write the sweep rows to this CSV file")
-    parser.add_argument("--an1-lib", help="liban1_flash_bench.so: time our kernel too, interleaved")
+    parser.add_argument("--an1-lib", action="append", default=[], metavar="[NAME=]PATH",
+                        help="liban1_flash_bench.so: time our kernel too, interleaved; repeat with "
+                             "NAME=PATH to compare builds (e.g. before=... after=...)")
+    parser.add_argument("--shapes", help="sweep only these BxHxSxD shapes, comma-separated "
+                                         "(default: 8x32x2048x128 and B*S=16k at H=16)")
+    parser.add_argument("--dtypes", default="fp16,bf16", help="sweep dtypes (default fp16,bf16)")
     args = parser.parse_args()
     if args.sweep:
         return sweep(args)
@@ -123,16 +128,24 @@ def an1_attention(lib, q, k, v, causal):
 def sweep(args):
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
           f"cuDNN {torch.backends.cudnn.version()}")
-    lib = None
-    if args.an1_lib:
-        lib = ctypes.CDLL(args.an1_lib)
+    libs = []  # (name, library)
+    for spec in args.an1_lib:
+        name, _, path = spec.rpartition("=")
+        lib = ctypes.CDLL(path)
         lib.an1_flash_attention.restype = ctypes.c_int
         lib.an1_flash_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [
             ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_void_p]
+        libs.append((f"an1-{name}" if name else "an1", lib))
     print(f"{'case':44s} {'ms':>10s} {'TFLOP/s':>10s}")
-    cases = [(8, 32, 2048, 128)] + [(16384 // s, 16, s, 128) for s in (512, 1024, 2048, 4096, 8192, 16384)]
+    if args.shapes:
+        cases = [tuple(int(x) for x in shape.split("x")) for shape in args.shapes.split(",")]
+    else:
+        cases = [(8, 32, 2048, 128)] + [(16384 // s, 16, s, 128)
+                                        for s in (512, 1024, 2048, 4096, 8192, 16384)]
+    dtypes = [(getattr(torch, {"fp16": "float16", "bf16": "bfloat16"}[d]), d)
+              for d in args.dtypes.split(",")]
     rows = []
-    for dtype, dname in ((torch.float16, "fp16"), (torch.bfloat16, "bf16")):
+    for dtype, dname in dtypes:
         for B, H, S, D in cases:
             q, k, v = (torch.randn(B, H, S, D, device="cuda", dtype=dtype) for _ in range(3))
             for causal in (True, False):
@@ -145,15 +158,15 @@ def sweep(args):
                     return run
                 impls = [("sdpa-flash2", sdpa(SDPBackend.FLASH_ATTENTION)),
                          ("sdpa-cudnn", sdpa(SDPBackend.CUDNN_ATTENTION))]
-                if lib:
+                for index, (name, lib) in enumerate(libs):
                     run, out = an1_attention(lib, q, k, v, causal)
                     run()
                     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                         ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
                     err = (out.float() - ref.float()).abs().max().item()
                     if not err < (2e-2 if dtype == torch.bfloat16 else 4e-3):
-                        sys.exit(f"an1 differs from SDPA by {err} at {B}x{H}x{S}x{D}")
-                    impls.insert(0, ("an1", run))
+                        sys.exit(f"{name} differs from SDPA by {err} at {B}x{H}x{S}x{D}")
+                    impls.insert(index, (name, run))
                 medians = interleaved_medians([fn for _, fn in impls], args.warmup, args.iters)
                 for (name, _), ms in zip(impls, medians):
                     case = f"attention {name} {dname} {'causal' if causal else 'dense '} {B}x{H}x{S}x{D}"

@@ -1,174 +1,30 @@
-// The fused attention kernel template (see kernels/flash_attention.h). Included only by the
-// per-instantiation translation units in this folder, one per (dtype, head_dim, causal).
+// The sm80 attention kernel template: FlashAttention-2's design on mma.sync m16n8k16 fed by
+// ldmatrix, cp.async double-buffered K/V tiles, the online softmax in fp32 registers, causal
+// tiles above the diagonal skipped and only the diagonal band masked. Included only by the
+// generated per-instantiation translation units (kernels/CMakeLists.txt), one per
+// (dtype, head_dim, causal); the family's interface is kernels/attention/attention.h.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/attention/common/causal.h"
+#include "kernels/attention/common/mma_sync.cuh"
+#include "kernels/attention/common/online_softmax.cuh"
+#include "kernels/attention/common/scheduling.cuh"
+#include "kernels/attention/sm80/launch.h"
+#include "kernels/attention/sm80/tiles.h"
 #include "kernels/cuda_check.h"
-#include "kernels/flash_attention.h"
 
-namespace an1::kernels::flash {
-
-// Tile choices, with the reason beside each.
-template <bool kCausal>
-struct Tiles {
-  // 4 warps, 2 m16 row tiles per warp (128 query rows per block): every K and V fragment read
-  // from shared memory feeds both row tiles, halving the ldmatrix traffic that bounds the loop
-  // (dense 2.39 -> 1.90 ms at 8x32x2048x128 on an H100), and K/V are re-read from L2 once per
-  // 128 rows. 255 registers for head_dim 128: two blocks per SM.
-  static constexpr int kWarps = 4;
-  static constexpr int kRowTiles = 2;
-  static constexpr int kThreads = kWarps * 32;
-  static constexpr int kBlockM = kWarps * 16 * kRowTiles;
-  static constexpr int kBlockN = 64;  // 64 keys per tile: 8 n8 MMA tiles of scores
-  static constexpr int kPad = 8;      // +16 bytes per smem row: ldmatrix conflict-free
-  // Q + two K/V buffers = 104 KiB of shared memory at head_dim 128: two blocks per SM, as the
-  // registers allow. A third buffer would cost the second block.
-  static constexpr int kKvBuffers = 2;
-  // Blocks resident per SM, for the head groups of the launch (2 * SMs query blocks per group).
-  static constexpr int kBlocksPerSm = 2;
-};
-
-template <typename T>
-struct MmaType;
-template <>
-struct MmaType<__half> {
-  static __device__ uint32_t Pack(float a, float b) {
-    __half2 h = __floats2half2_rn(a, b);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-  static __device__ __half2 ToPair(float a, float b) { return __floats2half2_rn(a, b); }
-};
-template <>
-struct MmaType<__nv_bfloat16> {
-  static __device__ uint32_t Pack(float a, float b) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-  static __device__ __nv_bfloat162 ToPair(float a, float b) { return __floats2bfloat162_rn(a, b); }
-};
-
-__device__ __forceinline__ uint32_t SmemAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// ldmatrix takes 32-bit shared-memory addresses: a base register plus compile-time offsets,
-// which keeps the address arithmetic out of the 255 registers the accumulators need.
-__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-// D (16x8 fp32) += A (16x16, row) * B (16x8, col).
-template <typename T>
-__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
-// 16 bytes global -> shared, asynchronously; rows past `valid` are zero-filled.
-__device__ __forceinline__ void CopyAsync16(void* smem, const void* global, bool valid) {
-  const int bytes = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddress(smem)),
-               "l"(global), "r"(bytes));
-}
-__device__ __forceinline__ void CopyAsyncCommit() { asm volatile("cp.async.commit_group;\n"); }
-template <int kPending>
-__device__ __forceinline__ void CopyAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-// Loads rows [row0, row0 + kRows) of a (rows, kDim) matrix into smem with stride kDim + kPad;
-// rows at or past `rows` read as zeros. Thread t copies the 16-byte chunks t, t + kThreads, ...
-// (fully unrolled: each thread's column and first row are fixed, the rest are constants).
-template <int kRows, int kDim, int kThreads, int kPad, typename T>
-__device__ __forceinline__ void LoadTile(T* smem, const T* global, int row0, int rows) {
-  constexpr int kChunksPerRow = kDim / 8;  // 8 elements = 16 bytes
-  constexpr int kRowsPerPass = kThreads / kChunksPerRow;
-  static_assert(kThreads % kChunksPerRow == 0 && kRows % kRowsPerPass == 0);
-  const int first = threadIdx.x / kChunksPerRow, col = (threadIdx.x % kChunksPerRow) * 8;
-#pragma unroll
-  for (int pass = 0; pass < kRows / kRowsPerPass; ++pass) {
-    const int r = first + pass * kRowsPerPass;
-    const bool valid = row0 + r < rows;
-    const T* src = global + (valid ? int64_t{row0 + r} * kDim + col : 0);
-    CopyAsync16(smem + r * (kDim + kPad) + col, src, valid);
-  }
-}
-
-// 2^x with the MUFU instruction alone (flush-to-zero; exp2f adds range fix-ups around it): the
-// softmax calls it for every score, so it sits on the loop's critical path. 2^-inf = 0.
-__device__ __forceinline__ float FastExp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// A score times the (positive) log2-domain scale, rounded on its own: never contracted into an
-// FMA with the subtraction of the row max that follows. The max element's scaled score then
-// equals the scaled max bit for bit and contributes exactly exp2(0) = 1 at any magnitude; an FMA
-// would subtract the rounded max from the exact product, leaving the max's rounding error (about
-// 1e4 at scores of 1e11) in the exponent: inf or 0 instead of 1.
-__device__ __forceinline__ float ScaleScore(float score, float scale) {
-  return __fmul_rn(score, scale);
-}
-
-// The row max as a tree, not a chain: with two warps per scheduler, a chain of dependent
-// instructions stalls on every link. One row half of a warp's n8 score tiles.
-template <int kTiles>
-__device__ __forceinline__ float TreeMax(const float (&score)[kTiles][4], int half) {
-  float m[kTiles];
-#pragma unroll
-  for (int t = 0; t < kTiles; ++t) m[t] = fmaxf(score[t][half * 2], score[t][half * 2 + 1]);
-#pragma unroll
-  for (int width = kTiles / 2; width > 0; width /= 2) {
-#pragma unroll
-    for (int t = 0; t < width; ++t) m[t] = fmaxf(m[t], m[t + width]);
-  }
-  return m[0];
-}
-// Flips the sign of the 16-byte chunks of a (kRows, kDim) tile that LoadTile had this thread
-// copy (so after this thread's cp.async wait they are visible to it without a barrier).
-template <int kRows, int kDim, int kThreads, int kPad, typename T>
-__device__ __forceinline__ void FlipSigns(T* smem) {
-  constexpr int kChunksPerRow = kDim / 8;
-  for (int c = threadIdx.x; c < kRows * kChunksPerRow; c += kThreads) {
-    uint4* chunk = reinterpret_cast<uint4*>(smem + (c / kChunksPerRow) * (kDim + kPad) +
-                                            (c % kChunksPerRow) * 8);
-    uint4 x = *chunk;
-    x.x ^= 0x80008000u, x.y ^= 0x80008000u, x.z ^= 0x80008000u, x.w ^= 0x80008000u;
-    *chunk = x;
-  }
-}
+namespace an1::kernels::attention::sm80 {
 
 template <typename T, int kDim, bool kCausal>
 __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
-    FlashAttentionKernel(const __grid_constant__ FlashAttentionParams p) {
+    Sm80Kernel(const __grid_constant__ KernelArgs args) {
   using Tile = Tiles<kCausal>;
   constexpr int kM = Tile::kBlockM, kN = Tile::kBlockN, kStride = kDim + Tile::kPad;
   constexpr int kR = Tile::kRowTiles;  // m16 row tiles per warp
@@ -183,39 +39,28 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
     return q_smem + (kM + (buffer % Tile::kKvBuffers) * 2 * kN + which * kN) * kStride;
   };
 
+  const AttentionParams& p = args.params;
   // Lengths fit an int (Launch checks), so in-head indices are 32-bit: fewer registers.
   const int q_len = static_cast<int>(p.q_len), kv_len = static_cast<int>(p.kv_len);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, quad = lane % 4;
-  // Blocks run in groups of `heads_per_group` (batch, head) pairs, all query blocks of a group
-  // together: about one wave, so each head's K/V come from DRAM once and then from L2. Inside a
-  // group, causal blocks further down (more keys) go first, so the last wave is short.
-  const int64_t blocks_m = (p.q_len + kM - 1) / kM, bh_count = p.batch * p.heads;
-  const int64_t head_group = blockIdx.x / (p.heads_per_group * blocks_m);
-  const int64_t in_group = blockIdx.x % (p.heads_per_group * blocks_m);
-  const int64_t group_heads = min(p.heads_per_group, bh_count - head_group * p.heads_per_group);
-  const int64_t bh = head_group * p.heads_per_group + in_group % group_heads;
+  const int64_t blocks_m = (p.q_len + kM - 1) / kM;
+  const QueryBlock block =
+      HeadGroupedBlock(blockIdx.x, blocks_m, p.batch * p.heads, args.heads_per_group, kCausal);
+  const int64_t bh = block.bh;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int64_t kv_head = b * p.kv_heads + h / (p.heads / p.kv_heads);
-  const int block_m =
-      static_cast<int>(kCausal ? blocks_m - 1 - in_group / group_heads : in_group / group_heads);
-  const int m0 = block_m * kM;
+  const int m0 = block.block_m * kM;
   const T* q = static_cast<const T*>(p.q) + bh * p.q_len * kDim;
   const T* k = static_cast<const T*>(p.k) + kv_head * p.kv_len * kDim;
   const T* v = static_cast<const T*>(p.v) + kv_head * p.kv_len * kDim;
   T* o = static_cast<T*>(p.o) + bh * p.q_len * kDim;
 
-  // Keys this block may see: causal rows see keys j <= i + (Sk - Sq); tiles above it are skipped.
-  // Tiles before `full_tiles` need no mask at all (every row of the block sees every key of
-  // them); the rest (the diagonal band and a partial last tile) are masked per element.
-  const int diagonal = kv_len - q_len;
-  int n_end = kv_len, unmasked_end = kv_len;
-  if constexpr (kCausal) {
-    const int64_t last = int64_t{m0} + kM - 1 + diagonal;  // the block's last visible key
-    n_end = last < 0 ? 0 : (last + 1 < kv_len ? static_cast<int>(last + 1) : kv_len);
-    const int64_t first = int64_t{m0} + diagonal;  // the block's first row's last visible key
-    unmasked_end = first < 0 ? 0 : (first + 1 < kv_len ? static_cast<int>(first + 1) : kv_len);
-  }
+  // Keys this block may see: those its last row sees; tiles past them are skipped. Tiles before
+  // `full_tiles` need no mask at all (the block's first row, and so every row, sees all of their
+  // keys); the rest (the diagonal band and a partial last tile) are masked per element.
+  const int n_end = VisibleKeys(m0 + kM - 1, q_len, kv_len, kCausal);
+  const int unmasked_end = VisibleKeys(m0, q_len, kv_len, kCausal);
   const int tiles = (n_end + kN - 1) / kN, full_tiles = unmasked_end / kN;
 
   // A negative scale is folded into Q (its sign bits flipped once in shared memory), so the
@@ -223,7 +68,7 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
   // one fused multiply-add.
   // A zero scale becomes a tiny one (the same weights to fp32 precision) so that masked scores
   // stay -inf instead of -inf * 0 = NaN.
-  const float scale = fmaxf(fabsf(p.scale_log2), 1e-30f);
+  const float scale = fmaxf(fabsf(args.scale_log2), 1e-30f);
   LoadTile<kM, kDim, Tile::kThreads, Tile::kPad>(q_smem, q, m0, q_len);
   CopyAsyncCommit();
   if (tiles > 0) {
@@ -231,7 +76,7 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
     LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(0, 1), v, 0, kv_len);
     CopyAsyncCommit();
   }
-  if (p.scale_log2 < 0) {
+  if (args.scale_log2 < 0) {
     CopyAsyncWait<0>();  // rare path: wait for everything, then flip the chunks this thread loaded
     FlipSigns<kM, kDim, Tile::kThreads, Tile::kPad>(q_smem);
   }
@@ -303,11 +148,9 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
       if constexpr (kMasked) {  // past the keys, and above the causal diagonal: -inf
-        const int keys_left = kv_len - n0;
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const int limit =
-              kCausal ? min(row_of(r, half) + diagonal + 1 - n0, keys_left) : keys_left;
+          const int limit = VisibleKeys(row_of(r, half), q_len, kv_len, kCausal) - n0;
 #pragma unroll
           for (int t = 0; t < kSTiles; ++t) {
 #pragma unroll
@@ -321,11 +164,9 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
       float ref[2], rescale[2];
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        float tile_max = TreeMax<kSTiles>(score[r], half);
-#pragma unroll
-        for (int offset = 1; offset < 4; offset <<= 1) {  // the 4 threads sharing a row
-          tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
-        }
+        const float tile_max =  // over the 4 threads sharing the row
+            QuadReduce(TreeMax<kSTiles>(score[r], half),
+                       [](float a, float b) { return fmaxf(a, b); });
         const float new_max = fmaxf(row_max[r][half], tile_max);
         // A row that has seen no key yet keeps -inf; subtract 0 then: exp2 gives 0, not NaN.
         ref[half] = new_max == -INFINITY ? 0.0f : ScaleScore(new_max, scale);
@@ -388,13 +229,13 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
   for (int r = 0; r < kR; ++r) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      float sum = row_sum[r][half];
-#pragma unroll
-      for (int offset = 1; offset < 4; offset <<= 1)
-        sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+      const float sum = QuadReduce(row_sum[r][half], [](float a, float b) { return a + b; });
       const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;  // no visible key: zeros
       const int row = row_of(r, half);
       if (row >= q_len) continue;
+      if (p.lse != nullptr && quad == 0) {
+        p.lse[bh * p.q_len + row] = RowLogSumExp(row_max[r][half], sum, scale);
+      }
 #pragma unroll
       for (int d = 0; d < kDTiles; ++d) {
         *reinterpret_cast<decltype(MmaType<T>::ToPair(0, 0))*>(o + int64_t{row} * kDim + d * 8 +
@@ -408,24 +249,22 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
 constexpr int kMaxDevices = 64;
 
 template <typename T, int kDim, bool kCausal>
-KernelStatus Launch(const FlashAttentionParams& p, cudaStream_t stream) {
+KernelStatus Launch(const AttentionParams& p, cudaStream_t stream) {
   using Tile = Tiles<kCausal>;
-  constexpr int kStride = kDim + Tile::kPad;
-  constexpr int kSmem =
-      (Tile::kBlockM + 2 * Tile::kKvBuffers * Tile::kBlockN) * kStride * sizeof(T);
-  auto kernel = FlashAttentionKernel<T, kDim, kCausal>;
+  constexpr int kSmem = SharedMemoryBytes<kCausal>(kDim, sizeof(T));
+  auto kernel = Sm80Kernel<T, kDim, kCausal>;
   const int64_t blocks_m = (p.q_len + Tile::kBlockM - 1) / Tile::kBlockM;
   const int64_t blocks = blocks_m * p.batch * p.heads;
   if (blocks > 0x7fffffff || p.q_len > 0x7fffffff - Tile::kBlockM ||
       p.kv_len > 0x7fffffff - Tile::kBlockN) {
     return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
-                               "flash attention: at most 2^31 blocks, queries and keys per call");
+                               "attention sm80: at most 2^31 blocks, queries and keys per call");
   }
   // Per device, once: the shared-memory opt-in (a per-device function attribute) and the SM
   // count. Racing first launches on one device both set the same attribute, which is harmless.
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) {
-    return KernelStatus::Error(KernelStatus::Kind::kInternal, "flash attention: no current device");
+    return KernelStatus::Error(KernelStatus::Kind::kInternal, "attention sm80: no current device");
   }
   static std::atomic<int> sms_of[kMaxDevices] = {};  // 0: not configured yet
   int sms = sms_of[device].load(std::memory_order_acquire);
@@ -433,14 +272,15 @@ KernelStatus Launch(const FlashAttentionParams& p, cudaStream_t stream) {
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    if (e != cudaSuccess) return FromCuda(e, "flash attention setup");
+    if (e != cudaSuccess) return FromCuda(e, "attention sm80 setup");
     sms_of[device].store(sms, std::memory_order_release);
   }
-  // Heads per group: enough query blocks to fill the GPU once.
-  FlashAttentionParams launch = p;
-  launch.heads_per_group = std::max<int64_t>(1, Tile::kBlocksPerSm * sms / blocks_m);
-  kernel<<<static_cast<unsigned>(blocks), Tile::kThreads, kSmem, stream>>>(launch);
-  return FromCuda(cudaGetLastError(), "flash attention launch");
+  KernelArgs args;
+  args.params = p;
+  args.scale_log2 = p.scale * kLog2e;
+  args.heads_per_group = HeadsPerGroup(blocks_m, Tile::kBlocksPerSm, sms);
+  kernel<<<static_cast<unsigned>(blocks), Tile::kThreads, kSmem, stream>>>(args);
+  return FromCuda(cudaGetLastError(), "attention sm80 launch");
 }
 
-}  // namespace an1::kernels::flash
+}  // namespace an1::kernels::attention::sm80

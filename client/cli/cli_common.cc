@@ -1,7 +1,9 @@
-#include "client/cli_common.h"
+#include "client/cli/cli_common.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <stdexcept>
@@ -39,7 +41,37 @@ int ReportRpcError(const grpc::Status& status) {
 
 int UsageError(const std::string& message) {
   std::cerr << "error: " << message << "\n";
-  return 2;
+  return kExitUsage;
+}
+
+namespace {
+// A check that the option's text is a finite number above (or at least) zero.
+CLI::Validator NumberCheck(bool zero_allowed) {
+  const std::string name = zero_allowed ? "NONNEGATIVE" : "POSITIVE";
+  return CLI::Validator(
+      [zero_allowed](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        const bool parsed = !text.empty() && end == text.c_str() + text.size();
+        if (parsed && std::isfinite(value) && (value > 0 || (zero_allowed && value == 0))) {
+          return {};
+        }
+        return text + " is not a " + (zero_allowed ? "non-negative" : "positive") + " number";
+      },
+      name, name);
+}
+}  // namespace
+
+CLI::Validator PositiveNumber() { return NumberCheck(false); }
+CLI::Validator NonNegativeNumber() { return NumberCheck(true); }
+
+bool CheckTransport(const std::string& transport, int device) {
+  if (transport != "cuda-ipc") return true;
+  std::string why;
+  if (an1::client::CudaRegion::Usable(device, &why)) return true;
+  std::cerr << "error: --transport cuda-ipc needs a CUDA GPU on this host: " << why
+            << "; use --transport shm or inline\n";
+  return false;
 }
 
 const char* BackendName(v1::Backend b) {
@@ -85,7 +117,14 @@ HostTensor RandomTensor(std::vector<int64_t> shape, v1::DType dtype, std::mt1993
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> values(static_cast<std::size_t>(count));
   for (float& x : values) x = uniform(rng);
-  return HostTensor{dtype, std::move(shape), an1::client::EncodeElements(values, dtype)};
+  return HostTensor{dtype, std::move(shape), an1::client::EncodeElements(values, dtype),
+                    std::nullopt};
+}
+
+std::string FormatNumber(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.*f", decimals, value);
+  return text;
 }
 
 double Median(std::vector<double> v) {
@@ -150,4 +189,5 @@ bool Placement::Fail(const std::string& error) {
   std::cerr << "error: " << error << "\n";
   return false;
 }
+
 }  // namespace an1::cli

@@ -1,10 +1,10 @@
-// GPU execution (CUDA builds only): a GpuContext per device holds its streams, stream-ordered
-// memory pool, pinned staging buffers, cuBLASLt runner and health; GpuBackend runs requests on
-// it, as the readable baseline (cuBLASLt's first algorithm, unfused attention) or as an1 (tuned
-// cuBLASLt; the fused attention kernels come later).
+// GpuContext (CUDA builds only): what the engine keeps per GPU — its streams (one slot per
+// executor, each with a workspace, pinned staging and device memory), its cuBLASLt runner, its
+// properties and its health. The GPU backends (gpu_baseline_backend.h, gpu_an1_backend.h) run
+// requests on it.
 //
-// Thread-safety: each slot (stream, workspace, staging) is used by one executor thread at a
-// time; everything else is safe to share.
+// Thread-safety: each slot is used by one executor thread at a time; everything else is safe to
+// share.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,13 +15,15 @@
 #include <string>
 #include <vector>
 
-#include "engine/backend.h"
+#include "engine/device_health.h"
+#include "engine/device_id.h"
+#include "engine/status.h"
 #include "engine/thread_pool.h"
 #include "kernels/gemm.h"
 
 namespace an1 {
 
-class GpuContext {
+class GpuContext final : public DeviceHealth {
  public:
   // Creates `slots` streams (with workspaces) on device `index`. Errors: UNAVAILABLE when the
   // device cannot be initialised, UNIMPLEMENTED when cuBLASLt cannot be loaded.
@@ -29,14 +31,17 @@ class GpuContext {
   ~GpuContext();
 
   int index() const { return index_; }
+  DeviceId device() const { return DeviceId::Cuda(index_); }
   int slots() const { return static_cast<int>(slots_.size()); }
-  bool healthy() const { return healthy_.load(); }
-  std::string fault() const;
+  // Read once at creation: kernels check their coverage against these.
+  const cudaDeviceProp& properties() const { return properties_; }
+  bool healthy() const override { return healthy_.load(); }
+  std::string fault() const override;
 
   // Takes the device out of service after a sticky error; later requests get UNAVAILABLE.
   void MarkFaulty(const std::string& reason);
   // Launches a kernel that faults the device: a test hook for the fault paths.
-  void InjectFaultForTesting();
+  void InjectFaultForTesting() override;
 
   struct Slot {
     cudaStream_t stream = nullptr;
@@ -71,31 +76,13 @@ class GpuContext {
   static constexpr int kCopyThreads = 3;
 
   int index_;
+  cudaDeviceProp properties_{};
   std::vector<Slot> slots_;
   std::unique_ptr<kernels::GemmRunner> gemm_;
   ThreadPool copy_pool_;
   std::atomic<bool> healthy_{true};
   mutable std::mutex fault_mutex_;
   std::string fault_;
-};
-
-class GpuBackend final : public Backend {
- public:
-  enum class Flavor { kBaseline, kAn1 };
-  GpuBackend(GpuContext* context, Flavor flavor) : context_(context), flavor_(flavor) {}
-
-  std::string Unsupported(OpKind op) const override;
-  std::string UnsupportedAttention(const ValidatedAttention& problem) const override;
-  Status Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
-                   std::span<std::byte> output, const ExecutionContext& context,
-                   ExecutionTimes* times) override;
-  Status Matmul(const ValidatedMatmul& problem, const TensorView& a, const TensorView& b,
-                std::span<std::byte> output, const ExecutionContext& context,
-                ExecutionTimes* times) override;
-
- private:
-  GpuContext* context_;
-  Flavor flavor_;
 };
 
 }  // namespace an1

@@ -1,12 +1,17 @@
-// `an1 bench` and `an1 power`: attention benchmarks run against a server (DESIGN.md §1, §4).
+// `an1 bench` and `an1 power`: attention benchmarks run against a server.
 //
 // bench: the old llm_bench flags and CSV (bench_logs/llm_bench_results.csv, its columns first),
 // plus causal-aware and dense TFLOP/s, p99, server and end-to-end time, tokens/s, energy per
 // token (the energy the server attributes to each request, over --energy-seconds of sustained
-// calls after the timed ones), transport, sweeps over
-// --seq-len, a gnuplot PNG, and --concurrency N load mode.
+// calls after the timed ones; skipped when the server has no GPU energy counter), transport,
+// sweeps over --seq-len, a gnuplot PNG, --concurrency N load mode, and one progress line per case
+// on stderr.
 // power: the GPU energy counter (read through GetServerInfo) before and after a sustained run
 // per backend: average W, J per call, J per token, and the reduction of an1 against baseline.
+//
+// The pieces, one job to a file: bench_flags.cc (flags), bench.cc (the sweep), load.h (the
+// concurrent load run), summary.h (its figures), energy.h (energy counters and the energy
+// phase), power.cc, csv.h, plot.h.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -14,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "client/cli_common.h"
+#include "client/cli/cli_common.h"
 
 namespace an1::cli {
 
@@ -38,6 +43,10 @@ struct BenchFlags {
 // Adds the subcommands and their flags (shared: the shape, the backends, the load).
 CLI::App* AddBenchCommand(CLI::App& app, BenchFlags* flags);
 CLI::App* AddPowerCommand(CLI::App& app, BenchFlags* flags);
+
+// The backends to run, baseline first: those asked for by --backend-baseline / --backend-an1,
+// both when neither is given.
+std::vector<v1::Backend> Backends(const BenchFlags& flags);
 
 int RunBench(Client& client, const BenchFlags& flags);
 int RunPower(Client& client, const BenchFlags& flags);

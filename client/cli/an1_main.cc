@@ -1,5 +1,7 @@
-// an1: the command-line client of AN1 Engine (DESIGN.md §3). Exit status 0 on success; on error
-// the server's status code and message go to stderr and the exit status is 1 (2 for bad usage).
+// an1: the command-line client of AN1 Engine (README.md: Quick start, and the `an1` client under
+// Configuration). Exit status 0 on success; on error the server's status code and message go to
+// stderr and the exit status is 1; bad usage (an unknown option or subcommand, a value that does
+// not parse or is out of range) exits 2 with CLI11's message; --help prints help and exits 0.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -15,8 +17,8 @@
 #include <string>
 #include <thread>
 
-#include "client/bench.h"
-#include "client/cli_common.h"
+#include "client/cli/bench.h"
+#include "client/cli/cli_common.h"
 #include "client/client.h"
 #include "client/cuda_region.h"
 #include "client/elements.h"
@@ -159,6 +161,10 @@ int Run(int argc, char** argv) {
 
   CLI::App app{"an1: client of the AN1 Engine attention and matmul service"};
   app.require_subcommand(1);
+  // "error: ..." as for every other error of the CLI (the subcommands' errors print through it).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "error: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+  });
   // The global options may come before or after the subcommand (`an1 health --server H:P`):
   // a subcommand hands the options it does not know to the app. Inherited by every subcommand
   // added below, so it must be set before them. Given more than once, before, after or both,
@@ -172,7 +178,7 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--timeout", timeout_seconds, "Per-call deadline in seconds (0: none)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
-      ->check(CLI::NonNegativeNumber);
+      ->check(NonNegativeNumber());
   app.add_option("--max-message-bytes", options.max_message_bytes, "Largest message")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::Range(1024, 2147483647))
@@ -203,19 +209,15 @@ int Run(int argc, char** argv) {
   std::optional<float> scale;
   std::string q_path, k_path, v_path;
   add_common(attention);
-  attention->add_option("--batch-size", batch, "B")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  attention->add_option("--batch-size", batch, "B")->check(PositiveNumber())->capture_default_str();
   attention->add_option("--n-heads", heads, "H (query heads)")
-      ->check(CLI::PositiveNumber)
+      ->check(PositiveNumber())
       ->capture_default_str();
-  attention->add_option("--n-kv-heads", kv_heads, "Hkv (default: H)")->check(CLI::PositiveNumber);
-  attention->add_option("--seq-len", seq_len, "Sq")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  attention->add_option("--kv-seq-len", kv_seq_len, "Sk (default: Sq)")->check(CLI::PositiveNumber);
+  attention->add_option("--n-kv-heads", kv_heads, "Hkv (default: H)")->check(PositiveNumber());
+  attention->add_option("--seq-len", seq_len, "Sq")->check(PositiveNumber())->capture_default_str();
+  attention->add_option("--kv-seq-len", kv_seq_len, "Sk (default: Sq)")->check(PositiveNumber());
   attention->add_option("--head-dim", head_dim, "D")
-      ->check(CLI::PositiveNumber)
+      ->check(PositiveNumber())
       ->capture_default_str();
   attention->add_flag("--causal,!--no-causal", causal,
                       "Causal mask, bottom-right aligned (default)");
@@ -261,7 +263,23 @@ int Run(int argc, char** argv) {
   CLI::App* bench = AddBenchCommand(app, &bench_flags);
   CLI::App* power = AddPowerCommand(app, &power_flags);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Help (exit code 0) is printed and exits 0; every usage error exits 2, not CLI11's own
+    // codes (105 for a value that fails its check, 106 for a missing subcommand, ...).
+    if (e.get_exit_code() != 0 && app.get_subcommands().empty() && !app.remaining().empty() &&
+        app.remaining().front().rfind("-", 0) != 0) {
+      // `an1 frobnicate`: CLI11 would only say that a subcommand is required.
+      std::string names;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      }
+      return UsageError("unknown subcommand " + app.remaining().front() + " (one of " + names +
+                        "; an1 --help)");
+    }
+    return app.exit(e) == 0 ? 0 : kExitUsage;
+  }
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   options.client_id = "an1-cli-" + std::to_string(getpid());
   Client client(options);
@@ -323,6 +341,11 @@ int Run(int argc, char** argv) {
   if (app.got_subcommand(bench)) return RunBench(client, bench_flags);
   if (app.got_subcommand(power)) return RunPower(client, power_flags);
 
+  // Before making any input: a transport this host cannot use is said in plain words.
+  if ((app.got_subcommand(attention) || app.got_subcommand(matmul)) &&
+      !CheckTransport(transport, device)) {
+    return kExitError;
+  }
   std::mt19937_64 rng(seed);
   if (app.got_subcommand(attention)) {
     an1::client::AttentionArgs args;
@@ -346,7 +369,7 @@ int Run(int argc, char** argv) {
     Placement placement;
     if (!placement.Place(client, transport, device, {&args.q, &args.k, &args.v},
                          args.q.bytes.size(), &args.output_region)) {
-      return 1;
+      return kExitError;
     }
     return Execute(args, repeat, start_at, placement, out_path,
                    [&](an1::client::AttentionArgs a, CallResult* r) {
@@ -369,7 +392,7 @@ int Run(int argc, char** argv) {
     Placement placement;
     if (!placement.Place(client, transport, device, {&args.a, &args.b},
                          MatmulOutputBytes(args.a, args.b), &args.output_region)) {
-      return 1;
+      return kExitError;
     }
     return Execute(
         args, repeat, start_at, placement, out_path,

@@ -1,0 +1,91 @@
+// The attention-kernel family (CUDA builds only): softmax(q k^T * scale + mask) v on the GPU,
+// through one parameter struct and four functions, whichever kernel runs it.
+//
+//   AttentionParams p = ...;                       // pointers, shapes, dtype, mask, scale
+//   if (std::string why = Supported(props, p); !why.empty()) { ... }   // why not, in words
+//   Run(p, workspace, WorkspaceBytes(p), stream);  // validates, selects a kernel, launches
+//
+// Kernels (AttentionKernel): kSm80, the FlashAttention-2 design on mma.sync (attention/sm80/);
+// the Hopper kernel (sm90/) and the decode kernel (decode/) join the enum, the dispatcher in
+// attention.cc and tests/kernels/attention_kernel_test.cc. Shared device code is in common/.
+//
+// Errors are KernelStatus values: kUnsupported (outside every kernel's coverage, with the
+// reason, checked before any launch), kOutOfMemory, kDeviceFault, kInternal. Thread-safety: the
+// functions may be called from any thread; Run enqueues on `stream` and does not synchronize.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kernels/element_type.h"
+#include "kernels/kernel_status.h"
+
+namespace an1::kernels::attention {
+
+// How q, k, v and o are laid out in memory.
+enum class Layout {
+  // Row-major and contiguous: q and o (batch, heads, q_len, head_dim), k and v
+  // (batch, kv_heads, kv_len, head_dim), as PyTorch's SDPA takes them.
+  kBhsd,
+};
+
+// Which kernel runs a problem. kAuto lets the dispatcher choose (SelectKernel).
+enum class AttentionKernel {
+  kAuto,
+  kSm80,  // mma.sync m16n8k16, cp.async double buffering (FlashAttention-2 design)
+};
+
+// The whole host/kernel interface.
+struct AttentionParams {
+  // Device pointers of `dtype` elements, in `layout`; o must not overlap q, k or v.
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  void* o = nullptr;
+  // Optional fp32 output (batch, heads, q_len): each row's log-sum-exp of its scaled scores,
+  // ln(sum_j exp(q_i . k_j * scale)) over the keys it sees (FlashAttention's softmax_lse);
+  // -inf for a row that sees none. nullptr: not written.
+  float* lse = nullptr;
+
+  Layout layout = Layout::kBhsd;
+  ElementType dtype = ElementType::kF16;
+  int64_t batch = 0;
+  int64_t heads = 0;     // query heads
+  int64_t kv_heads = 0;  // heads % kv_heads == 0: query head h reads kv head h / (heads/kv_heads)
+  int64_t q_len = 0;
+  int64_t kv_len = 0;
+  int64_t head_dim = 0;
+  bool causal = true;  // aligned bottom-right (attention/common/causal.h)
+  float scale = 0;     // multiplies q . k; any finite value (0 gives uniform weights)
+  AttentionKernel kernel = AttentionKernel::kAuto;
+};
+
+// "auto", "sm80".
+std::string_view KernelName(AttentionKernel kernel);
+
+// Every kernel the dispatcher knows, kAuto excluded (for tests and benchmarks).
+inline constexpr AttentionKernel kAllKernels[] = {AttentionKernel::kSm80};
+
+// Empty when `params.kernel` (or, for kAuto, some kernel) runs `params` on a device with
+// `device`'s properties; otherwise why not, for people (e.g. "the an1 attention kernels take
+// head_dim 64 or 128, not 96"). Pointers are not looked at, so a problem can be checked before
+// its memory exists.
+std::string Supported(const cudaDeviceProp& device, const AttentionParams& params);
+
+// The kernel kAuto resolves to, or kAuto when none supports the problem.
+AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams& params);
+
+// Device memory Run needs as workspace for this problem (0 for kernels that need none).
+std::size_t WorkspaceBytes(const AttentionParams& params);
+
+// Validates `params` against the current device, selects the kernel (params.kernel, or the
+// dispatcher's choice for kAuto) and launches it on `stream`. `workspace` must hold
+// WorkspaceBytes(params) bytes of device memory (may be null when that is 0).
+KernelStatus Run(const AttentionParams& params, void* workspace, std::size_t workspace_bytes,
+                 cudaStream_t stream);
+
+}  // namespace an1::kernels::attention

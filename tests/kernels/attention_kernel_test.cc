@@ -1,0 +1,250 @@
+// Every kernel of the attention family (kernels/attention/attention.h), on its own — no engine,
+// no license — against a float64 reference, on the same inputs: kernel x dtype x head_dim x
+// causal x awkward shapes (lengths of 1, primes, non-multiples of every tile, Sq > Sk and
+// Sq < Sk, GQA and MQA, large magnitudes, negative and zero scales), outputs and LSE poisoned
+// before every run. A new kernel joins kAllKernels and is tested here with no change.
+// Label `gpu`: skipped, saying why, where no GPU is usable.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/attention/attention.h"
+#include "tests/reference.h"
+
+namespace an1 {
+namespace {
+
+namespace attention = kernels::attention;
+using testing::AttentionCase;
+
+// Device memory freed at scope exit.
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  explicit DeviceBuffer(std::size_t bytes) { EXPECT_EQ(cudaMalloc(&ptr, bytes), cudaSuccess); }
+  ~DeviceBuffer() { cudaFree(ptr); }
+};
+
+class AttentionKernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+      GTEST_SKIP() << "no usable GPU: " << cudaGetErrorString(cudaGetLastError());
+    }
+    ASSERT_EQ(cudaGetDeviceProperties(&props_, 0), cudaSuccess);
+  }
+  cudaDeviceProp props_{};
+};
+
+struct Case {
+  AttentionCase shape;
+  float magnitude = 1.0f;      // inputs drawn from N(0, 1) times this
+  std::optional<float> scale;  // nullopt: 1/sqrt(D)
+};
+
+// The LSE reference: ln(sum_j exp(s_j)) over the visible keys, -inf when none.
+std::vector<double> ReferenceLse(const AttentionCase& c, const std::vector<float>& q,
+                                 const std::vector<float>& k, bool causal, double scale) {
+  std::vector<double> lse(c.batch * c.heads * c.q_len, -INFINITY);
+  const int64_t group = c.heads / c.kv_heads;
+  for (int64_t bh = 0; bh < c.batch * c.heads; ++bh) {
+    const int64_t b = bh / c.heads, kvh = bh % c.heads / group;
+    for (int64_t i = 0; i < c.q_len; ++i) {
+      const int64_t visible =
+          causal ? std::clamp<int64_t>(i + c.kv_len - c.q_len + 1, 0, c.kv_len) : c.kv_len;
+      double max_s = -INFINITY;
+      std::vector<double> s(visible);
+      for (int64_t j = 0; j < visible; ++j) {
+        double dot = 0;
+        for (int64_t x = 0; x < c.head_dim; ++x) {
+          dot += double(q[(bh * c.q_len + i) * c.head_dim + x]) *
+                 k[((b * c.kv_heads + kvh) * c.kv_len + j) * c.head_dim + x];
+        }
+        max_s = std::max(max_s, s[j] = dot * scale);
+      }
+      if (visible == 0) continue;
+      double sum = 0;
+      for (double x : s) sum += std::exp(x - max_s);
+      lse[bh * c.q_len + i] = max_s + std::log(sum);
+    }
+  }
+  return lse;
+}
+
+TEST_F(AttentionKernelTest, EveryKernelMatchesTheFloat64Reference) {
+  std::vector<Case> cases;
+  for (int64_t d : {64, 128}) {
+    for (AttentionCase s : std::vector<AttentionCase>{
+             {1, 1, 1, 1, 1, d},      // everything of length 1
+             {1, 2, 1, 1, 97, d},     // one query against many keys (MQA)
+             {2, 4, 2, 37, 53, d},    // GQA, Sq < Sk, primes
+             {1, 3, 1, 131, 67, d},   // Sq > Sk: rows that see no key when causal
+             {2, 2, 2, 64, 64, d},    // exact tiles
+             {1, 8, 2, 129, 257, d},  // one past a 128-row block, one past four 64-key tiles
+             {3, 2, 1, 65, 1, d},     // one key
+             {1, 2, 2, 200, 333, d}}) {
+      cases.push_back({s, 1.0f, std::nullopt});
+    }
+    cases.push_back({{1, 2, 1, 61, 130, d}, 30.0f, std::nullopt});  // large scores, peaked softmax
+    cases.push_back({{1, 2, 2, 33, 47, d}, 1.0f, -0.7f});           // negative scale
+    cases.push_back({{1, 2, 2, 33, 47, d}, 1.0f, 0.0f});            // zero scale: uniform weights
+  }
+  std::mt19937_64 rng(2026);
+  for (attention::AttentionKernel kernel : attention::kAllKernels) {
+    for (const Case& c : cases) {
+      const AttentionCase& s = c.shape;
+      for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+        for (bool causal : {true, false}) {
+          attention::AttentionParams p;
+          p.kernel = kernel;
+          p.dtype =
+              dtype == DType::kFloat16 ? kernels::ElementType::kF16 : kernels::ElementType::kBF16;
+          p.batch = s.batch, p.heads = s.heads, p.kv_heads = s.kv_heads;
+          p.q_len = s.q_len, p.kv_len = s.kv_len, p.head_dim = s.head_dim;
+          p.causal = causal;
+          p.scale = c.scale.value_or(1.0f / std::sqrt(static_cast<float>(s.head_dim)));
+          const std::string what =
+              std::string(attention::KernelName(kernel)) + " " + std::string(DTypeName(dtype)) +
+              (causal ? " causal" : " dense") + " B" + std::to_string(s.batch) + " H" +
+              std::to_string(s.heads) + " Hkv" + std::to_string(s.kv_heads) + " Sq" +
+              std::to_string(s.q_len) + " Sk" + std::to_string(s.kv_len) + " D" +
+              std::to_string(s.head_dim) + " x" + std::to_string(c.magnitude) + " scale " +
+              std::to_string(p.scale);
+          if (std::string why = attention::Supported(props_, p); !why.empty()) {
+            ADD_FAILURE() << what << ": unsupported: " << why;
+            continue;
+          }
+          const std::size_t q_n = s.batch * s.heads * s.q_len * s.head_dim;
+          const std::size_t kv_n = s.batch * s.kv_heads * s.kv_len * s.head_dim;
+          auto encode = [&](std::size_t n) {
+            std::vector<float> raw = testing::RandomFloats(n, rng);
+            for (float& x : raw) x *= c.magnitude;
+            testing::Encoded e;
+            e.bytes.resize(n * 2);
+            ConvertFromFloat(dtype, raw.data(), n, e.bytes.data());
+            e.values.resize(n);
+            ConvertToFloat(dtype, e.bytes.data(), n, e.values.data());
+            return e;
+          };
+          const testing::Encoded q = encode(q_n), k = encode(kv_n), v = encode(kv_n);
+          DeviceBuffer dq(q.bytes.size()), dk(k.bytes.size()), dv(v.bytes.size()),
+              dout(q.bytes.size()), dlse(s.batch * s.heads * s.q_len * sizeof(float));
+          ASSERT_EQ(cudaMemcpy(dq.ptr, q.bytes.data(), q.bytes.size(), cudaMemcpyHostToDevice),
+                    cudaSuccess);
+          ASSERT_EQ(cudaMemcpy(dk.ptr, k.bytes.data(), k.bytes.size(), cudaMemcpyHostToDevice),
+                    cudaSuccess);
+          ASSERT_EQ(cudaMemcpy(dv.ptr, v.bytes.data(), v.bytes.size(), cudaMemcpyHostToDevice),
+                    cudaSuccess);
+          // Poisoned: NaN in every output element and LSE entry.
+          ASSERT_EQ(cudaMemset(dout.ptr, 0xff, q.bytes.size()), cudaSuccess);
+          ASSERT_EQ(cudaMemset(dlse.ptr, 0xff, s.batch * s.heads * s.q_len * sizeof(float)),
+                    cudaSuccess);
+          p.q = dq.ptr, p.k = dk.ptr, p.v = dv.ptr, p.o = dout.ptr;
+          p.lse = static_cast<float*>(dlse.ptr);
+          const std::size_t workspace_bytes = attention::WorkspaceBytes(p);
+          DeviceBuffer workspace(std::max<std::size_t>(workspace_bytes, 1));
+          const kernels::KernelStatus ran = attention::Run(p, workspace.ptr, workspace_bytes, 0);
+          ASSERT_TRUE(ran.ok()) << what << ": " << ran.message;
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+
+          std::vector<std::byte> out_bytes(q.bytes.size());
+          std::vector<float> lse(s.batch * s.heads * s.q_len);
+          ASSERT_EQ(
+              cudaMemcpy(out_bytes.data(), dout.ptr, out_bytes.size(), cudaMemcpyDeviceToHost),
+              cudaSuccess);
+          ASSERT_EQ(
+              cudaMemcpy(lse.data(), dlse.ptr, lse.size() * sizeof(float), cudaMemcpyDeviceToHost),
+              cudaSuccess);
+          const std::vector<float> got = testing::Decode(out_bytes, dtype);
+          for (float x : got) ASSERT_TRUE(std::isfinite(x)) << what << ": unwritten or NaN output";
+          const std::vector<double> want =
+              testing::ReferenceAttention(s, q.values, k.values, v.values, causal, p.scale);
+          EXPECT_LE(testing::RelativeError(got, want), testing::Tolerance(dtype)) << what;
+          const std::vector<double> want_lse = ReferenceLse(s, q.values, k.values, causal, p.scale);
+          for (std::size_t i = 0; i < lse.size(); ++i) {
+            if (std::isinf(want_lse[i])) {
+              ASSERT_TRUE(std::isinf(lse[i]) && lse[i] < 0) << what << " lse row " << i;
+            } else {
+              ASSERT_NEAR(lse[i], want_lse[i], 1e-3 * std::max(1.0, std::fabs(want_lse[i])))
+                  << what << " lse row " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Huge scores (inputs of magnitude 1e2 to 1e5): the row maximum contributes exactly 1, so the
+// softmax is exact rather than inf, NaN or zeros (tests/reference.h, MakeHugeScoreInputs).
+TEST_F(AttentionKernelTest, EveryKernelKeepsHugeScoresExact) {
+  std::mt19937_64 rng(133120);
+  for (attention::AttentionKernel kernel : attention::kAllKernels) {
+    for (int64_t d : {64, 128}) {
+      for (AttentionCase s : std::vector<AttentionCase>{
+               {1, 2, 2, 1, 1, d}, {1, 2, 1, 64, 64, d}, {1, 2, 2, 130, 130, d}}) {
+        for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+          for (float magnitude : testing::HugeScoreMagnitudes(dtype)) {
+            for (bool causal : {true, false}) {
+              const testing::HugeScoreInputs x =
+                  testing::MakeHugeScoreInputs(s, dtype, magnitude, rng);
+              attention::AttentionParams p;
+              p.kernel = kernel;
+              p.dtype = dtype == DType::kFloat16 ? kernels::ElementType::kF16
+                                                 : kernels::ElementType::kBF16;
+              p.batch = s.batch, p.heads = s.heads, p.kv_heads = s.kv_heads;
+              p.q_len = s.q_len, p.kv_len = s.kv_len, p.head_dim = s.head_dim;
+              p.causal = causal;
+              p.scale = 1.0f / std::sqrt(static_cast<float>(d));
+              DeviceBuffer dq(x.q.bytes.size()), dk(x.k.bytes.size()), dv(x.v.bytes.size()),
+                  dout(x.q.bytes.size());
+              cudaMemcpy(dq.ptr, x.q.bytes.data(), x.q.bytes.size(), cudaMemcpyHostToDevice);
+              cudaMemcpy(dk.ptr, x.k.bytes.data(), x.k.bytes.size(), cudaMemcpyHostToDevice);
+              cudaMemcpy(dv.ptr, x.v.bytes.data(), x.v.bytes.size(), cudaMemcpyHostToDevice);
+              cudaMemset(dout.ptr, 0xff, x.q.bytes.size());
+              p.q = dq.ptr, p.k = dk.ptr, p.v = dv.ptr, p.o = dout.ptr;
+              ASSERT_TRUE(attention::Run(p, nullptr, 0, 0).ok());
+              std::vector<std::byte> out_bytes(x.q.bytes.size());
+              ASSERT_EQ(
+                  cudaMemcpy(out_bytes.data(), dout.ptr, out_bytes.size(), cudaMemcpyDeviceToHost),
+                  cudaSuccess);
+              const std::vector<float> got = testing::Decode(out_bytes, dtype);
+              const std::string what =
+                  std::string(attention::KernelName(kernel)) + " " + std::string(DTypeName(dtype)) +
+                  " magnitude " + std::to_string(magnitude) + " D" + std::to_string(d) + " Sq" +
+                  std::to_string(s.q_len) + (causal ? " causal" : " dense");
+              for (float y : got) ASSERT_TRUE(std::isfinite(y)) << what;
+              const auto want = testing::ReferenceAttention(s, x.q.values, x.k.values, x.v.values,
+                                                            causal, p.scale);
+              EXPECT_LE(testing::RelativeError(got, want), testing::Tolerance(dtype)) << what;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Coverage is checked before any launch, with reasons a person can act on.
+TEST_F(AttentionKernelTest, UnsupportedProblemsSayWhy) {
+  attention::AttentionParams p;
+  p.batch = p.heads = p.kv_heads = 1;
+  p.q_len = p.kv_len = 8;
+  p.head_dim = 96;
+  EXPECT_NE(attention::Supported(props_, p).find("head_dim 64 or 128, not 96"), std::string::npos)
+      << attention::Supported(props_, p);
+  p.head_dim = 64;
+  p.dtype = kernels::ElementType::kF32;
+  EXPECT_NE(attention::Supported(props_, p).find("fp16 and bf16"), std::string::npos);
+  p.dtype = kernels::ElementType::kF16;
+  p.heads = 3, p.kv_heads = 2;
+  EXPECT_NE(attention::Supported(props_, p).find("multiple of kv_heads"), std::string::npos);
+  p.heads = 2;
+  EXPECT_EQ(attention::Run(p, nullptr, 0, 0).kind, kernels::KernelStatus::Kind::kUnsupported);
+}
+
+}  // namespace
+}  // namespace an1
