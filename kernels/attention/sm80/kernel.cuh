@@ -234,7 +234,9 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
       const int row = row_of(r, half);
       if (row >= q_len) continue;
       if (p.lse != nullptr && quad == 0) {
-        p.lse[bh * p.q_len + row] = RowLogSumExp(row_max[r][half], sum, scale);
+        // The head's first row, from `o` (live anyway): keeping `bh` costs registers in the loop.
+        const int64_t head_row0 = (o - static_cast<T*>(p.o)) / kDim;
+        p.lse[head_row0 + row] = RowLogSumExp(row_max[r][half], sum, scale);
       }
 #pragma unroll
       for (int d = 0; d < kDTiles; ++d) {
