@@ -77,6 +77,19 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
   return KernelSupported(kAllKernels[0], device, p);
 }
 
+std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& p) {
+  if (!Supported(device, p).empty()) return "";
+  const AttentionKernel kernel = p.kernel == AttentionKernel::kAuto ? SelectKernel(device, p)
+                                                                     : p.kernel;
+  switch (kernel) {
+    case AttentionKernel::kSm80:
+      return "an1.fwd.sm80";
+    case AttentionKernel::kAuto:
+      break;
+  }
+  return "";
+}
+
 std::size_t WorkspaceBytes(const AttentionParams& /*params*/) { return 0; }  // sm80 needs none
 
 KernelStatus Run(const AttentionParams& p, void* /*workspace*/, std::size_t workspace_bytes,

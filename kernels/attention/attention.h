@@ -79,6 +79,11 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& param
 // The kernel kAuto resolves to, or kAuto when none supports the problem.
 AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams& params);
 
+// What Run would launch for `params` on `device`, as reported to clients (ExecutionInfo.kernel):
+// "an1.fwd.sm80", or "an1.decode.splitkv/N" for the decode kernel with N KV splits ("an1.decode"
+// when N is 1). Empty when no kernel supports the problem.
+std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& params);
+
 // Device memory Run needs as workspace for this problem (0 for kernels that need none).
 std::size_t WorkspaceBytes(const AttentionParams& params);
 
