@@ -144,12 +144,15 @@ grpc::Status Client::Attention(AttentionArgs args, CallResult* result) {
   if (args.causal) request.set_causal(*args.causal);
   if (args.scale) request.set_scale(*args.scale);
   if (args.output_region) *request.mutable_output()->mutable_region() = *args.output_region;
+  if (args.return_lse) request.set_return_lse(true);
   grpc::ClientContext context;
   Prepare(&context);
   v1::AttentionResponse response;
   grpc::Status status = stub_->Attention(&context, request, &response);
   if (!status.ok()) return status;
   FromWire(response.mutable_output(), &result->output);
+  result->lse.reset();
+  if (response.has_lse()) FromWire(response.mutable_lse(), &result->lse.emplace());
   result->info = response.info();
   result->round_trip_seconds = SecondsSince(start);
   return status;
@@ -169,6 +172,7 @@ grpc::Status Client::Matmul(MatmulArgs args, CallResult* result) {
   grpc::Status status = stub_->Matmul(&context, request, &response);
   if (!status.ok()) return status;
   FromWire(response.mutable_output(), &result->output);
+  result->lse.reset();
   result->info = response.info();
   result->round_trip_seconds = SecondsSince(start);
   return status;

@@ -44,6 +44,7 @@ struct AttentionArgs {
   std::optional<bool> causal;                  // server default: true
   std::optional<float> scale;                  // server default: 1/sqrt(head_dim)
   std::optional<v1::RegionRef> output_region;  // write the output there instead of inline
+  bool return_lse = false;                     // also return each query row's log-sum-exp
 };
 
 struct MatmulArgs {
@@ -55,7 +56,10 @@ struct MatmulArgs {
 
 struct CallResult {
   HostTensor output;  // with `region` set and no bytes when the output went to a region
-  v1::ExecutionInfo info;
+  // Attention with return_lse: (B, H, Sq) fp32, always inline: ln(sum_j exp(q_i . k_j * scale))
+  // over the keys row i sees, -inf for a row that sees none. nullopt otherwise.
+  std::optional<HostTensor> lse;
+  v1::ExecutionInfo info;         // info.kernel() names the kernel that ran
   double round_trip_seconds = 0;  // measured by the client, serialization included
 };
 

@@ -35,6 +35,9 @@ struct ExecutionTimes {
   double compute_seconds = -1;
   double copy_seconds = 0;       // host <-> device transfers, staging included
   std::size_t copied_bytes = 0;  // tensor bytes moved between host and device
+  // The kernel that ran (ExecutionInfo.kernel): "baseline.cpu", "an1.fwd.sm80", ... Set before
+  // the work starts, so that a request that fails on the backend is labelled too.
+  std::string kernel;
 };
 
 class Backend {
@@ -48,7 +51,8 @@ class Backend {
     return "";
   }
 
-  // Writes softmax(q k^T * scale + mask) v into `output`. Returns OK, or RESOURCE_EXHAUSTED
+  // Writes softmax(q k^T * scale + mask) v into `output`, and when `inputs.lse` is not empty each
+  // row's log-sum-exp into it (host memory, (B, H, Sq) floats). Returns OK, or RESOURCE_EXHAUSTED
   // (memory), UNIMPLEMENTED (outside the backend's coverage), UNAVAILABLE (device fault),
   // INTERNAL.
   virtual Status Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,

@@ -12,8 +12,9 @@
 namespace an1 {
 namespace {
 
-constexpr int64_t kRowsPerTask = 16;             // query or output rows one task computes
-constexpr std::size_t kConvertChunk = 1u << 16;  // elements converted per task
+constexpr int64_t kRowsPerTask = 16;                  // query or output rows one task computes
+constexpr std::size_t kConvertChunk = 1u << 16;       // elements converted per task
+constexpr const char* kKernelLabel = "baseline.cpu";  // ExecutionInfo.kernel of every op
 
 // Converts a whole tensor to float, in parallel chunks.
 Status ToFloat(ThreadPool& pool, const TensorView& t, std::vector<float>& out) {
@@ -64,7 +65,8 @@ CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 
 Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
                              std::span<std::byte> output, const ExecutionContext& context,
-                             ExecutionTimes* /*times*/) {
+                             ExecutionTimes* times) {
+  if (times != nullptr) times->kernel = kKernelLabel;
   AN1_RETURN_IF_ERROR(RefuseDeviceMemory(context, {&inputs.q, &inputs.k, &inputs.v}));
   const AttentionDims& d = problem.dims;
   std::vector<float> k, v;
@@ -92,7 +94,8 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
       const int64_t visible =
           kernels::attention::VisibleKeys<int64_t>(i, d.q_len, d.kv_len, inputs.causal);
       std::fill(acc.begin(), acc.end(), 0.0f);
-      if (visible > 0) {  // a fully masked row outputs zeros
+      float lse = -std::numeric_limits<float>::infinity();  // of a row that sees no key
+      if (visible > 0) {                                    // a fully masked row outputs zeros
         float max_score = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < visible; ++j) {
           const float* key = k_head + j * d.head_dim;
@@ -109,7 +112,9 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
           for (int64_t x = 0; x < d.head_dim; ++x) acc[x] += p * value[x];
         }
         for (float& a : acc) a /= sum;
+        lse = max_score + std::log(sum);  // ln(sum_j exp(s_j)), s_j = q_i . k_j * scale
       }
+      if (!inputs.lse.empty()) inputs.lse[static_cast<std::size_t>(bh * d.q_len + i)] = lse;
       ConvertFromFloat(problem.dtype, acc.data(), d.head_dim, output.data() + row_offset * elem);
     }
   });
@@ -117,7 +122,8 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
 
 Status CpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a_in,
                           const TensorView& b_in, std::span<std::byte> output,
-                          const ExecutionContext& context, ExecutionTimes* /*times*/) {
+                          const ExecutionContext& context, ExecutionTimes* times) {
+  if (times != nullptr) times->kernel = kKernelLabel;
   AN1_RETURN_IF_ERROR(RefuseDeviceMemory(context, {&a_in, &b_in}));
   const MatmulDims& d = problem.dims;
   std::vector<float> a, b;

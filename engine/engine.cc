@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <exception>
 #include <new>
+#include <utility>
 
 #include "engine/device_site.h"
 
@@ -269,6 +270,7 @@ void Engine::Run(DeviceSite& site, Job& job, int slot) {
         times.compute_seconds >= 0 ? times.compute_seconds : SecondsBetween(started, Clock::now());
     report.copy_seconds = times.copy_seconds;
     report.copied_bytes = times.copied_bytes;
+    report.kernel = std::move(times.kernel);
     if (site.energy) report.energy_joules = site.energy->End(energy_token);
     if (!site.healthy()) NotifyHealth();
   }

@@ -33,16 +33,19 @@ Status GpuAn1Backend::Attention(const ValidatedAttention& problem, const Attenti
   if (std::string why = kernels::attention::Supported(gpu_->properties(), params); !why.empty()) {
     return UnimplementedError(why);
   }
-  const std::size_t workspace_bytes = kernels::attention::WorkspaceBytes(params);
+  if (times != nullptr) times->kernel = kernels::attention::KernelLabel(gpu_->properties(), params);
+  const std::size_t workspace_bytes =
+      kernels::attention::WorkspaceBytes(gpu_->properties(), params);
   auto fused = [&](GpuContext::Slot& slot, const DeviceBuffers& buf) -> Status {
     params.q = buf.inputs[0];
     params.k = buf.inputs[1];
     params.v = buf.inputs[2];
     params.o = buf.output;
+    params.lse = static_cast<float*>(buf.extra_output);  // null unless the LSE was asked for
     return gpu_->Check(kernels::attention::Run(params, buf.scratch, workspace_bytes, slot.stream));
   };
   return RunStaged(*gpu_, context, {&inputs.q, &inputs.k, &inputs.v}, workspace_bytes, output,
-                   fused, times);
+                   fused, times, std::as_writable_bytes(inputs.lse));
 }
 
 Status GpuAn1Backend::Matmul(const ValidatedMatmul& problem, const TensorView& a,

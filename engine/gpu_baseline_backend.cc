@@ -9,6 +9,7 @@ namespace an1 {
 Status GpuBaselineBackend::Attention(const ValidatedAttention& problem,
                                      const AttentionInputs& inputs, std::span<std::byte> output,
                                      const ExecutionContext& context, ExecutionTimes* times) {
+  if (times != nullptr) times->kernel = "baseline.gpu.unfused";
   const AttentionDims& d = problem.dims;
   const int64_t group = d.heads / d.kv_heads;
   const std::size_t elem = DTypeSize(problem.dtype);
@@ -57,6 +58,7 @@ Status GpuBaselineBackend::Attention(const ValidatedAttention& problem,
     softmax.q_len = d.q_len;
     softmax.causal = inputs.causal;
     softmax.scale = problem.scale;
+    softmax.lse = static_cast<float*>(buf.extra_output);  // null unless the LSE was asked for
     AN1_RETURN_IF_ERROR(gpu_->Check(kernels::LaunchMaskedSoftmax(softmax, slot.stream)));
 
     // Row-major O = P V is column-major O^T = V^T P^T: A = V, B = P, both as stored.
@@ -78,7 +80,7 @@ Status GpuBaselineBackend::Attention(const ValidatedAttention& problem,
                                         slot.stream));
   };
   return RunStaged(*gpu_, context, {&inputs.q, &inputs.k, &inputs.v}, scores_bytes + probs_bytes,
-                   output, compute, times);
+                   output, compute, times, std::as_writable_bytes(inputs.lse));
 }
 
 Status GpuBaselineBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a,

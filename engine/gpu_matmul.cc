@@ -7,6 +7,10 @@ namespace an1 {
 Status RunGpuMatmul(GpuContext& gpu, kernels::AlgoPolicy policy, const ValidatedMatmul& problem,
                     const TensorView& a, const TensorView& b, std::span<std::byte> output,
                     const ExecutionContext& context, ExecutionTimes* times) {
+  if (times != nullptr) {
+    times->kernel =
+        policy == kernels::AlgoPolicy::kTunedFastest ? "cublaslt.tuned" : "cublaslt.heuristic";
+  }
   const MatmulDims& d = problem.dims;
   const kernels::ElementType type = ToElementType(problem.dtype);
   const std::size_t elem = DTypeSize(problem.dtype);

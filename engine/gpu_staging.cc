@@ -53,7 +53,8 @@ void ParallelCopy(ThreadPool& pool, std::byte* dst, const std::byte* src, std::s
 
 Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
                  std::initializer_list<const TensorView*> inputs, std::size_t scratch_bytes,
-                 std::span<std::byte> output, const ComputeStep& compute, ExecutionTimes* times) {
+                 std::span<std::byte> output, const ComputeStep& compute, ExecutionTimes* times,
+                 std::span<std::byte> extra_output) {
   if (!gpu.healthy()) {
     return UnavailableError("GPU " + gpu.device().ToString() +
                             " is out of service: " + gpu.fault());
@@ -70,12 +71,16 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   }
   const std::size_t output_offset = device_bytes;
   if (host_output) device_bytes += AlignUp(output.size());
+  const std::size_t extra_offset = device_bytes;
+  device_bytes += AlignUp(extra_output.size());
   const std::size_t scratch_offset = device_bytes;
   if (scratch_bytes > SIZE_MAX / 2 - device_bytes) {
     return ResourceExhaustedError("the request needs more device memory than can be addressed");
   }
   device_bytes += scratch_bytes;
-  const std::size_t staging_bytes = std::max(staged_bytes, host_output ? output.size() : 0);
+  // Downloads land in staging: the host output first, then the extra output.
+  const std::size_t download_bytes = (host_output ? output.size() : 0) + extra_output.size();
+  const std::size_t staging_bytes = std::max(staged_bytes, download_bytes);
   if (staging_bytes > 0) AN1_RETURN_IF_ERROR(gpu.EnsureStaging(slot, staging_bytes));
 
   const auto staging_start = std::chrono::steady_clock::now();
@@ -108,6 +113,7 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
     offset += in->data.size();
   }
   buffers.output = host_output ? static_cast<void*>(base + output_offset) : output.data();
+  if (!extra_output.empty()) buffers.extra_output = base + extra_offset;
   buffers.scratch = base + scratch_offset;
   if (status.ok()) status = gpu.CheckCuda(cudaEventRecord(slot.events[1], slot.stream), "record");
   if (status.ok()) status = compute(slot, buffers);
@@ -116,6 +122,13 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
     status = gpu.CheckCuda(cudaMemcpyAsync(slot.staging, buffers.output, output.size(),
                                            cudaMemcpyDeviceToHost, slot.stream),
                            "download");
+  }
+  const std::size_t extra_staging = host_output ? output.size() : 0;
+  if (status.ok() && !extra_output.empty()) {
+    status =
+        gpu.CheckCuda(cudaMemcpyAsync(slot.staging + extra_staging, buffers.extra_output,
+                                      extra_output.size(), cudaMemcpyDeviceToHost, slot.stream),
+                      "download");
   }
   if (status.ok()) status = gpu.CheckCuda(cudaEventRecord(slot.events[3], slot.stream), "record");
   // Always wait: even when another request's fault took the device out of service meanwhile,
@@ -128,16 +141,17 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   }
   if (!status.ok()) return status;
 
-  if (host_output) {
-    const auto unstage_start = std::chrono::steady_clock::now();
-    ParallelCopy(gpu.copy_pool(), output.data(), slot.staging, output.size());
-    host_copy_seconds += HostSecondsSince(unstage_start);
+  const auto unstage_start = std::chrono::steady_clock::now();
+  if (host_output) ParallelCopy(gpu.copy_pool(), output.data(), slot.staging, output.size());
+  if (!extra_output.empty()) {
+    std::memcpy(extra_output.data(), slot.staging + extra_staging, extra_output.size());
   }
+  host_copy_seconds += HostSecondsSince(unstage_start);
   if (times != nullptr) {
     times->compute_seconds = Elapsed(slot.events[1], slot.events[2]);
     times->copy_seconds = host_copy_seconds + Elapsed(slot.events[0], slot.events[1]) +
                           Elapsed(slot.events[2], slot.events[3]);
-    times->copied_bytes = staged_bytes + (host_output ? output.size() : 0);
+    times->copied_bytes = staged_bytes + download_bytes;
   }
   return OkStatus();
 }

@@ -67,6 +67,7 @@ struct ExecutionReport {
   std::size_t output_bytes = 0;
   std::size_t copied_bytes = 0;  // tensor bytes moved between host and device (GPU only)
   uint64_t tokens = 0;           // as PreparedRequest::tokens
+  std::string kernel;            // as ExecutionTimes::kernel; empty when none was chosen
   // The GPU energy this request used (its share of the NVML energy counter, energy_meter.h);
   // nullopt on the CPU and where the GPU reports no energy.
   std::optional<double> energy_joules;

@@ -116,7 +116,33 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& in, const 
     out.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
   }
   out.output = TensorSpec{in.q.dtype, in.q.shape, in.q.data.size()};
+  // B * H * Sq cannot overflow: q's B * H * Sq * D elements fit in its byte count.
+  const auto lse_elements = static_cast<std::size_t>(d.batch * d.heads * d.q_len);
+  if (in.return_lse) {
+    if (in.lse.size() != lse_elements) {
+      return InvalidArgumentError("the lse buffer has " + std::to_string(in.lse.size()) +
+                                  " elements; (batch, heads, seq_len) needs " +
+                                  std::to_string(lse_elements));
+    }
+    out.lse = TensorSpec{DType::kFloat32, {d.batch, d.heads, d.q_len}, lse_elements * 4};
+  } else if (!in.lse.empty()) {
+    return InvalidArgumentError("an lse buffer was given but return_lse is not set");
+  }
   return out;
+}
+
+std::size_t LseElements(const TensorView& q) {
+  if (q.shape.size() != 4) return 0;
+  uint64_t elements = 1;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (q.shape[i] < 1 ||
+        __builtin_mul_overflow(elements, static_cast<uint64_t>(q.shape[i]), &elements)) {
+      return 0;
+    }
+  }
+  // A valid q holds B * H * Sq * D elements of at least 2 bytes each.
+  if (q.shape[3] < 1 || elements > q.data.size() / 2) return 0;
+  return static_cast<std::size_t>(elements);
 }
 
 StatusOr<ValidatedMatmul> ValidateMatmul(const TensorView& a, const TensorView& b,

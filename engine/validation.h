@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "engine/broadcast.h"
@@ -29,6 +30,11 @@ struct AttentionInputs {
   TensorView q, k, v;
   bool causal = true;
   std::optional<float> scale;  // nullopt: 1/sqrt(D)
+  // Also compute each query row's log-sum-exp, ln(sum_j exp(q_i . k_j * scale)) over the keys it
+  // sees (-inf when it sees none), into `lse`: host memory of exactly B * H * Sq floats, (B, H, Sq)
+  // row-major, owned by the caller like the output. Always host memory, wherever the output is.
+  bool return_lse = false;
+  std::span<float> lse;
 };
 
 struct ValidatedAttention {
@@ -36,9 +42,19 @@ struct ValidatedAttention {
   DType dtype = DType::kFloat32;
   float scale = 1.0f;  // resolved
   TensorSpec output;   // (B, H, Sq, D)
+  // With return_lse: fp32 (B, H, Sq); nullopt otherwise.
+  std::optional<TensorSpec> lse;
 };
 
+// Validates shapes, dtypes, byte counts and limits. With return_lse, `lse` must have exactly
+// B * H * Sq elements (INVALID_ARGUMENT otherwise); without it, `lse` must be empty.
 StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& inputs, const Limits& limits);
+
+// B * H * Sq for a request whose q is `q`: the floats its LSE buffer needs, for sizing that
+// buffer before the request is validated. 0 when q cannot be valid (not rank 4, a dimension
+// below 1, fewer bytes than 2 per element): ValidateAttention then refuses the request anyway, so
+// a malformed shape never sizes a large buffer.
+std::size_t LseElements(const TensorView& q);
 
 // (..., m, k) @ (..., k, n); the batch dimensions broadcast as in NumPy.
 struct MatmulDims {

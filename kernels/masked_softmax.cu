@@ -12,6 +12,7 @@ namespace an1::kernels {
 namespace {
 
 constexpr int kThreads = 256;
+using attention::kLn2;
 using attention::kLog2e;
 using attention::ScaleScore;
 
@@ -39,6 +40,13 @@ __device__ void Combine(float& m, float& s, float m2, float s2) {
 }
 
 constexpr int kRowsPerBlock = kThreads / 32;  // one warp per row
+
+// Lane 0 writes the row's natural-log log-sum-exp from its (max, sum of exp2(x - max)) pair in
+// the log2 domain of the scaled scores; -inf for a row that saw no key (sum 0).
+__device__ void WriteLse(const MaskedSoftmaxParams& p, int64_t row, int lane, float m, float s) {
+  if (p.lse == nullptr || lane != 0) return;
+  p.lse[row] = s > 0.0f ? (m + log2f(s)) * kLn2 : -INFINITY;
+}
 
 // Keys row `row` (of rows = batch x heads x q_len) sees.
 __device__ int64_t VisibleKeysOfRow(const MaskedSoftmaxParams& p, int64_t row) {
@@ -80,6 +88,7 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
     Combine(m, s, m2, s2);
   }
   const float inv_sum = s > 0.0f ? 1.0f / s : 0.0f;
+  WriteLse(p, row, lane, m, s);
 
   // Pass 2: write probabilities, zeros past the visible keys.
   for (int64_t j = lane; j < p.cols; j += 32) {
@@ -120,6 +129,7 @@ __global__ void __launch_bounds__(kThreads) RegisterSoftmaxKernel(MaskedSoftmaxP
     Combine(m, s, m2, s2);
   }
   const float inv_sum = s > 0.0f ? 1.0f / s : 0.0f;
+  WriteLse(p, row, lane, m, s);
 #pragma unroll
   for (int t = 0; t < kVecsPerLane; ++t) {
     const int64_t j = (lane + t * 32) * 4;

@@ -20,10 +20,14 @@ struct MaskedSoftmaxParams {
   int64_t q_len = 0;  // row r is query row r % q_len of its head
   bool causal = true;
   float scale = 1.0f;
+  // Optional device output of `rows` floats: each row's log-sum-exp of its scaled scores,
+  // ln(sum_j exp(scores[j] * scale)) over the keys it sees; -inf for a row that sees none.
+  float* lse = nullptr;
 };
 
 // Row r, query i = r % q_len, sees keys j < min(cols, i + cols - q_len + 1) when causal (all
-// otherwise); a row that sees none is all zeros. Errors only if the launch fails.
+// otherwise); a row that sees none is all zeros (and its lse -inf). Errors only if the launch
+// fails.
 KernelStatus LaunchMaskedSoftmax(const MaskedSoftmaxParams& params, cudaStream_t stream);
 
 }  // namespace an1::kernels

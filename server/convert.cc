@@ -123,6 +123,7 @@ void FillExecutionInfo(const ExecutionReport& report, v1::ExecutionInfo* info) {
   info->set_copy_seconds(report.copy_seconds);
   info->set_copied_bytes(report.copied_bytes);
   info->set_tokens(report.tokens);
+  info->set_kernel(report.kernel);
   if (report.energy_joules) {
     info->set_energy_measured(true);
     info->set_energy_joules(*report.energy_joules);

@@ -118,6 +118,18 @@ Status EngineCall::SetOutputPlacement(bool present, const v1::OutputPlacement& p
   return OkStatus();
 }
 
+std::span<float> EngineCall::LseOutput(const TensorView& q, v1::Tensor* lse) {
+  const std::size_t elements = LseElements(q);
+  lse->set_dtype(v1::DTYPE_FP32);
+  if (elements > 0) {
+    for (std::size_t i = 0; i < 3; ++i) lse->add_shape(q.shape[i]);
+  }
+  std::string* bytes = lse->mutable_inline_data();
+  bytes->resize(elements * sizeof(float));
+  lse_bytes_ = bytes->size();
+  return {reinterpret_cast<float*>(bytes->data()), elements};
+}
+
 Status EngineCall::CheckOutput(const TensorSpec& spec) {
   if (output_region_) {
     if (output_ref_.byte_size() < spec.byte_size) {
@@ -125,15 +137,25 @@ Status EngineCall::CheckOutput(const TensorSpec& spec) {
                                   std::to_string(output_ref_.byte_size()) +
                                   " bytes; the output needs " + std::to_string(spec.byte_size));
     }
-    return output_region_->CheckRange(output_ref_.offset(), spec.byte_size);
+    AN1_RETURN_IF_ERROR(output_region_->CheckRange(output_ref_.offset(), spec.byte_size));
   }
-  if (spec.byte_size + kResponseOverheadBytes > env_.max_message_bytes) {
-    return ResourceExhaustedError("the output needs " + std::to_string(spec.byte_size) +
-                                  " bytes, more than fits in a response of at most " +
-                                  std::to_string(env_.max_message_bytes) +
-                                  " bytes; direct it into a shared memory region");
+  // Inline in the response: the output unless it goes to a region, and the log-sum-exp.
+  const uint64_t output_bytes = output_region_ ? 0 : spec.byte_size;
+  if (output_bytes + lse_bytes_ + kResponseOverheadBytes <= env_.max_message_bytes) {
+    return OkStatus();
   }
-  return OkStatus();
+  const std::string limit = " bytes, more than fits in a response of at most " +
+                            std::to_string(env_.max_message_bytes) + " bytes";
+  if (lse_bytes_ == 0) {
+    return ResourceExhaustedError("the output needs " + std::to_string(output_bytes) + limit +
+                                  "; direct it into a shared memory region");
+  }
+  if (output_bytes == 0) {
+    return ResourceExhaustedError("the log-sum-exp needs " + std::to_string(lse_bytes_) + limit);
+  }
+  return ResourceExhaustedError("the output and its log-sum-exp need " +
+                                std::to_string(output_bytes) + " + " + std::to_string(lse_bytes_) +
+                                limit + "; direct the output into a shared memory region");
 }
 
 StatusOr<std::span<std::byte>> EngineCall::PrepareToRun(const TensorSpec& spec) {
@@ -190,6 +212,7 @@ void EngineCall::Complete(Status status, const ExecutionReport& report) {
                                 : output_region_->device() >= 0 ? "cuda-ipc"
                                                                 : "shm";
     env_.metrics->RecordBytes(out_transport, "out", static_cast<double>(report.output_bytes));
+    if (lse_bytes_ > 0) env_.metrics->RecordBytes("inline", "out", static_cast<double>(lse_bytes_));
   }
   if (report.executed) {
     env_.metrics->RecordExecution(rpc_, backend, report, status.ok());

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,11 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   // Records where the output goes: a region (checked when the output size is known) or inline.
   // A region needs a valid client id, as Input.
   Status SetOutputPlacement(bool present, const v1::OutputPlacement& placement);
+  // Attention with return_lse: gives `lse` (the response's) its dtype, shape (B, H, Sq) and
+  // inline bytes, and returns them as the host floats the engine writes (AttentionInputs::lse),
+  // counted in the response size check. Sized from q before validation: empty when q cannot be
+  // valid (LseElements), and validation then refuses the request.
+  std::span<float> LseOutput(const TensorView& q, v1::Tensor* lse);
 
   // Hands a prepared request to the engine; the reply follows when it is done. `output` and
   // `info` belong to the response.
@@ -83,6 +89,7 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   RequestControl control_;
   std::string transport_ = "inline";  // "shm" once any tensor is in a region
   uint64_t bytes_in_ = 0;
+  uint64_t lse_bytes_ = 0;  // inline log-sum-exp bytes of the response (attention, when asked)
 
   std::vector<std::shared_ptr<Region>> leases_;  // held until the call is done
   // System shared memory inputs: buffers sized (not filled) on the gRPC thread, read from their

@@ -142,6 +142,14 @@ ServerMetrics::ServerMetrics(const Engine* engine)
               .Help("Tokens of requests executed successfully (attention: batch x query length; "
                     "matmul: output rows), by rpc and backend.")
               .Register(*registry_)),
+      kernel_runs_(
+          prometheus::BuildCounter()
+              .Name("an1_kernel_runs_total")
+              .Help("Executed requests by rpc, backend and the kernel that ran them (as "
+                    "ExecutionInfo.kernel: an1.fwd.sm80, an1.decode.splitkv/N, "
+                    "baseline.gpu.unfused, baseline.cpu, cublaslt.tuned, cublaslt.heuristic; none "
+                    "when the backend refused the request before choosing one).")
+              .Register(*registry_)),
       in_flight_(&prometheus::BuildGauge()
                       .Name("an1_requests_in_flight")
                       .Help("Attention and Matmul RPCs between arrival and reply.")
@@ -183,6 +191,11 @@ void ServerMetrics::RecordExecution(const std::string& rpc, const std::string& b
   queue_seconds_.Add(labels, LatencyBuckets()).Observe(report.queue_seconds);
   compute_seconds_.Add(labels, LatencyBuckets()).Observe(report.compute_seconds);
   if (succeeded) tokens_.Add(labels).Increment(static_cast<double>(report.tokens));
+  kernel_runs_
+      .Add({{"rpc", rpc},
+            {"backend", backend},
+            {"kernel", report.kernel.empty() ? "none" : report.kernel}})
+      .Increment();
   if (report.energy_joules) request_energy_.Add(labels).Increment(*report.energy_joules);
 }
 

@@ -33,8 +33,8 @@ class ServerMetrics {
   // `code` a gRPC status name such as "OK" or "INVALID_ARGUMENT".
   void RecordRequest(const std::string& rpc, const std::string& backend, const std::string& code,
                      double seconds);
-  // An executed request: time it waited in the queue and computed, its energy, and its tokens
-  // when it succeeded.
+  // An executed request: time it waited in the queue and computed, its energy, the kernel that
+  // ran it (report.kernel, "none" when none was chosen), and its tokens when it succeeded.
   void RecordExecution(const std::string& rpc, const std::string& backend,
                        const ExecutionReport& report, bool succeeded);
   // A request refused before execution: "queue_full", "invalid", "unavailable", ...
@@ -57,6 +57,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>& bytes_;
   prometheus::Family<prometheus::Counter>& request_energy_;
   prometheus::Family<prometheus::Counter>& tokens_;
+  prometheus::Family<prometheus::Counter>& kernel_runs_;
   prometheus::Gauge* in_flight_;
 };
 

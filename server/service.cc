@@ -24,9 +24,16 @@ grpc::ServerUnaryReactor* An1Service::Attention(grpc::CallbackServerContext* con
   Status placement = call->SetOutputPlacement(request->has_output(), request->output());
   if (!placement.ok()) return call->Reject(placement), call;
 
-  AttentionInputs inputs{
-      *q, *k, *v, request->has_causal() ? request->causal() : true,
-      request->has_scale() ? std::optional<float>(request->scale()) : std::nullopt};
+  AttentionInputs inputs;
+  inputs.q = *q;
+  inputs.k = *k;
+  inputs.v = *v;
+  inputs.causal = request->has_causal() ? request->causal() : true;
+  if (request->has_scale()) inputs.scale = request->scale();
+  if (request->return_lse()) {  // always inline in the response, wherever the output goes
+    inputs.return_lse = true;
+    inputs.lse = call->LseOutput(inputs.q, response->mutable_lse());
+  }
   StatusOr<PreparedRequest> prepared = env_.engine->PrepareAttention(inputs, *backend);
   if (!prepared.ok()) return call->Reject(prepared.status()), call;
   call->Submit(std::move(prepared).value(), response->mutable_output(), response->mutable_info());

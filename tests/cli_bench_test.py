@@ -62,12 +62,15 @@ def main():
         starts = re.findall(r"^case (\d)/4: (baseline|an1), seq_len (\d+), causal: .*\.\.\.$",
                             r.stderr, re.M)
         ends = re.findall(
-            r"^case (\d)/4: (baseline|an1), seq_len (\d+): (done|skipped) in \d+ ms$", r.stderr, re.M)
+            r"^case (\d)/4: (baseline|an1), seq_len (\d+): (done|skipped) in \d+ ms"
+            r"(?:, kernel (\S+))?$", r.stderr, re.M)
         want = [("1", "baseline", "16"), ("2", "an1", "16"), ("3", "baseline", "33"),
                 ("4", "an1", "33")]
         check(starts == want, f"a progress line as each of the 4 cases starts: {starts}")
         check([e[:3] for e in ends] == want and [e[3] for e in ends] ==
               ["done", "skipped", "done", "skipped"], f"and one as each ends: {ends}")
+        check([e[4] for e in ends] == ["baseline.cpu", "", "baseline.cpu", ""],
+              f"a finished case names the kernel that ran it: {ends}")
         check(all("case" not in line for line in r.stdout.splitlines()),
               "progress goes to stderr, not into the table on stdout")
         with open(csv_path) as f:

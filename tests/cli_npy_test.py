@@ -43,6 +43,22 @@ def attention_reference(q, k, v, causal, scale):
     return p @ v
 
 
+def lse_reference(q, k, causal, scale):
+    """ln(sum_j exp(q_i . k_j * scale)) per query row (B, H, Sq) in float64; -inf for rows that
+    see no key (bottom-right causal mask), as FlashAttention's softmax_lse."""
+    q, k = (x.astype(np.float64) for x in (q, k))
+    k = np.repeat(k, q.shape[1] // k.shape[1], axis=1)
+    s = np.einsum("bhqd,bhkd->bhqk", q, k) * scale
+    sq, sk = q.shape[2], k.shape[2]
+    if causal:
+        visible = np.arange(sk)[None, :] <= np.arange(sq)[:, None] + (sk - sq)
+        s = np.where(visible, s, -np.inf)
+    m = np.max(s, axis=-1, keepdims=True)
+    safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return (safe + np.log(np.exp(s - safe).sum(axis=-1, keepdims=True)))[..., 0]
+
+
 def rel_error(got, want):
     return float(np.max(np.abs(got.astype(np.float64) - want)) / max(np.max(np.abs(want)), 1e-30))
 
@@ -199,6 +215,48 @@ def main():
                           f"{what}: rel err {err:.2e} <= {tolerance}")
                     check(got.dtype == (np.float16 if dtype == "fp16" else np.float32),
                           f"{what}: output file dtype {got.dtype}")
+
+        # --return-lse --lse-out: the log-sum-exp of every query row as float32 .npy, -inf for the
+        # rows a causal mask leaves without a key (here Sq 9 > Sk 4: 5 rows per head).
+        lse_shapes = {"q": (2, 4, 9, 16), "k": (2, 2, 4, 16), "v": (2, 2, 4, 16)}
+        lse_inputs = {n: rng.standard_normal(s).astype(np.float32) for n, s in lse_shapes.items()}
+        for n, x in lse_inputs.items():
+            np.save(os.path.join(work, "lse_" + n + ".npy"), x)
+        files = [arg for n in ("q", "k", "v")
+                 for arg in ("--" + n, os.path.join(work, f"lse_{n}.npy"))]
+        for causal in (True, False):
+            lse_out = os.path.join(work, "lse.npy")
+            if os.path.exists(lse_out):
+                os.remove(lse_out)
+            r = run(opts.an1, ["--server", target, "attention", "--dtype", "fp32", "--scale", "0.3",
+                               "--causal" if causal else "--no-causal", *files, "--return-lse",
+                               "--lse-out", lse_out])
+            what = f"attention --return-lse --lse-out causal={causal}"
+            if r.returncode != 0 or not os.path.exists(lse_out):
+                check(False, what + ": " + r.stderr)
+                continue
+            got = np.load(lse_out)
+            want = lse_reference(lse_inputs["q"], lse_inputs["k"], causal, 0.3)
+            inf_rows = 2 * 4 * 5 if causal else 0
+            finite = np.isfinite(want)
+            err = float(np.max(np.abs(got[finite] - want[finite])))
+            check(got.dtype == np.float32 and got.shape == (2, 4, 9) and
+                  np.array_equal(np.isneginf(got), ~finite) and err <= 1e-4,
+                  f"{what}: .npy float32 (2, 4, 9), -inf where no key is seen, "
+                  f"max abs err {err:.1e}")
+            check(f", {inf_rows} rows -inf (see no key)" in r.stdout and
+                  "lse: fp32 (2, 4, 9): min " in r.stdout and f"wrote {lse_out}" in r.stdout,
+                  f"{what}: the summary line: " +
+                  "".join(line for line in r.stdout.splitlines() if line.startswith("lse")))
+            check("kernel: baseline.cpu" in r.stdout, f"{what}: prints the kernel that ran")
+        r = run(opts.an1, ["--server", target, "attention", "--seq-len", "4", "--n-heads", "1",
+                           "--head-dim", "8", "--return-lse"])
+        check(r.returncode == 0 and "lse: fp32 (1, 1, 4): min " in r.stdout and
+              "0 rows -inf" in r.stdout and "wrote" not in r.stdout,
+              "--return-lse alone prints the summary and writes no file")
+        r = run(opts.an1, ["--server", target, "attention", "--seq-len", "4", "--n-heads", "1",
+                           "--head-dim", "8"])
+        check(r.returncode == 0 and "lse:" not in r.stdout, "no lse line unless asked for")
 
         a = rng.standard_normal((3, 1, 17, 29)).astype(np.float32)
         b = rng.standard_normal((5, 29, 11)).astype(np.float32)

@@ -1,6 +1,7 @@
 // The CPU reference backend against a double-precision reference, on awkward sizes (length 1,
 // primes, non-multiples of the 16-row task), causal and not, GQA/MQA, Sq != Sk both ways, custom
-// scales and every dtype. Outputs are poisoned with NaN before every run.
+// scales and every dtype: outputs, and the log-sum-exp of return_lse. Outputs are poisoned with NaN
+// before every run.
 #include "engine/cpu_backend.h"
 
 #include <gtest/gtest.h>
@@ -64,6 +65,42 @@ TEST_P(CpuAttentionTest, MatchesDoubleReference) {
   }
 }
 
+// The log-sum-exp of every query row (return_lse), on the same shapes: -inf exactly for the rows
+// a causal mask leaves without a key (Sq > Sk), the natural log of the softmax denominator
+// elsewhere. The LSE buffer is poisoned with NaN first.
+TEST_P(CpuAttentionTest, LseMatchesDoubleReference) {
+  const AttentionParam& p = GetParam();
+  const AttentionCase& c = p.shape;
+  std::mt19937_64 rng(c.q_len * 7919 + c.kv_len);
+  const std::size_t q_n = c.batch * c.heads * c.q_len * c.head_dim;
+  const std::size_t kv_n = c.batch * c.kv_heads * c.kv_len * c.head_dim;
+  Encoded q = Encode(q_n, p.dtype, rng), k = Encode(kv_n, p.dtype, rng),
+          v = Encode(kv_n, p.dtype, rng);
+  std::vector<float> lse(c.batch * c.heads * c.q_len, std::nanf(""));
+  AttentionInputs in{{p.dtype, {c.batch, c.heads, c.q_len, c.head_dim}, q.bytes},
+                     {p.dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, k.bytes},
+                     {p.dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, v.bytes},
+                     p.causal,
+                     p.scale,
+                     true,
+                     lse};
+  auto problem = ValidateAttention(in, {});
+  ASSERT_TRUE(problem.ok()) << problem.status().ToString();
+  CpuBackend backend(3);
+  std::vector<std::byte> out(problem->output.byte_size);
+  ExecutionTimes times;
+  ASSERT_TRUE(backend.Attention(*problem, in, out, {}, &times).ok());
+  EXPECT_EQ(times.kernel, "baseline.cpu");
+  const std::vector<double> want =
+      testing::ReferenceLse(c, q.values, k.values, p.causal, problem->scale);
+  EXPECT_EQ(testing::CompareLse(lse, want, 1e-4, 1e-5), "");
+  // The output is unchanged by asking for the LSE.
+  EXPECT_LE(testing::RelativeError(Decode(out, p.dtype),
+                                   testing::ReferenceAttention(c, q.values, k.values, v.values,
+                                                               p.causal, problem->scale)),
+            Tolerance(p.dtype));
+}
+
 std::vector<AttentionParam> AttentionParams() {
   const std::vector<AttentionCase> shapes = {
       {1, 1, 1, 1, 1, 1},     // everything of length 1
@@ -119,6 +156,42 @@ TEST(CpuAttentionHugeScores, SoftmaxStaysExact) {
   }
 }
 
+// The LSE at scores of 1e4 to 1e12: max + log(sum) stays finite and exact to float rounding,
+// also for causal rows that see only the negative keys and, with Sq > Sk, -inf for rows that see
+// none.
+TEST(CpuAttentionHugeScores, LseStaysExact) {
+  const std::vector<AttentionCase> shapes = {
+      {1, 2, 2, 1, 1, 64}, {1, 2, 1, 64, 64, 128}, {1, 1, 1, 7, 19, 5}, {1, 2, 1, 9, 4, 16}};
+  std::mt19937_64 rng(99);
+  CpuBackend backend(2);
+  for (const AttentionCase& c : shapes) {
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+      for (float magnitude : testing::HugeScoreMagnitudes(dtype)) {
+        for (bool causal : {true, false}) {
+          const testing::HugeScoreInputs x = testing::MakeHugeScoreInputs(c, dtype, magnitude, rng);
+          std::vector<float> lse(c.batch * c.heads * c.q_len, std::nanf(""));
+          AttentionInputs in{{dtype, {c.batch, c.heads, c.q_len, c.head_dim}, x.q.bytes},
+                             {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.k.bytes},
+                             {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.v.bytes},
+                             causal,
+                             std::nullopt,
+                             true,
+                             lse};
+          auto problem = ValidateAttention(in, {});
+          ASSERT_TRUE(problem.ok()) << problem.status().ToString();
+          std::vector<std::byte> out(problem->output.byte_size);
+          ASSERT_TRUE(backend.Attention(*problem, in, out).ok());
+          const std::vector<double> want =
+              testing::ReferenceLse(c, x.q.values, x.k.values, causal, problem->scale);
+          EXPECT_EQ(testing::CompareLse(lse, want, 1e-4, 1e-5), "")
+              << DTypeName(dtype) << " magnitude " << magnitude << " causal " << causal << " Sq "
+              << c.q_len << " Sk " << c.kv_len;
+        }
+      }
+    }
+  }
+}
+
 struct MatmulParam {
   std::vector<int64_t> a, b;
   DType dtype;
@@ -142,7 +215,9 @@ TEST_P(CpuMatmulTest, MatchesDoubleReference) {
   CpuBackend backend(2);
   std::vector<std::byte> out(problem->output.byte_size);
   Poison(out);
-  ASSERT_TRUE(backend.Matmul(*problem, av, bv, out).ok());
+  ExecutionTimes times;
+  ASSERT_TRUE(backend.Matmul(*problem, av, bv, out, {}, &times).ok());
+  EXPECT_EQ(times.kernel, "baseline.cpu");
   std::vector<int64_t> want_shape;
   const std::vector<double> want =
       testing::ReferenceMatmul(p.a, a.values, p.b, b.values, &want_shape);

@@ -1,7 +1,8 @@
 // The GPU engine (label `gpu`): the GPU baseline attention and the cuBLASLt matmul (baseline
 // and tuned an1) against a double-precision reference on awkward shapes, with outputs poisoned
-// before every run; out-of-memory answered with RESOURCE_EXHAUSTED and the next request served.
-// Skipped, with the reason, where no GPU is usable.
+// before every run; the log-sum-exp of both attention backends; the kernel each report names;
+// out-of-memory answered with RESOURCE_EXHAUSTED and the next request served. Skipped, with the
+// reason, where no GPU is usable.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -92,6 +93,7 @@ TEST_F(GpuEngineTest, BaselineAttentionMatchesReference) {
             *engine_, engine_->PrepareAttention(in, BackendKind::kBaseline), &out);
         ASSERT_TRUE(run.status.ok()) << run.status.ToString();
         EXPECT_TRUE(run.report.device.is_cuda());
+        EXPECT_EQ(run.report.kernel, "baseline.gpu.unfused");
         EXPECT_GT(run.report.compute_seconds, 0);
         const std::vector<float> got = Decode(out, dtype);
         for (float x : got) ASSERT_FALSE(std::isnan(x)) << "unwritten or NaN output";
@@ -163,9 +165,83 @@ TEST_F(GpuEngineTest, An1FusedAttentionMatchesReference) {
   }
 }
 
+// The report names the kernel that ran: the fused prefill kernel for an an1 attention of 128
+// query rows, the unfused GEMM-softmax-GEMM path for the baseline.
+TEST_F(GpuEngineTest, ReportsTheKernelThatRan) {
+  std::mt19937_64 rng(128);
+  Encoded x = Encode(2 * 128 * 64, DType::kFloat16, rng);
+  AttentionInputs in{{DType::kFloat16, {1, 2, 128, 64}, x.bytes},
+                     {DType::kFloat16, {1, 2, 128, 64}, x.bytes},
+                     {DType::kFloat16, {1, 2, 128, 64}, x.bytes},
+                     true,
+                     {}};
+  std::vector<std::byte> out;
+  auto an1 =
+      testing::RunToCompletion(*engine_, engine_->PrepareAttention(in, BackendKind::kAn1), &out);
+  ASSERT_TRUE(an1.status.ok()) << an1.status.ToString();
+  EXPECT_EQ(an1.report.kernel, "an1.fwd.sm80");
+  auto baseline = testing::RunToCompletion(
+      *engine_, engine_->PrepareAttention(in, BackendKind::kBaseline), &out);
+  ASSERT_TRUE(baseline.status.ok()) << baseline.status.ToString();
+  EXPECT_EQ(baseline.report.kernel, "baseline.gpu.unfused");
+}
+
+// return_lse on both GPU backends: each query row's ln(sum_j exp(q_i . k_j * scale)) against a
+// float64 reference, -inf exactly for the rows a causal mask leaves without a key (Sq > Sk), the
+// LSE buffer poisoned with NaN first; the output stays right. The shapes cover one query row
+// (what the dispatcher gives the decode kernel), GQA and MQA, Sq < Sk and Sq > Sk, partial tiles.
+TEST_F(GpuEngineTest, LseMatchesReferenceOnBothBackends) {
+  const std::vector<AttentionCase> shapes = {
+      {1, 2, 1, 1, 97, 128},   {2, 4, 2, 37, 53, 64}, {1, 3, 1, 131, 67, 128},
+      {1, 8, 2, 129, 257, 64}, {3, 2, 1, 65, 1, 64},  {1, 2, 2, 200, 200, 128},
+  };
+  std::mt19937_64 rng(23);
+  for (BackendKind backend : {BackendKind::kBaseline, BackendKind::kAn1}) {
+    for (const AttentionCase& c : shapes) {
+      for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+        for (bool causal : {true, false}) {
+          const std::size_t q_n = c.batch * c.heads * c.q_len * c.head_dim;
+          const std::size_t kv_n = c.batch * c.kv_heads * c.kv_len * c.head_dim;
+          Encoded q = Encode(q_n, dtype, rng), k = Encode(kv_n, dtype, rng),
+                  v = Encode(kv_n, dtype, rng);
+          std::vector<float> lse(c.batch * c.heads * c.q_len, std::nanf(""));
+          AttentionInputs in{{dtype, {c.batch, c.heads, c.q_len, c.head_dim}, q.bytes},
+                             {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, k.bytes},
+                             {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, v.bytes},
+                             causal,
+                             0.11f,
+                             true,
+                             lse};
+          std::vector<std::byte> out;
+          auto run =
+              testing::RunToCompletion(*engine_, engine_->PrepareAttention(in, backend), &out);
+          ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+          const std::string what =
+              std::string(BackendKindName(backend)) + " (" + run.report.kernel + ") " +
+              std::string(DTypeName(dtype)) + " causal " + std::to_string(causal) + " B" +
+              std::to_string(c.batch) + " H" + std::to_string(c.heads) + " Hkv" +
+              std::to_string(c.kv_heads) + " Sq" + std::to_string(c.q_len) + " Sk" +
+              std::to_string(c.kv_len) + " D" + std::to_string(c.head_dim);
+          EXPECT_EQ(
+              testing::CompareLse(lse, testing::ReferenceLse(c, q.values, k.values, causal, 0.11f),
+                                  1e-3, 1e-5),
+              "")
+              << what;
+          EXPECT_LE(testing::RelativeError(Decode(out, dtype),
+                                           testing::ReferenceAttention(c, q.values, k.values,
+                                                                       v.values, causal, 0.11f)),
+                    Tolerance(dtype))
+              << what;
+        }
+      }
+    }
+  }
+}
+
 // Scores of 1e4 to 1e12 (fp16 and bf16 inputs of magnitude 1e2 to 1e5): on both GPU backends
-// the row maximum contributes exactly 1 (tests/reference.h), never inf, NaN or zeros. The fused
-// kernel's tiles: one row, one full and two partial 64-key tiles, 128-row blocks and beyond.
+// the row maximum contributes exactly 1 (tests/reference.h), never inf, NaN or zeros, and the
+// log-sum-exp stays exact to float rounding. The fused kernel's tiles: one row, one full and two
+// partial 64-key tiles, 128-row blocks and beyond.
 TEST_F(GpuEngineTest, HugeScoresKeepTheSoftmaxExactOnEveryBackend) {
   const std::vector<AttentionCase> shapes = {
       {1, 2, 2, 1, 1, 64},     {1, 2, 2, 1, 1, 128},    {1, 2, 1, 64, 64, 64},
@@ -180,11 +256,14 @@ TEST_F(GpuEngineTest, HugeScoresKeepTheSoftmaxExactOnEveryBackend) {
           for (bool causal : {true, false}) {
             const testing::HugeScoreInputs x =
                 testing::MakeHugeScoreInputs(c, dtype, magnitude, rng);
+            std::vector<float> lse(c.batch * c.heads * c.q_len, std::nanf(""));
             AttentionInputs in{{dtype, {c.batch, c.heads, c.q_len, c.head_dim}, x.q.bytes},
                                {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.k.bytes},
                                {dtype, {c.batch, c.kv_heads, c.kv_len, c.head_dim}, x.v.bytes},
                                causal,
-                               std::nullopt};
+                               std::nullopt,
+                               true,
+                               lse};
             std::vector<std::byte> out;
             auto run =
                 testing::RunToCompletion(*engine_, engine_->PrepareAttention(in, backend), &out);
@@ -200,6 +279,12 @@ TEST_F(GpuEngineTest, HugeScoresKeepTheSoftmaxExactOnEveryBackend) {
             const auto want =
                 testing::ReferenceAttention(c, x.q.values, x.k.values, x.v.values, causal, scale);
             EXPECT_LE(testing::RelativeError(got, want), Tolerance(dtype)) << what;
+            // The LSE at these magnitudes: the scaled row max plus a small log, to float rounding.
+            EXPECT_EQ(testing::CompareLse(
+                          lse, testing::ReferenceLse(c, x.q.values, x.k.values, causal, scale),
+                          1e-3, 1e-5),
+                      "")
+                << what;
           }
         }
       }
@@ -227,6 +312,8 @@ TEST_F(GpuEngineTest, MatmulMatchesReferenceOnBothBackends) {
             testing::RunToCompletion(*engine_, engine_->PrepareMatmul(av, bv, backend), &out);
         ASSERT_TRUE(run.status.ok()) << run.status.ToString();
         EXPECT_EQ(run.report.backend, backend);
+        EXPECT_EQ(run.report.kernel,
+                  backend == BackendKind::kAn1 ? "cublaslt.tuned" : "cublaslt.heuristic");
         std::vector<int64_t> shape;
         const auto want = testing::ReferenceMatmul(a_shape, a.values, b_shape, b.values, &shape);
         const std::vector<float> got = Decode(out, dtype);

@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "engine/dtype.h"
@@ -50,6 +52,57 @@ inline std::vector<double> ReferenceAttention(const AttentionCase& c, const std:
     }
   }
   return out;
+}
+
+// Each query row's log-sum-exp, ln(sum_j exp(q_i . k_j * scale)) over the keys it sees (bottom-
+// right causal mask), in double: (B, H, Sq); -inf for a row that sees no key.
+inline std::vector<double> ReferenceLse(const AttentionCase& c, const std::vector<float>& q,
+                                        const std::vector<float>& k, bool causal, double scale) {
+  std::vector<double> out(static_cast<std::size_t>(c.batch * c.heads * c.q_len), -INFINITY);
+  const int64_t group = c.heads / c.kv_heads;
+  for (int64_t b = 0; b < c.batch; ++b) {
+    for (int64_t h = 0; h < c.heads; ++h) {
+      for (int64_t i = 0; i < c.q_len; ++i) {
+        const int64_t visible =
+            causal ? std::clamp<int64_t>(i + c.kv_len - c.q_len + 1, 0, c.kv_len) : c.kv_len;
+        if (visible == 0) continue;
+        const float* qi = &q[((b * c.heads + h) * c.q_len + i) * c.head_dim];
+        std::vector<double> s(visible);
+        for (int64_t j = 0; j < visible; ++j) {
+          const float* kj = &k[((b * c.kv_heads + h / group) * c.kv_len + j) * c.head_dim];
+          double dot = 0;
+          for (int64_t x = 0; x < c.head_dim; ++x) dot += double(qi[x]) * kj[x];
+          s[j] = dot * scale;
+        }
+        const double max_s = *std::max_element(s.begin(), s.end());
+        double sum = 0;
+        for (double x : s) sum += std::exp(x - max_s);
+        out[(b * c.heads + h) * c.q_len + i] = max_s + std::log(sum);
+      }
+    }
+  }
+  return out;
+}
+
+// Empty when `got` matches `want` row by row: -inf exactly where want is -inf, elsewhere finite
+// and within atol + rtol * |want|; otherwise the first row that does not, in words.
+inline std::string CompareLse(const std::vector<float>& got, const std::vector<double>& want,
+                              double atol, double rtol) {
+  if (got.size() != want.size()) {
+    return "got " + std::to_string(got.size()) + " rows, want " + std::to_string(want.size());
+  }
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const bool ok = std::isinf(want[i])
+                        ? got[i] == -INFINITY
+                        : std::isfinite(got[i]) && std::fabs(double(got[i]) - want[i]) <=
+                                                       atol + rtol * std::fabs(want[i]);
+    if (!ok) {
+      char text[128];
+      std::snprintf(text, sizeof(text), "row %zu: got %.9g, want %.9g", i, double(got[i]), want[i]);
+      return text;
+    }
+  }
+  return "";
 }
 
 // a (batch..., m, k) @ b (batch..., k, n) with NumPy broadcasting, in double.

@@ -138,6 +138,8 @@ TEST_F(ServerTest, AttentionMatchesReferenceForEveryDtype) {
       EXPECT_EQ(result.info.requested(), v1::BACKEND_AUTO);
       EXPECT_NE(result.info.backend_reason().find("an1 is unavailable"), std::string::npos);
       EXPECT_EQ(result.info.device(), "cpu");
+      EXPECT_EQ(result.info.kernel(), "baseline.cpu");
+      EXPECT_FALSE(result.lse.has_value());  // not asked for
       EXPECT_GT(result.info.compute_seconds(), 0);
       EXPECT_EQ(result.output.shape, (std::vector<int64_t>{2, 4, 37, 64}));
       EXPECT_EQ(result.output.dtype, dtype);
@@ -164,6 +166,62 @@ TEST_F(ServerTest, DefaultsAreCausalWithInverseSqrtScale) {
   EXPECT_LE(
       testing::RelativeError(client::DecodeElements(result.output.bytes, v1::DTYPE_FP32), want),
       1e-5);
+}
+
+// return_lse: (B, H, Sq) fp32 inline, ln(sum_j exp(q_i . k_j * scale)) per query row, -inf for
+// the rows a causal mask leaves without a key (Sq > Sk); the output is the same as without it.
+TEST_F(ServerTest, ReturnsTheLogSumExpWhenAsked) {
+  const testing::AttentionCase c{2, 4, 2, 37, 23, 16};
+  for (v1::DType dtype : {v1::DTYPE_FP32, v1::DTYPE_FP16}) {
+    for (bool causal : {true, false}) {
+      std::vector<float> q, k, v;
+      AttentionArgs args;
+      args.q = Random({c.batch, c.heads, c.q_len, c.head_dim}, dtype, rng_, &q);
+      args.k = Random({c.batch, c.kv_heads, c.kv_len, c.head_dim}, dtype, rng_, &k);
+      args.v = Random({c.batch, c.kv_heads, c.kv_len, c.head_dim}, dtype, rng_, &v);
+      args.causal = causal;
+      args.scale = 0.3f;
+      args.return_lse = true;
+      CallResult result;
+      grpc::Status status = client_->Attention(std::move(args), &result);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      ASSERT_TRUE(result.lse.has_value());
+      EXPECT_EQ(result.lse->dtype, v1::DTYPE_FP32);
+      EXPECT_EQ(result.lse->shape, (std::vector<int64_t>{c.batch, c.heads, c.q_len}));
+      EXPECT_FALSE(result.lse->region.has_value());
+      const std::vector<float> lse = client::DecodeElements(result.lse->bytes, v1::DTYPE_FP32);
+      EXPECT_EQ(testing::CompareLse(lse, testing::ReferenceLse(c, q, k, causal, 0.3), 1e-4, 1e-5),
+                "")
+          << "causal " << causal << " dtype " << dtype;
+      if (causal) EXPECT_EQ(lse[0], -INFINITY);  // row 0 of 37 sees none of 23 keys
+      const double tolerance = dtype == v1::DTYPE_FP32 ? 1e-5 : 2e-3;
+      EXPECT_LE(testing::RelativeError(client::DecodeElements(result.output.bytes, dtype),
+                                       testing::ReferenceAttention(c, q, k, v, causal, 0.3)),
+                tolerance);
+    }
+  }
+}
+
+// The LSE travels inline, so it counts toward the response size limit: an output that fits alone
+// (2.5 MiB of the 4 MiB limit) does not fit with its 2.5 MiB LSE.
+TEST_F(ServerTest, LseCountsTowardTheResponseLimit) {
+  auto args = [this](bool lse) {
+    AttentionArgs a;
+    a.q = Random({1, 1, 655360, 1}, v1::DTYPE_FP32, rng_);
+    a.k = Random({1, 1, 1, 1}, v1::DTYPE_FP32, rng_);
+    a.v = Random({1, 1, 1, 1}, v1::DTYPE_FP32, rng_);
+    a.return_lse = lse;
+    return a;
+  };
+  CallResult result;
+  grpc::Status status = client_->Attention(args(false), &result);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  status = client_->Attention(args(true), &result);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("the output and its log-sum-exp need 2621440 + 2621440"),
+            std::string::npos)
+      << status.error_message();
+  ExpectStillServing();
 }
 
 TEST_F(ServerTest, MatmulBroadcastsAndMatchesReference) {
@@ -332,6 +390,7 @@ TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
   for (int i = 0; i < kOk; ++i) {
     CallResult result;
     ASSERT_TRUE(client_->Attention(ValidAttention(), &result).ok());
+    EXPECT_EQ(result.info.kernel(), "baseline.cpu");
     EXPECT_EQ(result.info.tokens(), 1 * 5);       // B * Sq
     EXPECT_FALSE(result.info.energy_measured());  // no GPU energy counter on the CPU
   }
@@ -366,6 +425,12 @@ TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
   EXPECT_GT(Sample(text, R"(an1_tensor_bytes_total{direction="in",transport="inline"})"), 0);
   EXPECT_NE(text.find("an1_build_info{"), std::string::npos);
   EXPECT_EQ(Sample(text, R"(an1_tokens_total{backend="baseline",rpc="Attention"})"), kOk * 5);
+  // Every executed request counts under the kernel that ran it; refused ones ran none.
+  EXPECT_EQ(
+      Sample(text,
+             R"(an1_kernel_runs_total{backend="baseline",kernel="baseline.cpu",rpc="Attention"})"),
+      kOk);
+  EXPECT_NE(text.find("# TYPE an1_kernel_runs_total counter"), std::string::npos);
   EXPECT_EQ(Sample(text, "an1_gpu_metrics_available"), 0);  // CPU only: no NVML readings
   EXPECT_NE(text.find("# TYPE an1_gpu_energy_joules_total counter"), std::string::npos);
   EXPECT_NE(text.find("# TYPE an1_gpu_power_watts gauge"), std::string::npos);
@@ -404,7 +469,12 @@ TEST(AbandonedRequestsTest, LeaveTheQueueAndAreCountedAsTheClientSawThem) {
     CallResult result;
     long_status = client.Attention(attention(2048, 8, 64), &result);
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the long call is running
+  // Until the long call runs (not just waits): its start can lag on a loaded machine.
+  for (int i = 0; i < 1000; ++i) {
+    const std::string text = testing::HttpGet(server->metrics_port(), "/metrics");
+    if (Sample(text, "an1_requests_running") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 
   constexpr int kAbandoned = 4;  // fills the queue, then every caller's deadline passes
   client::Client impatient({target, 64 << 20, std::chrono::milliseconds(30)});

@@ -149,6 +149,36 @@ TEST_F(SharedMemoryTest, InputsAndOutputInARegionMatchTheReference) {
   EXPECT_EQ(list.regions_size(), 0);
 }
 
+// With the output in a region, the log-sum-exp still comes back inline in the response.
+TEST_F(SharedMemoryTest, LseComesBackInlineWhenTheOutputGoesToARegion) {
+  Layout l;
+  ShmObject shm(l.total());
+  std::mt19937_64 rng(5);
+  const std::vector<float> q = testing::RandomFloats(2 * l.sq * l.d, rng),
+                           k = testing::RandomFloats(l.sk * l.d, rng),
+                           v = testing::RandomFloats(l.sk * l.d, rng);
+  std::memcpy(shm.data(), q.data(), l.q_bytes());
+  std::memcpy(shm.data() + l.q_bytes(), k.data(), l.kv_bytes());
+  std::memcpy(shm.data() + l.q_bytes() + l.kv_bytes(), v.data(), l.kv_bytes());
+  ASSERT_TRUE(alice_->RegisterSystemSharedMemory("lse", shm.key(), 0, l.total()).ok());
+
+  AttentionArgs args = RegionArgs(l, "lse");
+  args.return_lse = true;
+  CallResult result;
+  grpc::Status status = alice_->Attention(std::move(args), &result);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(result.output.region.has_value());
+  ASSERT_TRUE(result.lse.has_value());
+  EXPECT_FALSE(result.lse->region.has_value());
+  EXPECT_EQ(result.lse->shape, (std::vector<int64_t>{1, 2, l.sq}));
+  const testing::AttentionCase c{1, 2, 1, l.sq, l.sk, l.d};
+  EXPECT_EQ(
+      testing::CompareLse(client::DecodeElements(result.lse->bytes, v1::DTYPE_FP32),
+                          testing::ReferenceLse(c, q, k, true, 1.0 / std::sqrt(8.0)), 1e-4, 1e-5),
+      "");
+  ASSERT_TRUE(alice_->UnregisterSharedMemory("lse").ok());
+}
+
 TEST_F(SharedMemoryTest, RegistrationErrors) {
   ShmObject shm(4096);
   EXPECT_EQ(alice_->RegisterSystemSharedMemory("r", shm.key(), 0, 4097).error_code(),

@@ -48,6 +48,53 @@ TEST(ValidateAttentionTest, AcceptsLengthOneAndCustomScale) {
   EXPECT_EQ(r->scale, -0.5f);
 }
 
+TEST(ValidateAttentionTest, LseIsFp32PerQueryRowWhenAsked) {
+  AttentionInputs in = Attention({2, 4, 37, 64}, {2, 2, 53, 64}, {2, 2, 53, 64});
+  auto plain = ValidateAttention(in, {});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->lse.has_value());
+  std::vector<float> lse(2 * 4 * 37);
+  in.return_lse = true;
+  in.lse = lse;
+  auto r = ValidateAttention(in, {});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->lse.has_value());
+  EXPECT_EQ(r->lse->dtype, DType::kFloat32);
+  EXPECT_EQ(r->lse->shape, (std::vector<int64_t>{2, 4, 37}));
+  EXPECT_EQ(r->lse->byte_size, 2u * 4 * 37 * 4);
+  EXPECT_EQ(LseElements(in.q), lse.size());
+}
+
+TEST(ValidateAttentionTest, RejectsAnLseBufferOfTheWrongSize) {
+  AttentionInputs in = Attention({1, 2, 5, 8}, {1, 2, 5, 8}, {1, 2, 5, 8});
+  std::vector<float> lse(11);
+  in.return_lse = true;
+  in.lse = lse;
+  ExpectError(ValidateAttention(in, {}).status(), StatusCode::kInvalidArgument,
+              "lse buffer has 11 elements; (batch, heads, seq_len) needs 10");
+  in.lse = {};
+  ExpectError(ValidateAttention(in, {}).status(), StatusCode::kInvalidArgument, "needs 10");
+  in.return_lse = false;
+  in.lse = std::span<float>(lse).first(10);
+  ExpectError(ValidateAttention(in, {}).status(), StatusCode::kInvalidArgument,
+              "return_lse is not set");
+}
+
+// The server sizes the LSE buffer from q before validation: a q that cannot be valid sizes none.
+TEST(ValidateAttentionTest, LseElementsIsZeroForAnInvalidQ) {
+  EXPECT_EQ(LseElements(View({2, 3, 5, 7})), 30u);
+  EXPECT_EQ(LseElements(View({3, 5, 7})), 0u);
+  EXPECT_EQ(LseElements(View({2, 0, 5, 7})), 0u);
+  TensorView negative = View({2, 3, 5, 1});
+  negative.shape[3] = -1;
+  EXPECT_EQ(LseElements(negative), 0u);
+  TensorView huge = View({1, 1, 1, 1});
+  huge.shape = {int64_t{1} << 40, int64_t{1} << 40, int64_t{1} << 40, 1};  // overflows
+  EXPECT_EQ(LseElements(huge), 0u);
+  huge.shape = {1 << 20, 1 << 20, 1, 1};  // more rows than its bytes could hold
+  EXPECT_EQ(LseElements(huge), 0u);
+}
+
 TEST(ValidateAttentionTest, RejectsHeadsNotMultipleOfKvHeads) {
   ExpectError(
       ValidateAttention(Attention({1, 6, 8, 64}, {1, 4, 8, 64}, {1, 4, 8, 64}), {}).status(),

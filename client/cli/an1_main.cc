@@ -20,6 +20,7 @@
 #include "client/cli/bench.h"
 #include "client/cli/cli_common.h"
 #include "client/cli/info.h"
+#include "client/cli/lse.h"
 #include "client/client.h"
 #include "client/cuda_region.h"
 #include "client/elements.h"
@@ -41,11 +42,15 @@ bool LoadNpy(const std::string& path, v1::DType dtype, HostTensor* tensor) {
   return true;
 }
 
-int PrintResult(const CallResult& result, const std::string& out_path) {
+// Prints the result; writes the output to `out_path` and, for attention with --return-lse, the
+// LSE to `lse_path` (each when not empty).
+int PrintResult(const CallResult& result, const std::string& out_path, bool lse,
+                const std::string& lse_path) {
   const v1::ExecutionInfo& info = result.info;
   std::printf("backend: %s (requested %s)%s%s\n", BackendName(info.backend()),
               BackendName(info.requested()), info.backend_reason().empty() ? "" : ": ",
               info.backend_reason().c_str());
+  if (!info.kernel().empty()) std::printf("kernel: %s\n", info.kernel().c_str());
   std::printf("device: %s\n", info.device().c_str());
   std::printf("output: %s %s\n", DTypeName(result.output.dtype),
               ShapeString(result.output.shape).c_str());
@@ -82,14 +87,15 @@ int PrintResult(const CallResult& result, const std::string& out_path) {
     }
     std::printf("wrote %s\n", out_path.c_str());
   }
-  return 0;
+  return lse ? ReportLse(result.lse, lse_path) : 0;
 }
 
 // Sends the request `repeat` times (a copy of `args` each time) and prints the last result, and
 // with repeats the medians of the timings.
 template <typename Args, typename Call>
 int Execute(const Args& args, int repeat, double start_at, Placement& placement,
-            const std::string& out_path, Call call) {
+            const std::string& out_path, Call call, bool lse = false,
+            const std::string& lse_path = "") {
   // --start-at: several clients set up first, then start their calls together.
   const auto start = std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
@@ -122,7 +128,7 @@ int Execute(const Args& args, int repeat, double start_at, Placement& placement,
         Median(overhead), static_cast<unsigned long long>(result.info.copied_bytes()), repeat,
         loop_ms, loop_end_unix);
   }
-  return PrintResult(result, out_path);
+  return PrintResult(result, out_path, lse, lse_path);
 }
 
 // Bytes of a @ b for NumPy-broadcast batch dimensions (shapes are validated by the server).
@@ -199,7 +205,8 @@ int Run(int argc, char** argv) {
   int64_t batch = 1, heads = 8, kv_heads = 0, seq_len = 128, kv_seq_len = 0, head_dim = 64;
   bool causal = true;
   std::optional<float> scale;
-  std::string q_path, k_path, v_path;
+  std::string q_path, k_path, v_path, lse_path;
+  bool return_lse = false;
   add_common(attention);
   attention->add_option("--batch-size", batch, "B")->check(PositiveNumber())->capture_default_str();
   attention->add_option("--n-heads", heads, "H (query heads)")
@@ -217,6 +224,10 @@ int Run(int argc, char** argv) {
   attention->add_option("--q", q_path, "q from a .npy file (B, H, Sq, D)");
   attention->add_option("--k", k_path, "k from a .npy file (B, Hkv, Sk, D)");
   attention->add_option("--v", v_path, "v from a .npy file (B, Hkv, Sk, D)");
+  attention->add_flag("--return-lse", return_lse,
+                      "Also get each query row's log-sum-exp (B, H, Sq) and print a summary");
+  attention->add_option("--lse-out", lse_path,
+                        "Write the log-sum-exp to this float32 .npy file (implies --return-lse)");
 
   CLI::App* matmul = app.add_subcommand("matmul", "Batched matrix multiplication a @ b");
   std::vector<int64_t> a_shape = {512, 512}, b_shape = {512, 512};
@@ -314,15 +325,18 @@ int Run(int argc, char** argv) {
     args.backend = backend;
     args.causal = causal;
     args.scale = scale;
+    args.return_lse = return_lse || !lse_path.empty();
     Placement placement;
     if (!placement.Place(client, transport, device, {&args.q, &args.k, &args.v},
                          args.q.bytes.size(), &args.output_region)) {
       return kExitError;
     }
-    return Execute(args, repeat, start_at, placement, out_path,
-                   [&](an1::client::AttentionArgs a, CallResult* r) {
-                     return client.Attention(std::move(a), r);
-                   });
+    return Execute(
+        args, repeat, start_at, placement, out_path,
+        [&](an1::client::AttentionArgs a, CallResult* r) {
+          return client.Attention(std::move(a), r);
+        },
+        args.return_lse, lse_path);
   }
 
   if (app.got_subcommand(matmul)) {

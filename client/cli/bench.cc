@@ -45,10 +45,13 @@ class Progress {
                  flags_.causal ? "causal" : "dense", std::max(flags_.warmup, 1), calls.c_str());
   }
 
-  void End(v1::Backend backend, int64_t seq_len, const char* outcome) {
+  // `kernels`: what ran the calls (Summary::kernels), said when known.
+  void End(v1::Backend backend, int64_t seq_len, const char* outcome,
+           const std::string& kernels = "") {
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start_).count();
-    std::fprintf(stderr, "case %zu/%zu: %s, seq_len %lld: %s in %.0f ms\n", index_, total_,
-                 BackendName(backend), static_cast<long long>(seq_len), outcome, ms);
+    std::fprintf(stderr, "case %zu/%zu: %s, seq_len %lld: %s in %.0f ms%s%s\n", index_, total_,
+                 BackendName(backend), static_cast<long long>(seq_len), outcome, ms,
+                 kernels.empty() ? "" : ", kernel ", kernels.c_str());
   }
 
  private:
@@ -102,7 +105,7 @@ int RunBench(Client& client, const BenchFlags& flags) {
       }
       Summary s = Summarize(load, flags, shape);
       s.joules_per_token = energy.Measure(shape, backend, load);
-      progress.End(backend, seq, "done");
+      progress.End(backend, seq, "done", s.kernels);
       failures += s.errors;
       std::printf("%-9s %7lld %10.3f %9.3f %9.1f %9.1f %9.3f %10.3f %12.0f %12s %d (%d%s%s)\n",
                   BackendName(backend), static_cast<long long>(seq), s.latency_ms, s.p99_ms,

@@ -96,6 +96,7 @@ LoadResult RunLoad(Client& client, const BenchFlags& flags, const Shape& shape, 
         if (call.info.energy_measured()) s.energy_joules = call.info.energy_joules();
         s.tokens = call.info.tokens();
         s.device = call.info.device();
+        s.kernel = call.info.kernel();
         result.samples.push_back(s);
       }
     });

@@ -26,6 +26,7 @@ struct Sample {
   std::optional<double> energy_joules;  // when the server measured the request's energy
   uint64_t tokens = 0;
   std::string device;  // "cuda:N" that ran it
+  std::string kernel;  // the kernel that ran it (ExecutionInfo.kernel)
 };
 
 // What a load run did: every call sent is answered (OK or an error status, counted by name).

@@ -2,6 +2,8 @@
 #include "client/cli/summary.h"
 
 #include <algorithm>
+#include <set>
+#include <string>
 #include <vector>
 
 namespace an1::cli {
@@ -20,7 +22,9 @@ Summary Summarize(const LoadResult& load, const BenchFlags& flags, const Shape& 
   std::vector<double> compute, server, rtt;
   double joules = 0, tokens = 0;
   bool all_energy = !load.samples.empty();
+  std::set<std::string> kernels;
   for (const Sample& x : load.samples) {
+    if (!x.kernel.empty()) kernels.insert(x.kernel);
     compute.push_back(x.compute_ms);
     server.push_back(x.server_ms);
     rtt.push_back(x.round_trip_ms);
@@ -52,6 +56,7 @@ Summary Summarize(const LoadResult& load, const BenchFlags& flags, const Shape& 
   }
   if (all_energy && tokens > 0) s.joules_per_token = joules / tokens;
   s.requests = static_cast<int>(load.samples.size());
+  for (const std::string& kernel : kernels) s.kernels += (s.kernels.empty() ? "" : ",") + kernel;
   for (const auto& [name, count] : load.errors) {
     s.errors += count;
     s.error_text += (s.error_text.empty() ? "" : "; ") + name + " x" + std::to_string(count);

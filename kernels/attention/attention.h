@@ -5,9 +5,11 @@
 //   if (std::string why = Supported(props, p); !why.empty()) { ... }   // why not, in words
 //   Run(p, workspace, WorkspaceBytes(p), stream);  // validates, selects a kernel, launches
 //
-// Kernels (AttentionKernel): kSm80, the FlashAttention-2 design on mma.sync (attention/sm80/);
-// the Hopper kernel (sm90/) and the decode kernel (decode/) join the enum, the dispatcher in
-// attention.cc and tests/kernels/attention_kernel_test.cc. Shared device code is in common/.
+// Kernels (AttentionKernel): kSm80, the FlashAttention-2 design on mma.sync (attention/sm80/),
+// for prefill; kDecode, flash-decoding for 1 to 16 queries per sequence (attention/decode/). The
+// dispatcher (attention.cc) picks decode for q_len <= 16 and sm80 otherwise. A Hopper kernel
+// (sm90/) joins the enum, the dispatcher and tests/kernels/attention_kernel_test.cc the same way.
+// Shared device code is in common/.
 //
 // Errors are KernelStatus values: kUnsupported (outside every kernel's coverage, with the
 // reason, checked before any launch), kOutOfMemory, kDeviceFault, kInternal. Thread-safety: the
@@ -36,7 +38,8 @@ enum class Layout {
 // Which kernel runs a problem. kAuto lets the dispatcher choose (SelectKernel).
 enum class AttentionKernel {
   kAuto,
-  kSm80,  // mma.sync m16n8k16, cp.async double buffering (FlashAttention-2 design)
+  kSm80,    // prefill: mma.sync m16n8k16, cp.async double buffering (FlashAttention-2 design)
+  kDecode,  // 1-16 queries: a KV head's query rows packed in one tile, split-KV (flash-decoding)
 };
 
 // The whole host/kernel interface.
@@ -64,11 +67,11 @@ struct AttentionParams {
   AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
-// "auto", "sm80".
+// "auto", "sm80", "decode".
 std::string_view KernelName(AttentionKernel kernel);
 
 // Every kernel the dispatcher knows, kAuto excluded (for tests and benchmarks).
-inline constexpr AttentionKernel kAllKernels[] = {AttentionKernel::kSm80};
+inline constexpr AttentionKernel kAllKernels[] = {AttentionKernel::kSm80, AttentionKernel::kDecode};
 
 // Empty when `params.kernel` (or, for kAuto, some kernel) runs `params` on a device with
 // `device`'s properties; otherwise why not, for people (e.g. "the an1 attention kernels take
@@ -84,12 +87,13 @@ AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams
 // when N is 1). Empty when no kernel supports the problem.
 std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& params);
 
-// Device memory Run needs as workspace for this problem (0 for kernels that need none).
-std::size_t WorkspaceBytes(const AttentionParams& params);
+// Device memory Run needs as workspace for this problem on `device` (the decode kernel's split
+// count depends on the number of SMs); 0 for kernels that need none.
+std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& params);
 
 // Validates `params` against the current device, selects the kernel (params.kernel, or the
 // dispatcher's choice for kAuto) and launches it on `stream`. `workspace` must hold
-// WorkspaceBytes(params) bytes of device memory (may be null when that is 0).
+// WorkspaceBytes(current device, params) bytes of device memory (may be null when that is 0).
 KernelStatus Run(const AttentionParams& params, void* workspace, std::size_t workspace_bytes,
                  cudaStream_t stream);
 

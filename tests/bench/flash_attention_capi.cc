@@ -22,8 +22,35 @@ int an1_flash_attention(const void* q, const void* k, const void* v, void* o, in
   params.q_len = q_len, params.kv_len = kv_len, params.head_dim = head_dim;
   params.causal = causal != 0;
   params.scale = scale;
+  // The decode kernel's split-KV workspace: grown once, reused by every later call (a
+  // cudaMalloc per call would be timed too). Benchmark only: one caller thread, one device.
+  static void* workspace = nullptr;
+  static std::size_t workspace_bytes = 0;
+  // Read once: a properties read costs far more than a launch, and would be timed too.
+  static cudaDeviceProp props{};
+  static bool have_props = false;
+  if (!have_props) {
+    int device = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaGetDeviceProperties(&props, device) != cudaSuccess) {
+      std::fprintf(stderr, "an1_flash_attention: no CUDA device\n");
+      return 1;
+    }
+    have_props = true;
+  }
+  const std::size_t needed = attention::WorkspaceBytes(props, params);
+  if (needed > workspace_bytes) {
+    cudaFree(workspace);
+    workspace = nullptr;
+    workspace_bytes = 0;
+    if (cudaMalloc(&workspace, needed) != cudaSuccess) {
+      std::fprintf(stderr, "an1_flash_attention: cannot allocate %zu bytes of workspace\n", needed);
+      return 1;
+    }
+    workspace_bytes = needed;
+  }
   const an1::kernels::KernelStatus status =
-      attention::Run(params, nullptr, 0, static_cast<cudaStream_t>(stream));
+      attention::Run(params, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
   if (!status.ok()) {
     std::fprintf(stderr, "an1_flash_attention: %s\n", status.message.c_str());
     return 1;

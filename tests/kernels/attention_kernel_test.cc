@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/attention/attention.h"
@@ -45,35 +47,6 @@ struct Case {
   std::optional<float> scale;  // nullopt: 1/sqrt(D)
 };
 
-// The LSE reference: ln(sum_j exp(s_j)) over the visible keys, -inf when none.
-std::vector<double> ReferenceLse(const AttentionCase& c, const std::vector<float>& q,
-                                 const std::vector<float>& k, bool causal, double scale) {
-  std::vector<double> lse(c.batch * c.heads * c.q_len, -INFINITY);
-  const int64_t group = c.heads / c.kv_heads;
-  for (int64_t bh = 0; bh < c.batch * c.heads; ++bh) {
-    const int64_t b = bh / c.heads, kvh = bh % c.heads / group;
-    for (int64_t i = 0; i < c.q_len; ++i) {
-      const int64_t visible =
-          causal ? std::clamp<int64_t>(i + c.kv_len - c.q_len + 1, 0, c.kv_len) : c.kv_len;
-      double max_s = -INFINITY;
-      std::vector<double> s(visible);
-      for (int64_t j = 0; j < visible; ++j) {
-        double dot = 0;
-        for (int64_t x = 0; x < c.head_dim; ++x) {
-          dot += double(q[(bh * c.q_len + i) * c.head_dim + x]) *
-                 k[((b * c.kv_heads + kvh) * c.kv_len + j) * c.head_dim + x];
-        }
-        max_s = std::max(max_s, s[j] = dot * scale);
-      }
-      if (visible == 0) continue;
-      double sum = 0;
-      for (double x : s) sum += std::exp(x - max_s);
-      lse[bh * c.q_len + i] = max_s + std::log(sum);
-    }
-  }
-  return lse;
-}
-
 TEST_F(AttentionKernelTest, EveryKernelMatchesTheFloat64Reference) {
   std::vector<Case> cases;
   for (int64_t d : {64, 128}) {
@@ -91,8 +64,26 @@ TEST_F(AttentionKernelTest, EveryKernelMatchesTheFloat64Reference) {
     cases.push_back({{1, 2, 1, 61, 130, d}, 30.0f, std::nullopt});  // large scores, peaked softmax
     cases.push_back({{1, 2, 2, 33, 47, d}, 1.0f, -0.7f});           // negative scale
     cases.push_back({{1, 2, 2, 33, 47, d}, 1.0f, 0.0f});            // zero scale: uniform weights
+    // Decode steps (Sq 1..16): group sizes 1, 4, 5, 8, 32; batch 1 and 300; Sk of 1, primes,
+    // a multiple of a tile plus one; with and without KV splits (few blocks split, many don't).
+    for (AttentionCase c : std::vector<AttentionCase>{
+             {1, 4, 1, 1, 1, d},      // one key
+             {300, 4, 1, 1, 37, d},   // batch 300: enough blocks, no split
+             {2, 10, 2, 3, 1009, d},  // group 5 (does not divide the 16-row tile)
+             {1, 8, 1, 16, 4099, d},  // group 8 x 16 queries: 128 rows, 8 row blocks, splits
+             {1, 32, 1, 2, 2053, d},  // group 32 (MQA): 64 rows
+             {3, 8, 8, 7, 65, d},     // group 1, Sq 7
+             {1, 8, 2, 16, 5, d},     // Sq > Sk: rows that see no key when causal
+             {1, 4, 1, 4, 8191, d},   // speculative decoding, many splits
+         }) {
+      cases.push_back({c, 1.0f, std::nullopt});
+    }
+    cases.push_back({{1, 4, 1, 1, 3001, d}, 1.0f, -0.3f});  // decode, negative scale, splits
   }
+  // A long KV cache: Sk = 131075 (2^17 + 3), one 16-query step, no GQA.
+  cases.push_back({{1, 2, 2, 16, 131075, 128}, 1.0f, std::nullopt});
   std::mt19937_64 rng(2026);
+  std::map<std::string_view, int> ran;  // cases each kernel ran
   for (attention::AttentionKernel kernel : attention::kAllKernels) {
     for (const Case& c : cases) {
       const AttentionCase& s = c.shape;
@@ -114,9 +105,13 @@ TEST_F(AttentionKernelTest, EveryKernelMatchesTheFloat64Reference) {
               std::to_string(s.head_dim) + " x" + std::to_string(c.magnitude) + " scale " +
               std::to_string(p.scale);
           if (std::string why = attention::Supported(props_, p); !why.empty()) {
-            ADD_FAILURE() << what << ": unsupported: " << why;
+            // The decode kernel takes 1-16 queries; every other refusal is a fault.
+            const bool prefill_on_decode =
+                kernel == attention::AttentionKernel::kDecode && s.q_len > 16;
+            if (!prefill_on_decode) ADD_FAILURE() << what << ": unsupported: " << why;
             continue;
           }
+          ++ran[attention::KernelName(kernel)];
           const std::size_t q_n = s.batch * s.heads * s.q_len * s.head_dim;
           const std::size_t kv_n = s.batch * s.kv_heads * s.kv_len * s.head_dim;
           auto encode = [&](std::size_t n) {
@@ -144,7 +139,7 @@ TEST_F(AttentionKernelTest, EveryKernelMatchesTheFloat64Reference) {
                     cudaSuccess);
           p.q = dq.ptr, p.k = dk.ptr, p.v = dv.ptr, p.o = dout.ptr;
           p.lse = static_cast<float*>(dlse.ptr);
-          const std::size_t workspace_bytes = attention::WorkspaceBytes(p);
+          const std::size_t workspace_bytes = attention::WorkspaceBytes(props_, p);
           DeviceBuffer workspace(std::max<std::size_t>(workspace_bytes, 1));
           const kernels::KernelStatus ran = attention::Run(p, workspace.ptr, workspace_bytes, 0);
           ASSERT_TRUE(ran.ok()) << what << ": " << ran.message;
@@ -176,6 +171,9 @@ TEST_F(AttentionKernelTest, EveryKernelMatchesTheFloat64Reference) {
       }
     }
   }
+  for (attention::AttentionKernel kernel : attention::kAllKernels) {
+    EXPECT_GE(ran[attention::KernelName(kernel)], 40) << attention::KernelName(kernel);
+  }
 }
 
 // Huge scores (inputs of magnitude 1e2 to 1e5): the row maximum contributes exactly 1, so the
@@ -184,8 +182,10 @@ TEST_F(AttentionKernelTest, EveryKernelKeepsHugeScoresExact) {
   std::mt19937_64 rng(133120);
   for (attention::AttentionKernel kernel : attention::kAllKernels) {
     for (int64_t d : {64, 128}) {
-      for (AttentionCase s : std::vector<AttentionCase>{
-               {1, 2, 2, 1, 1, d}, {1, 2, 1, 64, 64, d}, {1, 2, 2, 130, 130, d}}) {
+      for (AttentionCase s : std::vector<AttentionCase>{{1, 2, 2, 1, 1, d},
+                                                        {1, 2, 1, 64, 64, d},
+                                                        {1, 2, 2, 130, 130, d},
+                                                        {1, 8, 2, 4, 1000, d}}) {
         for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
           for (float magnitude : testing::HugeScoreMagnitudes(dtype)) {
             for (bool causal : {true, false}) {
@@ -199,6 +199,7 @@ TEST_F(AttentionKernelTest, EveryKernelKeepsHugeScoresExact) {
               p.q_len = s.q_len, p.kv_len = s.kv_len, p.head_dim = s.head_dim;
               p.causal = causal;
               p.scale = 1.0f / std::sqrt(static_cast<float>(d));
+              if (!attention::Supported(props_, p).empty()) continue;  // decode: Sq <= 16 only
               DeviceBuffer dq(x.q.bytes.size()), dk(x.k.bytes.size()), dv(x.v.bytes.size()),
                   dout(x.q.bytes.size());
               cudaMemcpy(dq.ptr, x.q.bytes.data(), x.q.bytes.size(), cudaMemcpyHostToDevice);
@@ -206,7 +207,9 @@ TEST_F(AttentionKernelTest, EveryKernelKeepsHugeScoresExact) {
               cudaMemcpy(dv.ptr, x.v.bytes.data(), x.v.bytes.size(), cudaMemcpyHostToDevice);
               cudaMemset(dout.ptr, 0xff, x.q.bytes.size());
               p.q = dq.ptr, p.k = dk.ptr, p.v = dv.ptr, p.o = dout.ptr;
-              ASSERT_TRUE(attention::Run(p, nullptr, 0, 0).ok());
+              const std::size_t workspace_bytes = attention::WorkspaceBytes(props_, p);
+              DeviceBuffer workspace(std::max<std::size_t>(workspace_bytes, 1));
+              ASSERT_TRUE(attention::Run(p, workspace.ptr, workspace_bytes, 0).ok());
               std::vector<std::byte> out_bytes(x.q.bytes.size());
               ASSERT_EQ(
                   cudaMemcpy(out_bytes.data(), dout.ptr, out_bytes.size(), cudaMemcpyDeviceToHost),
@@ -226,6 +229,26 @@ TEST_F(AttentionKernelTest, EveryKernelKeepsHugeScoresExact) {
       }
     }
   }
+}
+
+// The dispatcher picks the decode kernel for 1-16 queries and sm80 beyond, and labels what it
+// launches; the split rule cuts a lone long sequence and leaves a large batch whole.
+TEST_F(AttentionKernelTest, DispatchByShape) {
+  attention::AttentionParams p;
+  p.batch = 1, p.heads = 32, p.kv_heads = 8, p.head_dim = 128, p.kv_len = 131072;
+  p.q_len = 1;
+  EXPECT_EQ(attention::SelectKernel(props_, p), attention::AttentionKernel::kDecode);
+  EXPECT_EQ(attention::KernelLabel(props_, p).rfind("an1.decode.splitkv/", 0), 0u)
+      << attention::KernelLabel(props_, p);
+  EXPECT_GT(attention::WorkspaceBytes(props_, p), 0u);
+  p.batch = 256, p.kv_len = 1024;
+  EXPECT_EQ(attention::KernelLabel(props_, p), "an1.decode");
+  EXPECT_EQ(attention::WorkspaceBytes(props_, p), 0u);
+  p.q_len = 16;
+  EXPECT_EQ(attention::SelectKernel(props_, p), attention::AttentionKernel::kDecode);
+  p.q_len = 17;
+  EXPECT_EQ(attention::SelectKernel(props_, p), attention::AttentionKernel::kSm80);
+  EXPECT_EQ(attention::KernelLabel(props_, p), "an1.fwd.sm80");
 }
 
 // Coverage is checked before any launch, with reasons a person can act on.

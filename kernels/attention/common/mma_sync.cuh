@@ -79,17 +79,20 @@ __device__ __forceinline__ void CopyAsyncWait() {
 }
 
 // Loads rows [row0, row0 + kRows) of a (rows, kDim) matrix into smem with stride kDim + kPad;
-// rows at or past `rows` read as zeros. Thread t copies the 16-byte chunks t, t + kThreads, ...
-// (fully unrolled: each thread's column and first row are fixed, the rest are constants).
+// rows at or past `rows` read as zeros (the kRows-row tile may be smaller than one pass). Thread t
+// copies the 16-byte chunks t, t + kThreads, ... (fully unrolled: each thread's column and first
+// row are fixed, the rest are constants).
 template <int kRows, int kDim, int kThreads, int kPad, typename T>
 __device__ __forceinline__ void LoadTile(T* smem, const T* global, int row0, int rows) {
   constexpr int kChunksPerRow = kDim / 8;  // 8 elements = 16 bytes
   constexpr int kRowsPerPass = kThreads / kChunksPerRow;
-  static_assert(kThreads % kChunksPerRow == 0 && kRows % kRowsPerPass == 0);
+  static_assert(kThreads % kChunksPerRow == 0);
+  constexpr bool kWhole = kRows % kRowsPerPass == 0;  // else the last pass is partial
   const int first = threadIdx.x / kChunksPerRow, col = (threadIdx.x % kChunksPerRow) * 8;
 #pragma unroll
-  for (int pass = 0; pass < kRows / kRowsPerPass; ++pass) {
+  for (int pass = 0; pass < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++pass) {
     const int r = first + pass * kRowsPerPass;
+    if (!kWhole && r >= kRows) break;
     const bool valid = row0 + r < rows;
     const T* src = global + (valid ? int64_t{row0 + r} * kDim + col : 0);
     CopyAsync16(smem + r * (kDim + kPad) + col, src, valid);

@@ -1,0 +1,338 @@
+// The decode attention kernel template (flash-decoding): one to sixteen queries per sequence
+// against a long KV cache. Included only by the generated per-instantiation translation units
+// (kernels/CMakeLists.txt), one per (dtype, head_dim); the family's interface is
+// kernels/attention/attention.h and the tile choices and split rule are in decode/tiles.h.
+//
+// Block (batch, kv head, split, row block): the packed rows of one KV head — query heads
+// kvh*g .. kvh*g+g-1, each with its Sq queries, which are consecutive rows of q and o — against
+// the keys of its split. K/V tiles stream through a kStages-deep cp.async ring; every warp takes
+// a 16-key slice of each tile (mma.sync m16n8k16 for Q K^T and P V, the online softmax in fp32
+// registers). At the end the warps' partial results merge in shared memory; with one split the
+// block writes o (and the LSE), otherwise an fp32 partial output and its LSE per split, which
+// the combine kernel below merges.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "kernels/attention/common/causal.h"
+#include "kernels/attention/common/mma_sync.cuh"
+#include "kernels/attention/common/online_softmax.cuh"
+#include "kernels/attention/decode/launch.h"
+#include "kernels/attention/decode/tiles.h"
+#include "kernels/cuda_check.h"
+
+namespace an1::kernels::attention::decode {
+
+template <typename T, int kDim>
+__global__ void __launch_bounds__(Tiles::kThreads)
+    DecodeKernel(const __grid_constant__ KernelArgs args) {
+  constexpr int kM = Tiles::kRows, kN = Tiles::kBlockN, kStride = kDim + Tiles::kPad;
+  constexpr int kStages = Tiles::kStages;
+  constexpr int kDTiles = kDim / 8;   // n8 tiles of the output
+  constexpr int kKSteps = kDim / 16;  // k16 steps of Q K^T
+  constexpr uint32_t kBytes = sizeof(T);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* q_smem = reinterpret_cast<T*>(smem_raw);
+  auto kv = [&](int stage, int which) {  // stage's K (which 0) or V (which 1) tile
+    return q_smem + (kM + (stage * 2 + which) * kN) * kStride;
+  };
+
+  const AttentionParams& p = args.params;
+  const int q_len = static_cast<int>(p.q_len), kv_len = static_cast<int>(p.kv_len);
+  const int group_size = static_cast<int>(p.heads / p.kv_heads);
+  const int rows = group_size * q_len;  // packed rows of one KV head
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / 4, quad = lane % 4;
+
+  // blockIdx.x = ((b * kv_heads + kvh) * splits + split) * row_blocks + row_block: the row
+  // blocks of one KV head and split run side by side and share its K/V through L2.
+  int64_t index = blockIdx.x;
+  const int row_block = static_cast<int>(index % args.row_blocks);
+  index /= args.row_blocks;
+  const int split = static_cast<int>(index % args.splits);
+  const int64_t bkv = index / args.splits;  // b * kv_heads + kvh
+  const int64_t b = bkv / p.kv_heads, kvh = bkv % p.kv_heads;
+  const int row0 = row_block * kM;
+  const int valid_rows = min(kM, rows - row0);
+  // Packed row r of this KV head is row base + r of q, o and the LSE, in (B, H, Sq) order.
+  const int64_t base = (b * p.heads + kvh * group_size) * p.q_len;
+  const T* q = static_cast<const T*>(p.q) + base * kDim;
+  const T* k = static_cast<const T*>(p.k) + bkv * p.kv_len * kDim;
+  const T* v = static_cast<const T*>(p.v) + bkv * p.kv_len * kDim;
+
+  const int tile_begin = static_cast<int>(split * args.tiles_per_split);
+  const int tiles = (kv_len + kN - 1) / kN;
+  const int tile_end = min(tile_begin + static_cast<int>(args.tiles_per_split), tiles);
+  // Every row sees the keys before `unmasked_end` (the first query sees the fewest); tiles
+  // beyond it are masked per element.
+  const int unmasked_end = VisibleKeys(0, q_len, kv_len, p.causal);
+
+  // A negative scale flips the sign of Q's fragments below, so the max is taken on raw scores
+  // with a positive scale; a zero scale becomes a tiny one (the same weights to fp32 precision).
+  const float scale = fmaxf(fabsf(args.scale_log2), 1e-30f);
+
+  // K/V tiles arrive through cp.async, 16 bytes a thread (rows past the keys read as zeros).
+  // (Measured on an H200: one copy-engine bulk copy per K/V row, issued by one warp, ran at half
+  // this speed; deeper rings and 128-key tiles did not beat three 64-key stages.)
+  auto load_tile = [&](int stage, int tile) {
+    LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 0), k, tile * kN, kv_len);
+    LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 1), v, tile * kN, kv_len);
+  };
+  LoadTile<kM, kDim, Tiles::kThreads, Tiles::kPad>(q_smem, q, row0, rows);
+  // The ring: tiles tile_begin .. tile_begin + kStages - 2 in flight before the loop. Every
+  // stage commits a group, empty or not, so that "wait until kStages - 2 are pending" always
+  // means "this tile has landed".
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    const int tile = tile_begin + s;
+    if (tile < tile_end) load_tile(s, tile);
+    CopyAsyncCommit();
+  }
+
+  const int warp_key0 = warp * Tiles::kKeysPerWarp;
+  const uint32_t k_frag0 =
+      SmemAddress(kv(0, 0)) +
+      (((warp_key0 + lane % 8 + (lane / 16) * 8) * kStride + ((lane / 8) % 2) * 8) * kBytes);
+  const uint32_t v_frag0 =
+      SmemAddress(kv(0, 1)) +
+      (((warp_key0 + lane % 8 + ((lane / 8) % 2) * 8) * kStride + (lane / 16) * 8) * kBytes);
+  constexpr uint32_t kStageBytes = 2 * kN * kStride * kBytes;
+
+  // This thread's rows of the tile: `group` (lo) and `group + 8` (hi), and the keys each sees.
+  int visible[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = row0 + group + half * 8;
+    visible[half] = r < rows ? VisibleKeys(r % q_len, q_len, kv_len, p.causal) : kv_len;
+  }
+
+  uint32_t qf[kKSteps][4];
+  float out[kDTiles][4] = {};
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};
+
+  for (int tile = tile_begin; tile < tile_end; ++tile) {
+    const int stage = (tile - tile_begin) % kStages;
+    CopyAsyncWait<kStages - 2>();
+    __syncthreads();  // this tile landed for everyone; everyone is done with the previous one
+    {
+      const int next = tile + kStages - 1;
+      if (next < tile_end) load_tile((next - tile_begin) % kStages, next);
+      CopyAsyncCommit();
+    }
+    if (tile == tile_begin) {  // Q landed with the first group: into registers, once
+      const uint32_t q_frag =
+          SmemAddress(q_smem) + ((lane % 16) * kStride + (lane / 16) * 8) * kBytes;
+#pragma unroll
+      for (int s = 0; s < kKSteps; ++s) {
+        LdMatrixX4(qf[s], q_frag + s * 16 * kBytes);
+        if (args.scale_log2 < 0) {
+#pragma unroll
+          for (int x = 0; x < 4; ++x) qf[s][x] ^= 0x80008000u;  // both halves' signs
+        }
+      }
+    }
+
+    // S = Q K^T for the 16 rows and this warp's 16 keys: two n8 tiles.
+    const int n0 = tile * kN + warp_key0;
+    const uint32_t k_frag = k_frag0 + stage * kStageBytes, v_frag = v_frag0 + stage * kStageBytes;
+    float score[2][4] = {};
+#pragma unroll
+    for (int s = 0; s < kKSteps; ++s) {
+      uint32_t kb[4];
+      LdMatrixX4(kb, k_frag + s * 16 * kBytes);
+      Mma<T>(score[0], qf[s], kb[0], kb[1]);
+      Mma<T>(score[1], qf[s], kb[2], kb[3]);
+    }
+    if (tile * kN + kN > unmasked_end) {  // past the keys, or above the causal diagonal: -inf
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+#pragma unroll
+        for (int t = 0; t < 2; ++t) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            if (n0 + t * 8 + quad * 2 + e >= visible[half]) score[t][half * 2 + e] = -INFINITY;
+          }
+        }
+      }
+    }
+
+    float ref[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float tile_max =
+          QuadReduce(TreeMax<2>(score, half), [](float a, float c) { return fmaxf(a, c); });
+      const float new_max = fmaxf(row_max[half], tile_max);
+      ref[half] = new_max == -INFINITY ? 0.0f : ScaleScore(new_max, scale);
+      const float rescale = FastExp2(ScaleScore(row_max[half], scale) - ref[half]);
+      row_max[half] = new_max;
+      row_sum[half] *= rescale;
+#pragma unroll
+      for (int d = 0; d < kDTiles; ++d) {
+        out[d][half * 2] *= rescale;
+        out[d][half * 2 + 1] *= rescale;
+      }
+    }
+    uint32_t p_frag[4];
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const float p0 = FastExp2(ScaleScore(score[t][0], scale) - ref[0]);
+      const float p1 = FastExp2(ScaleScore(score[t][1], scale) - ref[0]);
+      const float p2 = FastExp2(ScaleScore(score[t][2], scale) - ref[1]);
+      const float p3 = FastExp2(ScaleScore(score[t][3], scale) - ref[1]);
+      row_sum[0] += p0 + p1;
+      row_sum[1] += p2 + p3;
+      p_frag[t * 2 + 0] = MmaType<T>::Pack(p0, p1);
+      p_frag[t * 2 + 1] = MmaType<T>::Pack(p2, p3);
+    }
+    // O += P V over the warp's 16 keys (one k16 step), V through ldmatrix.trans.
+#pragma unroll
+    for (int d = 0; d < kDTiles; d += 2) {
+      uint32_t vb[4];
+      LdMatrixX4Trans(vb, v_frag + d * 8 * kBytes);
+      Mma<T>(out[d], p_frag, vb[0], vb[1]);
+      Mma<T>(out[d + 1], p_frag, vb[2], vb[3]);
+    }
+  }
+
+  // Merge the warps: each leaves its rows' max (raw score), sum and unnormalised output in
+  // shared memory, which the pipeline no longer needs.
+  CopyAsyncWait<0>();
+  __syncthreads();
+  float* merge_out = reinterpret_cast<float*>(smem_raw);     // [kWarps][kM][kDim]
+  float* merge_max = merge_out + Tiles::kWarps * kM * kDim;  // [kWarps][kM]
+  float* merge_sum = merge_max + Tiles::kWarps * kM;         // [kWarps][kM]
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = group + half * 8;
+    const float sum = QuadReduce(row_sum[half], [](float a, float c) { return a + c; });
+    if (quad == 0) {
+      merge_max[warp * kM + r] = row_max[half];
+      merge_sum[warp * kM + r] = sum;
+    }
+#pragma unroll
+    for (int d = 0; d < kDTiles; ++d) {
+      float* dst = merge_out + (warp * kM + r) * kDim + d * 8 + quad * 2;
+      dst[0] = out[d][half * 2];
+      dst[1] = out[d][half * 2 + 1];
+    }
+  }
+  __syncthreads();
+
+  for (int e = threadIdx.x; e < kM * kDim; e += Tiles::kThreads) {
+    const int r = e / kDim, c = e % kDim;
+    if (r >= valid_rows) continue;
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < Tiles::kWarps; ++w) m = fmaxf(m, merge_max[w * kM + r]);
+    const float m_scaled = m == -INFINITY ? 0.0f : ScaleScore(m, scale);
+    float sum = 0.0f, acc = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Tiles::kWarps; ++w) {
+      const float weight = FastExp2(ScaleScore(merge_max[w * kM + r], scale) - m_scaled);
+      sum += weight * merge_sum[w * kM + r];
+      acc += weight * merge_out[(w * kM + r) * kDim + c];
+    }
+    const float value = sum > 0.0f ? acc / sum : 0.0f;  // no visible key: zeros
+    const int64_t row = base + row0 + r;
+    if (args.splits == 1) {
+      static_cast<T*>(p.o)[row * kDim + c] = MmaType<T>::ToPair(value, 0.0f).x;
+      if (c == 0 && p.lse != nullptr) p.lse[row] = RowLogSumExp(m, sum, scale);
+    } else {
+      // The split's scaled max (log2 domain) and sum, not their LSE: an LSE of 1e10 (scores of
+      // 1e11) has an ulp of 1024 and would lose the sum's logarithm entirely.
+      args.partial_o[(row * args.splits + split) * kDim + c] = value;
+      if (c == 0) {
+        args.partial_max[row * args.splits + split] = m == -INFINITY ? -INFINITY : m_scaled;
+        args.partial_sum[row * args.splits + split] = sum;
+      }
+    }
+  }
+}
+
+// Merges the splits of every row: with m_s a split's scaled max (log2 domain), l_s its sum and
+// M the largest m_s (whose factor is exactly exp2(0) = 1), o = sum_s w_s o_s / sum_s w_s with
+// w_s = exp2(m_s - M) l_s, and the LSE (M + log2(sum_s w_s)) ln 2. A row no split saw a key for
+// gets zeros and -inf. Block: kDim x kCombineRows threads, a row per y.
+constexpr int kCombineRows = 4;
+
+template <typename T, int kDim>
+__global__ void __launch_bounds__(kDim* kCombineRows) CombineKernel(const KernelArgs args) {
+  const AttentionParams& p = args.params;
+  const int64_t row = int64_t{blockIdx.x} * kCombineRows + threadIdx.y;
+  const int64_t total_rows = p.batch * p.heads * p.q_len;
+  if (row >= total_rows) return;
+  const int c = threadIdx.x;
+  const float* maxes = args.partial_max + row * args.splits;
+  const float* sums = args.partial_sum + row * args.splits;
+  float m = -INFINITY;
+  for (int s = 0; s < args.splits; ++s) m = fmaxf(m, maxes[s]);
+  float sum = 0.0f, acc = 0.0f;
+  if (m != -INFINITY) {
+    for (int s = 0; s < args.splits; ++s) {
+      const float weight = exp2f(maxes[s] - m) * sums[s];
+      sum += weight;
+      acc += weight * args.partial_o[(row * args.splits + s) * kDim + c];
+    }
+  }
+  const float value = sum > 0.0f ? acc / sum : 0.0f;
+  static_cast<T*>(p.o)[row * kDim + c] = MmaType<T>::ToPair(value, 0.0f).x;
+  if (c == 0 && p.lse != nullptr) p.lse[row] = sum > 0.0f ? (m + log2f(sum)) * kLn2 : -INFINITY;
+}
+
+constexpr int kMaxDevices = 64;
+
+template <typename T, int kDim>
+KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspace,
+                    cudaStream_t stream) {
+  constexpr int kSmem = SharedMemoryBytes(kDim, sizeof(T));
+  auto kernel = DecodeKernel<T, kDim>;
+  const int64_t blocks = split.units * split.splits;
+  if (blocks > 0x7fffffff || p.kv_len > 0x7fffffff - Tiles::kBlockN) {
+    return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
+                               "attention decode: at most 2^31 blocks and keys per call");
+  }
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) {
+    return KernelStatus::Error(KernelStatus::Kind::kInternal, "attention decode: no device");
+  }
+  // Per device, once: the shared-memory opt-in (a per-device function attribute).
+  static std::atomic<bool> configured[kMaxDevices] = {};
+  if (!configured[device].load(std::memory_order_acquire)) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (e != cudaSuccess) return FromCuda(e, "attention decode setup");
+    configured[device].store(true, std::memory_order_release);
+  }
+  KernelArgs args;
+  args.params = p;
+  args.scale_log2 = p.scale * kLog2e;
+  args.row_blocks = split.row_blocks;
+  args.splits = split.splits;
+  args.tiles_per_split = split.tiles_per_split;
+  if (split.splits > 1) {
+    const int64_t rows = p.batch * p.heads * p.q_len;
+    const int64_t stats = PartialStatsFloats(rows, split.splits);
+    args.partial_max = static_cast<float*>(workspace);
+    args.partial_sum = args.partial_max + stats / 2;
+    args.partial_o = args.partial_max + stats;
+  }
+  kernel<<<static_cast<unsigned>(blocks), Tiles::kThreads, kSmem, stream>>>(args);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
+    return FromCuda(e, "attention decode launch");
+  }
+  if (split.splits > 1) {
+    const int64_t rows = p.batch * p.heads * p.q_len;
+    const dim3 block(kDim, kCombineRows);
+    CombineKernel<T, kDim>
+        <<<static_cast<unsigned>((rows + kCombineRows - 1) / kCombineRows), block, 0, stream>>>(
+            args);
+    return FromCuda(cudaGetLastError(), "attention decode combine launch");
+  }
+  return KernelStatus::Ok();
+}
+
+}  // namespace an1::kernels::attention::decode

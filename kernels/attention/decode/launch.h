@@ -1,0 +1,57 @@
+// The decode attention kernel's host side: coverage, the split of a problem on a device, the
+// workspace it needs, and one launcher per compiled instantiation. As for sm80, the
+// instantiations are listed once, in kernels/CMakeLists.txt, which generates their translation
+// units and instances.inc (one AN1_DECODE_INSTANCE(element, head_dim, name) line each).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/attention/attention.h"
+#include "kernels/attention/decode/tiles.h"
+
+namespace an1::kernels::attention::decode {
+
+// What the kernels receive: the caller's parameters and what the launcher derives from them.
+struct KernelArgs {
+  AttentionParams params;
+  float scale_log2 = 0;  // params.scale * log2(e)
+  int64_t row_blocks = 1;
+  int splits = 1;
+  int64_t tiles_per_split = 1;
+  // With splits > 1, in the workspace: per (row of o, split) the split's scaled row max (log2
+  // domain), its sum of exp2(scaled score - max), and its normalised fp32 output (head_dim).
+  float* partial_max = nullptr;
+  float* partial_sum = nullptr;
+  float* partial_o = nullptr;
+};
+
+// Floats of the partial max and sum arrays together (each half of it), rounded up so that each
+// starts, and the partial outputs after them start, on a 256-byte boundary.
+constexpr int64_t PartialStatsFloats(int64_t rows, int splits) {
+  return 2 * ((rows * splits + 63) / 64 * 64);
+}
+
+#define AN1_DECODE_INSTANCE(ELEMENT, HEAD_DIM, NAME)                                            \
+  KernelStatus Launch##NAME(const AttentionParams& params, const Split& split, void* workspace, \
+                            cudaStream_t stream);
+#include "kernels/attention/decode/instances.inc"
+#undef AN1_DECODE_INSTANCE
+
+// Empty when the decode kernel runs `params` on `device`; otherwise why not.
+std::string Supported(const cudaDeviceProp& device, const AttentionParams& params);
+
+// How `params` is cut into blocks on `device` (tiles.h, ChooseSplit).
+Split SplitFor(const cudaDeviceProp& device, const AttentionParams& params);
+
+// Workspace bytes for the split partial results (0 with one split).
+std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& params);
+
+// Launches the decode kernel (and, with several splits, the combine kernel) on `stream`.
+KernelStatus Run(const cudaDeviceProp& device, const AttentionParams& params, void* workspace,
+                 std::size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace an1::kernels::attention::decode

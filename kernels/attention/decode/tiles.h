@@ -1,0 +1,97 @@
+// Tile choices and the split rule of the decode kernel, with the reason beside each. Plain
+// constants and host functions, so that coverage checks, workspace sizing and the kernel read
+// the same numbers.
+#pragma once
+
+#include <cstdint>
+
+// Build-time overrides for measuring other pipeline shapes (tests/bench/decode_bench.py);
+// the defaults are the measured choice.
+#ifndef AN1_DECODE_BLOCK_N
+#define AN1_DECODE_BLOCK_N 64
+#endif
+#ifndef AN1_DECODE_STAGES
+#define AN1_DECODE_STAGES 3
+#endif
+
+namespace an1::kernels::attention::decode {
+
+struct Tiles {
+  // Decode is memory-bound: the time is the bytes of K and V over the bandwidth. A block holds
+  // the 16 packed query rows of one KV head (its group's query heads x the step's queries, one
+  // m16 tile that every warp shares), so each K/V tile is read once per KV head, not once per
+  // query head; the 4 warps split every 64-key tile into 16-key slices, each with its own online
+  // softmax, merged once at the end of the block.
+  static constexpr int kRows = 16;                    // packed query rows per block
+  static constexpr int kBlockN = AN1_DECODE_BLOCK_N;  // keys per pipeline stage
+  static constexpr int kKeysPerWarp = 16;             // one k16 step of P V per warp and stage
+  static constexpr int kWarps = kBlockN / kKeysPerWarp;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kPad = 8;  // +16 bytes per smem row: ldmatrix conflict-free
+  // Three K/V stages in flight (two loading while one is computed): 104 KiB at head_dim 128,
+  // so two blocks share an SM and about 140 KiB per SM stay in flight, several times what the
+  // bandwidth-latency product of HBM3e needs.
+  static constexpr int kStages = AN1_DECODE_STAGES;
+  static constexpr int kMaxQueries = 16;  // Sq of a decode step (speculative decoding included)
+  static constexpr int kMaxSplits = 128;
+  static constexpr int kMaxBlocksPerSm = 4;
+};
+
+// Shared memory of one block: the Q tile and kStages K/V tile pairs, rows padded by kPad. The
+// cross-warp merge at the end reuses it (fp32 partial outputs of every warp, their max and sum).
+constexpr int SharedMemoryBytes(int head_dim, int element_bytes) {
+  const int pipeline = (Tiles::kRows + 2 * Tiles::kStages * Tiles::kBlockN) *
+                       (head_dim + Tiles::kPad) * element_bytes;
+  const int merge = Tiles::kWarps * Tiles::kRows * (head_dim + 2) * 4;
+  return pipeline > merge ? pipeline : merge;
+}
+
+// How a problem is cut into blocks.
+struct Split {
+  int64_t row_blocks = 1;       // blocks of kRows packed rows per KV head
+  int64_t units = 1;            // batch x kv_heads x row_blocks: blocks without splitting
+  int64_t tiles = 1;            // kBlockN-key tiles of the KV length
+  int splits = 1;               // blocks the KV length is cut into
+  int64_t tiles_per_split = 1;  // every split but the last has exactly this many
+};
+
+// The split rule. Without splitting, `units` blocks run; the GPU holds `slots` = SMs x blocks
+// per SM at once. When the units fill the GPU at least once, no split (the combine pass would
+// only add work). Otherwise the KV length is cut into s splits (at most kMaxSplits, at least two
+// tiles each), choosing the smallest s whose wave efficiency — the fraction of the last wave's
+// slots that are busy, units x s / slots over its ceiling — is within 85% of the best s: enough
+// blocks to fill every SM, without more splits (and combine traffic) than that needs.
+inline Split ChooseSplit(int64_t batch, int64_t kv_heads, int64_t rows_per_kv_head, int64_t kv_len,
+                         int sms, int blocks_per_sm) {
+  Split s;
+  s.row_blocks = (rows_per_kv_head + Tiles::kRows - 1) / Tiles::kRows;
+  s.units = batch * kv_heads * s.row_blocks;
+  s.tiles = (kv_len + Tiles::kBlockN - 1) / Tiles::kBlockN;
+  const int64_t slots = int64_t{sms} * (blocks_per_sm < 1 ? 1 : blocks_per_sm);
+  int64_t max_splits = s.tiles / 2;
+  if (max_splits > Tiles::kMaxSplits) max_splits = Tiles::kMaxSplits;
+  if (s.units >= slots || max_splits <= 1) {
+    s.tiles_per_split = s.tiles;
+    return s;
+  }
+  auto efficiency = [&](int64_t splits) {
+    const double waves = static_cast<double>(s.units * splits) / static_cast<double>(slots);
+    const double full = static_cast<double>((s.units * splits + slots - 1) / slots);
+    return waves / full;
+  };
+  double best = 0;
+  for (int64_t n = 1; n <= max_splits; ++n) best = efficiency(n) > best ? efficiency(n) : best;
+  int64_t chosen = 1;
+  for (int64_t n = 1; n <= max_splits; ++n) {
+    if (efficiency(n) >= 0.85 * best) {
+      chosen = n;
+      break;
+    }
+  }
+  // Equal tile counts per split; no split left empty.
+  s.tiles_per_split = (s.tiles + chosen - 1) / chosen;
+  s.splits = static_cast<int>((s.tiles + s.tiles_per_split - 1) / s.tiles_per_split);
+  return s;
+}
+
+}  // namespace an1::kernels::attention::decode
