@@ -16,8 +16,6 @@ is_causal=False for Sq>1 (PyTorch's causal mask is top-left aligned for Sq != Sk
 the same bytes.
 """
 import argparse
-import ctypes
-import math
 import os
 import sys
 
@@ -26,7 +24,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_peers import an1_attention, queued_times  # noqa: E402
+from torch_peers import an1_attention, load_an1_lib, queued_times  # noqa: E402
 
 TABLE = [(64, 1, 4096), (256, 1, 1024), (8, 1, 32768), (1, 1, 131072), (32, 4, 4096)]
 
@@ -50,14 +48,7 @@ def main():
     parser.add_argument("--csv", help="write one row per (shape, implementation)")
     args = parser.parse_args()
 
-    libs = []
-    for spec in args.an1_lib:
-        name, _, path = spec.rpartition("=")
-        lib = ctypes.CDLL(path)
-        lib.an1_flash_attention.restype = ctypes.c_int
-        lib.an1_flash_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [
-            ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_void_p]
-        libs.append((f"an1-{name}" if name else "an1", lib))
+    libs = [load_an1_lib(spec) for spec in args.an1_lib]
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
           f"cuDNN {torch.backends.cudnn.version()}")
     bandwidth = copy_bandwidth(args.iters)

@@ -108,6 +108,16 @@ def interleaved_medians(fns, warmup, iters):
     return [times[len(times) // 2] for times in queued_times(fns, warmup, iters)]
 
 
+def load_an1_lib(spec):
+    """("an1" or "an1-NAME", the library) for "[NAME=]PATH" of a liban1_flash_bench.so."""
+    name, _, path = spec.rpartition("=")
+    lib = ctypes.CDLL(path)
+    lib.an1_flash_attention.restype = ctypes.c_int
+    lib.an1_flash_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [
+        ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_void_p]
+    return (f"an1-{name}" if name else "an1", lib)
+
+
 def an1_attention(lib, q, k, v, causal):
     """Our kernel through the C entry point of liban1_flash_bench.so, on torch's stream."""
     o = torch.empty_like(q)
@@ -128,14 +138,7 @@ def an1_attention(lib, q, k, v, causal):
 def sweep(args):
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, "
           f"cuDNN {torch.backends.cudnn.version()}")
-    libs = []  # (name, library)
-    for spec in args.an1_lib:
-        name, _, path = spec.rpartition("=")
-        lib = ctypes.CDLL(path)
-        lib.an1_flash_attention.restype = ctypes.c_int
-        lib.an1_flash_attention.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 6 + [
-            ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_void_p]
-        libs.append((f"an1-{name}" if name else "an1", lib))
+    libs = [load_an1_lib(spec) for spec in args.an1_lib]  # (name, library)
     print(f"{'case':44s} {'ms':>10s} {'TFLOP/s':>10s}")
     if args.shapes:
         cases = [tuple(int(x) for x in shape.split("x")) for shape in args.shapes.split(",")]

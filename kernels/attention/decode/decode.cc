@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/attention/common/coverage.h"
 #include "kernels/attention/decode/launch.h"
 
 namespace an1::kernels::attention::decode {
@@ -27,18 +28,11 @@ int BlocksPerSm(const cudaDeviceProp& device, const AttentionParams& p) {
 }  // namespace
 
 std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
-  // Built for sm_90a only (kernels/CMakeLists.txt): that code runs on compute capability 9.0.
-  if (device.major != 9 || device.minor != 0) {
-    return "the an1 attention kernels are built for sm_90a (H100/H200); this GPU is sm_" +
-           std::to_string(device.major) + std::to_string(device.minor);
-  }
+  if (std::string why = CommonCoverage(device, p); !why.empty()) return why;
   if (p.layout != Layout::kBhsd) return "the decode kernel takes the (B, H, S, D) layout";
   if (p.q_len > Tiles::kMaxQueries) {
     return "the decode kernel takes at most " + std::to_string(Tiles::kMaxQueries) +
            " queries per sequence";
-  }
-  if (p.dtype != ElementType::kF16 && p.dtype != ElementType::kBF16) {
-    return "the an1 attention kernels take fp16 and bf16 (fp32 runs on the baseline)";
   }
   const bool compiled = std::any_of(std::begin(kInstances), std::end(kInstances),
                                     [&](const Instance& i) { return i.head_dim == p.head_dim; });
