@@ -44,6 +44,7 @@ std::size_t WireDTypeSize(v1::DType dtype) {
     case v1::DTYPE_BF16:
       return 2;
     case v1::DTYPE_FP32:
+    case v1::DTYPE_INT32:
       return 4;
     default:
       return 0;
@@ -149,6 +150,38 @@ grpc::Status Client::Attention(AttentionArgs args, CallResult* result) {
   Prepare(&context);
   v1::AttentionResponse response;
   grpc::Status status = stub_->Attention(&context, request, &response);
+  if (!status.ok()) return status;
+  FromWire(response.mutable_output(), &result->output);
+  result->lse.reset();
+  if (response.has_lse()) FromWire(response.mutable_lse(), &result->lse.emplace());
+  result->info = response.info();
+  result->round_trip_seconds = SecondsSince(start);
+  return status;
+}
+
+grpc::Status Client::PagedAttention(PagedAttentionArgs args, CallResult* result) {
+  const auto start = std::chrono::steady_clock::now();
+  v1::PagedAttentionRequest request;
+  ToWire(std::move(args.q), request.mutable_q());
+  ToWire(std::move(args.cu_seqlens_q), request.mutable_cu_seqlens_q());
+  ToWire(std::move(args.k_cache), request.mutable_k_cache());
+  ToWire(std::move(args.v_cache), request.mutable_v_cache());
+  ToWire(std::move(args.page_table), request.mutable_page_table());
+  ToWire(std::move(args.kv_lens), request.mutable_kv_lens());
+  if (args.k_new) ToWire(std::move(*args.k_new), request.mutable_k_new());
+  if (args.v_new) ToWire(std::move(*args.v_new), request.mutable_v_new());
+  request.set_backend(args.backend);
+  if (args.causal) request.set_causal(*args.causal);
+  if (args.scale) request.set_scale(*args.scale);
+  if (args.window_left) request.set_window_left(*args.window_left);
+  if (args.window_right) request.set_window_right(*args.window_right);
+  request.set_softcap(args.softcap);
+  if (args.output_region) *request.mutable_output()->mutable_region() = *args.output_region;
+  if (args.return_lse) request.set_return_lse(true);
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::PagedAttentionResponse response;
+  grpc::Status status = stub_->PagedAttention(&context, request, &response);
   if (!status.ok()) return status;
   FromWire(response.mutable_output(), &result->output);
   result->lse.reset();

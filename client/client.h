@@ -47,6 +47,22 @@ struct AttentionArgs {
   bool return_lse = false;                     // also return each query row's log-sum-exp
 };
 
+// PagedAttention (proto/an1/v1/an1.proto, PagedAttentionRequest): q (total_q, H, D) packed by
+// sequence; int32 cu_seqlens_q (B + 1), page_table (B, max_pages_per_seq), kv_lens (B); caches
+// (num_pages, page_size, Hkv, D). k_new/v_new (total_q, Hkv, D) need caches in a region.
+struct PagedAttentionArgs {
+  HostTensor q, cu_seqlens_q, k_cache, v_cache, page_table, kv_lens;  // moved into the request
+  std::optional<HostTensor> k_new, v_new;  // appended into the caches before attending
+  v1::Backend backend = v1::BACKEND_AUTO;
+  std::optional<bool> causal;       // server default: true (bottom-right per sequence)
+  std::optional<float> scale;       // server default: 1/sqrt(head_dim)
+  std::optional<int> window_left;   // server default: -1 (unbounded)
+  std::optional<int> window_right;  // server default: -1 (unbounded)
+  float softcap = 0;                // 0: off
+  std::optional<v1::RegionRef> output_region;
+  bool return_lse = false;  // also return the (total_q, H) fp32 log-sum-exp
+};
+
 struct MatmulArgs {
   HostTensor a, b;
   v1::Backend backend = v1::BACKEND_AUTO;
@@ -56,8 +72,9 @@ struct MatmulArgs {
 
 struct CallResult {
   HostTensor output;  // with `region` set and no bytes when the output went to a region
-  // Attention with return_lse: (B, H, Sq) fp32, always inline: ln(sum_j exp(q_i . k_j * scale))
-  // over the keys row i sees, -inf for a row that sees none. nullopt otherwise.
+  // Attention with return_lse: (B, H, Sq) fp32 ((total_q, H) for paged attention), always inline:
+  // ln(sum_j exp(q_i . k_j * scale)) over the keys row i sees, -inf for a row that sees none.
+  // nullopt otherwise.
   std::optional<HostTensor> lse;
   v1::ExecutionInfo info;         // info.kernel() names the kernel that ran
   double round_trip_seconds = 0;  // measured by the client, serialization included
@@ -72,6 +89,7 @@ class Client {
   grpc::Status Info(v1::GetServerInfoResponse* info);
   grpc::Status Attention(AttentionArgs args, CallResult* result);
   grpc::Status Matmul(MatmulArgs args, CallResult* result);
+  grpc::Status PagedAttention(PagedAttentionArgs args, CallResult* result);
 
   // Shared memory regions of this client (ClientOptions::client_id).
   grpc::Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,

@@ -24,6 +24,7 @@ std::size_t DescrSize(const std::string& descr) {
   if (descr == "<f2") return 2;
   if (descr == "<f4") return 4;
   if (descr == "<f8") return 8;
+  if (descr == "<i4") return 4;
   return 0;
 }
 
@@ -88,8 +89,9 @@ bool ReadNpy(const std::string& path, NpyArray* array, std::string* error) {
   if (!ParseHeader(header, array, &what)) return Fail(error, path, what);
   const std::size_t element = DescrSize(array->descr);
   if (element == 0) {
-    return Fail(error, path,
-                "dtype '" + array->descr + "' is not supported; use float16, float32 or float64");
+    return Fail(
+        error, path,
+        "dtype '" + array->descr + "' is not supported; use float16, float32, float64 or int32");
   }
   uint64_t count = 1;
   for (int64_t d : array->shape) {
@@ -142,7 +144,7 @@ bool WriteNpy(const std::string& path, const NpyArray& array, std::string* error
 
 bool NpyToTensor(const NpyArray& array, v1::DType dtype, HostTensor* tensor, std::string* error) {
   const std::size_t element = DescrSize(array.descr);
-  if (element == 0) {
+  if (element == 0 || array.descr == "<i4") {
     *error = "unsupported .npy dtype '" + array.descr + "'";
     return false;
   }
@@ -167,10 +169,24 @@ bool NpyToTensor(const NpyArray& array, v1::DType dtype, HostTensor* tensor, std
   return true;
 }
 
+bool NpyToIndexTensor(const NpyArray& array, HostTensor* tensor, std::string* error) {
+  if (array.descr != "<i4") {
+    *error = ".npy dtype '" + array.descr + "' is not int32 ('<i4'), as index tensors need";
+    return false;
+  }
+  tensor->dtype = v1::DTYPE_INT32;
+  tensor->shape = array.shape;
+  tensor->bytes = array.data;
+  return true;
+}
+
 NpyArray TensorToNpy(const HostTensor& tensor) {
   NpyArray array;
   array.shape = tensor.shape;
-  if (tensor.dtype == v1::DTYPE_FP16) {
+  if (tensor.dtype == v1::DTYPE_INT32) {
+    array.descr = "<i4";
+    array.data = tensor.bytes;
+  } else if (tensor.dtype == v1::DTYPE_FP16) {
     array.descr = "<f2";
     array.data = tensor.bytes;
   } else {

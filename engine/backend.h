@@ -10,13 +10,15 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
+#include "engine/paged_validation.h"
 #include "engine/status.h"
 #include "engine/validation.h"
 
 namespace an1 {
 
-enum class OpKind { kAttention, kMatmul };
+enum class OpKind { kAttention, kMatmul, kPagedAttention };
 
 // Which executor of the device runs the call: GPU backends keep one stream, workspace and
 // staging buffer per slot, so that requests on different slots overlap.
@@ -63,6 +65,28 @@ class Backend {
   virtual Status Matmul(const ValidatedMatmul& problem, const TensorView& a, const TensorView& b,
                         std::span<std::byte> output, const ExecutionContext& context,
                         ExecutionTimes* times) = 0;
+
+  // Empty when the backend runs paged attention; otherwise why not (shown to clients, refused
+  // with UNIMPLEMENTED before the request is queued).
+  virtual std::string UnsupportedPagedAttention(const ValidatedPagedAttention& /*problem*/) const {
+    return kPagedAttentionCpuOnly;
+  }
+  // With problem.append, first writes k_new and v_new into inputs.k_cache_writable and
+  // v_cache_writable (recording the ranges in inputs.appended when set); then, with the caches as
+  // they are after the append, writes each (row, head)'s attention into `output` (total_q, H, D)
+  // and with return_lse its log-sum-exp into inputs.lse. `sequences` are the request's
+  // (ValidatePagedIndices). Same error contract as Attention; the default is UNIMPLEMENTED.
+  virtual Status PagedAttention(const ValidatedPagedAttention& /*problem*/,
+                                const std::vector<PagedSequence>& /*sequences*/,
+                                const PagedAttentionInputs& /*inputs*/,
+                                std::span<std::byte> /*output*/,
+                                const ExecutionContext& /*context*/, ExecutionTimes* /*times*/) {
+    return UnimplementedError(kPagedAttentionCpuOnly);
+  }
+
+  // Why a backend without its own paged attention refuses it.
+  static constexpr const char* kPagedAttentionCpuOnly =
+      "paged attention runs on the CPU baseline only in this build (no GPU implementation yet)";
 };
 
 }  // namespace an1

@@ -1,12 +1,11 @@
 #include "engine/cpu_backend.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <vector>
 
+#include "engine/cpu_parallel.h"
 #include "kernels/attention/common/causal.h"
 
 namespace an1 {
@@ -26,29 +25,6 @@ Status ToFloat(ThreadPool& pool, const TensorView& t, std::vector<float>& out) {
     const std::size_t n = std::min(kConvertChunk, count - begin);
     ConvertToFloat(t.dtype, t.data.data() + begin * DTypeSize(t.dtype), n, out.data() + begin);
   });
-}
-
-// ParallelFor that stops handing out iterations once the request should stop (its client left or
-// its deadline passed), and then returns why.
-Status StoppableParallelFor(ThreadPool& pool, int64_t count, const ExecutionContext& context,
-                            const std::function<void(int64_t)>& body) {
-  std::atomic<bool> stopped{false};
-  std::mutex mutex;
-  Status why;
-  Status status = pool.ParallelFor(count, [&](int64_t i) {
-    if (stopped.load(std::memory_order_relaxed)) return;
-    if (context.should_stop) {
-      Status stop = context.should_stop();
-      if (!stop.ok()) {
-        std::lock_guard lock(mutex);
-        if (!stopped.exchange(true)) why = std::move(stop);
-        return;
-      }
-    }
-    body(i);
-  });
-  if (!status.ok()) return status;
-  return stopped.load() ? why : OkStatus();
 }
 
 Status RefuseDeviceMemory(const ExecutionContext& context,

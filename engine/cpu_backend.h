@@ -5,6 +5,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/backend.h"
 #include "engine/thread_pool.h"
@@ -22,6 +24,13 @@ class CpuBackend final : public Backend {
   Status Matmul(const ValidatedMatmul& problem, const TensorView& a, const TensorView& b,
                 std::span<std::byte> output, const ExecutionContext& context = {},
                 ExecutionTimes* times = nullptr) override;
+  // cpu_paged_attention.cc
+  std::string UnsupportedPagedAttention(const ValidatedPagedAttention& problem) const override;
+  Status PagedAttention(const ValidatedPagedAttention& problem,
+                        const std::vector<PagedSequence>& sequences,
+                        const PagedAttentionInputs& inputs, std::span<std::byte> output,
+                        const ExecutionContext& context = {},
+                        ExecutionTimes* times = nullptr) override;
 
  private:
   ThreadPool pool_;

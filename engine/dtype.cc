@@ -8,7 +8,11 @@
 
 namespace an1 {
 
-std::size_t DTypeSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
+std::size_t DTypeSize(DType dtype) {
+  return dtype == DType::kFloat32 || dtype == DType::kInt32 ? 4 : 2;
+}
+
+bool IsFloatDType(DType dtype) { return dtype != DType::kInt32; }
 
 std::string_view DTypeName(DType dtype) {
   switch (dtype) {
@@ -18,6 +22,8 @@ std::string_view DTypeName(DType dtype) {
       return "bf16";
     case DType::kFloat32:
       return "fp32";
+    case DType::kInt32:
+      return "int32";
   }
   return "unknown";
 }
@@ -49,6 +55,13 @@ void ConvertToFloat(DType dtype, const std::byte* src, std::size_t count, float*
       }
       return;
     }
+    case DType::kInt32:
+      for (std::size_t i = 0; i < count; ++i) {
+        int32_t value;
+        std::memcpy(&value, src + 4 * i, 4);
+        dst[i] = static_cast<float>(value);
+      }
+      return;
   }
 }
 
@@ -66,6 +79,15 @@ void ConvertFromFloat(DType dtype, const float* src, std::size_t count, std::byt
       }
       return;
     }
+    case DType::kInt32:
+      for (std::size_t i = 0; i < count; ++i) {
+        const float x = std::nearbyint(src[i]);
+        const int32_t value = !(x >= -2147483648.0f) ? INT32_MIN
+                              : x >= 2147483648.0f   ? INT32_MAX
+                                                     : static_cast<int32_t>(x);
+        std::memcpy(dst + 4 * i, &value, 4);
+      }
+      return;
   }
 }
 

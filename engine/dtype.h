@@ -12,14 +12,19 @@
 
 namespace an1 {
 
-enum class DType { kFloat16, kBFloat16, kFloat32 };
+// kInt32 is for index tensors only (paged attention's page table and lengths): the float
+// conversions below convert it by value, and data tensors refuse it (validation.h).
+enum class DType { kFloat16, kBFloat16, kFloat32, kInt32 };
 
-// Bytes per element: 2, 2, 4.
+// Bytes per element: 2, 2, 4, 4.
 std::size_t DTypeSize(DType dtype);
-// "fp16", "bf16", "fp32" (the CLI's spelling).
+// "fp16", "bf16", "fp32", "int32" (the CLI's spelling).
 std::string_view DTypeName(DType dtype);
-// Parses "fp16" | "bf16" | "fp32"; nullopt for anything else.
+// Parses "fp16" | "bf16" | "fp32" (the data dtypes); nullopt for anything else.
 std::optional<DType> ParseDType(std::string_view name);
+
+// fp16, bf16 or fp32: a dtype attention and matmul data may have.
+bool IsFloatDType(DType dtype);
 
 uint16_t FloatToHalfBits(float value);
 float HalfBitsToFloat(uint16_t bits);

@@ -139,10 +139,62 @@ StatusOr<PreparedRequest> Engine::PrepareAttention(const AttentionInputs& inputs
   request.output = problem->output;
   request.inputs = {inputs.q, inputs.k, inputs.v};
   request.tokens = static_cast<uint64_t>(problem->dims.batch * problem->dims.q_len);  // B * Sq
+  request.extra_output_bytes = inputs.lse.size_bytes();
   request.run = [problem = std::move(problem).value(), inputs](
                     Backend& backend, const ExecutionContext& context, std::span<std::byte> output,
                     ExecutionTimes* times) {
     return backend.Attention(problem, inputs, output, context, times);
+  };
+  return request;
+}
+
+StatusOr<PreparedRequest> Engine::PreparePagedAttention(const PagedAttentionInputs& inputs,
+                                                        BackendKind requested) const {
+  StatusOr<ValidatedPagedAttention> problem = ValidatePagedAttention(inputs, options_.limits);
+  if (!problem.ok()) return problem.status();
+  BackendChoiceFacts facts{requested, options_.default_policy,
+                           An1UnavailableReason(OpKind::kPagedAttention), ""};
+  if (facts.an1_unavailable.empty()) {
+    for (const auto& site : sites_) {
+      if (!site->an1) continue;
+      facts.an1_cannot_run = site->an1->UnsupportedPagedAttention(*problem);
+      break;
+    }
+  }
+  StatusOr<BackendChoice> choice = ChooseBackend(facts);
+  if (!choice.ok()) return choice.status();
+  // The backend chosen must implement it on some device; the GPU backends do not yet.
+  std::string cannot;
+  for (const auto& site : sites_) {
+    const Backend* backend = site->backend(choice->kind);
+    if (backend == nullptr) continue;
+    cannot = backend->UnsupportedPagedAttention(*problem);
+    if (cannot.empty()) break;
+  }
+  if (!cannot.empty()) {
+    return UnimplementedError("backend " + std::string(BackendKindName(choice->kind)) +
+                              " cannot run this request: " + cannot);
+  }
+
+  PreparedRequest request;
+  request.op = OpKind::kPagedAttention;
+  request.choice = std::move(choice).value();
+  request.output = problem->output;
+  request.inputs = {inputs.q,       inputs.cu_seqlens_q, inputs.k_cache,
+                    inputs.v_cache, inputs.page_table,   inputs.kv_lens};
+  if (inputs.k_new) {
+    request.inputs.push_back(*inputs.k_new);
+    request.inputs.push_back(*inputs.v_new);
+  }
+  request.tokens = static_cast<uint64_t>(problem->dims.total_q);
+  request.extra_output_bytes = inputs.lse.size_bytes();
+  request.run = [problem = std::move(problem).value(), inputs](
+                    Backend& backend, const ExecutionContext& context, std::span<std::byte> output,
+                    ExecutionTimes* times) -> Status {
+    // The index tensors are read only now: a region's bytes arrive just before the run.
+    StatusOr<std::vector<PagedSequence>> sequences = ValidatePagedIndices(problem, inputs);
+    if (!sequences.ok()) return sequences.status();
+    return backend.PagedAttention(problem, *sequences, inputs, output, context, times);
   };
   return request;
 }
@@ -202,7 +254,7 @@ Status Engine::Submit(PreparedRequest request, OutputProvider output, RequestCon
   }
 
   Job job;
-  job.bytes = request.output.byte_size;
+  job.bytes = request.output.byte_size + request.extra_output_bytes;
   for (const TensorView& input : request.inputs) job.bytes += input.data.size();
   {
     std::lock_guard lock(bytes_mutex_);

@@ -19,6 +19,7 @@
 #include "engine/device_id.h"
 #include "engine/license_state.h"
 #include "engine/options.h"
+#include "engine/paged_validation.h"
 #include "engine/request.h"
 #include "engine/status.h"
 #include "engine/validation.h"
@@ -76,6 +77,11 @@ class Engine {
   // for explicitly, with the reason), UNIMPLEMENTED (an explicit an1 its kernels do not cover).
   StatusOr<PreparedRequest> PrepareAttention(const AttentionInputs& inputs,
                                              BackendKind requested) const;
+  // Paged attention (paged_validation.h): also UNIMPLEMENTED when the chosen backend has no paged
+  // attention (the GPU backends in this build). The index tensors' values are checked when the
+  // request runs, once its inputs are read: INVALID_ARGUMENT then reaches the DoneCallback.
+  StatusOr<PreparedRequest> PreparePagedAttention(const PagedAttentionInputs& inputs,
+                                                  BackendKind requested) const;
   StatusOr<PreparedRequest> PrepareMatmul(const TensorView& a, const TensorView& b,
                                           BackendKind requested, bool allow_tf32 = false) const;
 

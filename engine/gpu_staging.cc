@@ -21,6 +21,7 @@ kernels::ElementType ToElementType(DType dtype) {
     case DType::kBFloat16:
       return ElementType::kBF16;
     case DType::kFloat32:
+    case DType::kInt32:  // never reaches a kernel as data: validation refuses int32 data
       return ElementType::kF32;
   }
   return ElementType::kF32;

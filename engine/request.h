@@ -1,8 +1,8 @@
 // A request on its way through the engine: prepared (validated, backend chosen), controlled by
 // its transport (deadline, cancellation), and reported on when done.
 //
-// PreparedRequest is the same for every op: Engine::PrepareAttention / PrepareMatmul bind the
-// validated problem into `run`, so queues, executors and the server handle every op alike.
+// PreparedRequest is the same for every op: Engine::Prepare<Op> (Attention, PagedAttention, Matmul)
+// bind the validated problem into `run`, so queues, executors and the server handle every op alike.
 #pragma once
 
 #include <atomic>
@@ -33,7 +33,9 @@ struct PreparedRequest {
   // the caller before Submit when it directs the output into device memory.
   int output_device = -1;
   std::vector<TensorView> inputs;  // the op's tensors (their bytes stay the caller's)
-  uint64_t tokens = 0;             // attention: B * Sq; matmul: rows of the output over every batch
+  // attention: B * Sq; paged attention: total_q; matmul: rows of the output over every batch
+  uint64_t tokens = 0;
+  std::size_t extra_output_bytes = 0;  // outputs besides `output` (the LSE), for the byte budget
   // Runs the op on `backend` into `output` (exactly output.byte_size bytes).
   std::function<Status(Backend& backend, const ExecutionContext& context,
                        std::span<std::byte> output, ExecutionTimes* times)>
@@ -73,8 +75,10 @@ struct ExecutionReport {
   std::optional<double> energy_joules;
 };
 
-// Called exactly once per admitted request, on an engine thread (or, for a request withdrawn
-// from its queue, on the withdrawing thread), when it finished or was dropped.
+// Called exactly once per admitted request, when it finished or was dropped: on an executor
+// thread, or, for a request dropped from its queue because its caller left, on the thread that
+// dropped it (Engine::Withdraw, or any later Engine::Submit, which drops such requests first).
+// So a caller must not hold, across Submit or Withdraw, a lock its DoneCallbacks take.
 using DoneCallback = std::function<void(const Status&, const ExecutionReport&)>;
 
 // Gives the bytes the result of `spec` goes to (exactly spec.byte_size of them), called on the

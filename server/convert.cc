@@ -50,9 +50,13 @@ StatusOr<TensorView> ToTensorView(const char* name, bool present, const v1::Tens
     case v1::DTYPE_FP32:
       view.dtype = DType::kFloat32;
       break;
+    case v1::DTYPE_INT32:
+      view.dtype = DType::kInt32;
+      break;
     default:
-      return InvalidArgumentError(n + ".dtype " + std::to_string(tensor.dtype()) +
-                                  " is not supported; use DTYPE_FP16, DTYPE_BF16 or DTYPE_FP32");
+      return InvalidArgumentError(
+          n + ".dtype " + std::to_string(tensor.dtype()) +
+          " is not supported; use DTYPE_FP16, DTYPE_BF16, DTYPE_FP32 or DTYPE_INT32");
   }
   if (tensor.shape_size() > kMaxWireRank) {
     return InvalidArgumentError(n + " has " + std::to_string(tensor.shape_size()) +
@@ -109,6 +113,8 @@ v1::DType ToProtoDType(DType dtype) {
       return v1::DTYPE_BF16;
     case DType::kFloat32:
       return v1::DTYPE_FP32;
+    case DType::kInt32:
+      return v1::DTYPE_INT32;
   }
   return v1::DTYPE_UNSPECIFIED;
 }

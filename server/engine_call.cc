@@ -118,16 +118,58 @@ Status EngineCall::SetOutputPlacement(bool present, const v1::OutputPlacement& p
   return OkStatus();
 }
 
-std::span<float> EngineCall::LseOutput(const TensorView& q, v1::Tensor* lse) {
+StatusOr<std::span<float>> EngineCall::LseOutput(const TensorView& q, v1::Tensor* lse) {
   const std::size_t elements = LseElements(q);
-  lse->set_dtype(v1::DTYPE_FP32);
-  if (elements > 0) {
-    for (std::size_t i = 0; i < 3; ++i) lse->add_shape(q.shape[i]);
+  return InlineLse(elements, std::span(q.shape).first(elements > 0 ? 3 : 0), lse);
+}
+
+StatusOr<std::span<float>> EngineCall::PagedLseOutput(const TensorView& q, v1::Tensor* lse) {
+  const std::size_t elements = PagedLseElements(q);
+  return InlineLse(elements, std::span(q.shape).first(elements > 0 ? 2 : 0), lse);
+}
+
+StatusOr<std::span<float>> EngineCall::InlineLse(std::size_t elements,
+                                                 std::span<const int64_t> shape, v1::Tensor* lse) {
+  // Checked before the bytes exist: a large q must not make the server allocate an LSE that no
+  // response could carry.
+  if (elements > (env_.max_message_bytes -
+                  std::min<uint64_t>(env_.max_message_bytes, kResponseOverheadBytes)) /
+                     sizeof(float)) {
+    return ResourceExhaustedError("the log-sum-exp needs " +
+                                  std::to_string(elements * sizeof(float)) +
+                                  " bytes, more than fits in a response of at most " +
+                                  std::to_string(env_.max_message_bytes) + " bytes");
   }
+  lse->set_dtype(v1::DTYPE_FP32);
+  for (int64_t dim : shape) lse->add_shape(dim);
   std::string* bytes = lse->mutable_inline_data();
   bytes->resize(elements * sizeof(float));
   lse_bytes_ = bytes->size();
-  return {reinterpret_cast<float*>(bytes->data()), elements};
+  return std::span<float>(reinterpret_cast<float*>(bytes->data()), elements);
+}
+
+std::span<std::byte> EngineCall::WritableInput(const TensorView& input) {
+  if (input.data.empty()) return {};
+  if (input.device >= 0) {  // CUDA IPC: the caller's own memory, which the request may write
+    return {const_cast<std::byte*>(input.data.data()), input.data.size()};
+  }
+  for (const PendingRead& read : pending_reads_) {
+    if (read.into.data() == input.data.data() && read.into.size() == input.data.size()) {
+      write_backs_.push_back(read);
+      return read.into;
+    }
+  }
+  return {};  // inline: part of the request message
+}
+
+Status EngineCall::WriteBackAppended() {
+  for (const PendingRead& target : write_backs_) {
+    for (const CacheRange& range : appended_) {
+      AN1_RETURN_IF_ERROR(target.region->Write(target.offset + range.offset,
+                                               target.into.subspan(range.offset, range.size)));
+    }
+  }
+  return OkStatus();
 }
 
 Status EngineCall::CheckOutput(const TensorSpec& spec) {
@@ -195,6 +237,12 @@ void EngineCall::Reject(const Status& status) {
 }
 
 void EngineCall::Complete(Status status, const ExecutionReport& report) {
+  // A caller gone while its request ran to the end (a GPU kernel is not stopped) received
+  // CANCELLED or DEADLINE_EXCEEDED, not this result: that is the code recorded.
+  if (status.ok() && control_.cancelled->load()) {
+    if (Status gone = control_.StopReason("before the reply"); !gone.ok()) status = gone;
+  }
+  if (status.ok()) status = WriteBackAppended();
   if (status.ok() && output_region_) {
     if (output_region_->device() < 0) {
       status = output_region_->Write(output_ref_.offset(), output_buffer_);

@@ -1,6 +1,6 @@
-// EngineCall: the reactor of one Attention or Matmul call, from arrival until gRPC reports it
-// done. It resolves the request's tensors (inline bytes, or regions read into buffers it owns,
-// holding a lease on each region), hands the request to the engine, places the output (inline
+// EngineCall: the reactor of one Attention, PagedAttention or Matmul call, from arrival until gRPC
+// reports it done. It resolves the request's tensors (inline bytes, or regions read into buffers it
+// owns, holding a lease on each region), hands the request to the engine, places the output (inline
 // in the response, or written into a region) and finishes the call with metrics.
 //
 // Lifetime: created by the handler, deleted by OnDone after Finish. Finish is called exactly
@@ -63,8 +63,19 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   // Attention with return_lse: gives `lse` (the response's) its dtype, shape (B, H, Sq) and
   // inline bytes, and returns them as the host floats the engine writes (AttentionInputs::lse),
   // counted in the response size check. Sized from q before validation: empty when q cannot be
-  // valid (LseElements), and validation then refuses the request.
-  std::span<float> LseOutput(const TensorView& q, v1::Tensor* lse);
+  // valid (LseElements), and validation then refuses the request. RESOURCE_EXHAUSTED, before
+  // any byte is allocated, when the LSE alone would not fit in a response.
+  StatusOr<std::span<float>> LseOutput(const TensorView& q, v1::Tensor* lse);
+  // The same for PagedAttention: (total_q, H) from q (total_q, H, D) (PagedLseElements).
+  StatusOr<std::span<float>> PagedLseOutput(const TensorView& q, v1::Tensor* lse);
+
+  // The writable bytes of an input (from Input) the request appends into (paged attention's
+  // caches): for system shared memory this call's buffer, whose appended ranges (AppendedRanges)
+  // are written back into the region once the request succeeded; for CUDA IPC the region's memory
+  // itself. Empty for an inline tensor, whose update would have nowhere to go.
+  std::span<std::byte> WritableInput(const TensorView& input);
+  // Where the engine records the byte ranges it appended (PagedAttentionInputs::appended).
+  std::vector<CacheRange>* AppendedRanges() { return &appended_; }
 
   // Hands a prepared request to the engine; the reply follows when it is done. `output` and
   // `info` belong to the response.
@@ -75,6 +86,10 @@ class EngineCall final : public grpc::ServerUnaryReactor {
 
  private:
   Status CheckOutput(const TensorSpec& spec);
+  StatusOr<std::span<float>> InlineLse(std::size_t elements, std::span<const int64_t> shape,
+                                       v1::Tensor* lse);
+  // After success: the appended ranges of every written-back input, into its region.
+  Status WriteBackAppended();
   // Runs on the executor thread just before the request: reads pending region inputs, then
   // gives the output its bytes (inline in the response, a buffer for a system region, or the
   // CUDA region itself).
@@ -102,6 +117,9 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   };
   std::vector<std::unique_ptr<std::byte[]>> buffers_;
   std::vector<PendingRead> pending_reads_;
+  // Inputs the request writes into (WritableInput) that live in system shared memory.
+  std::vector<PendingRead> write_backs_;
+  std::vector<CacheRange> appended_;
   std::shared_ptr<Region> output_region_;
   v1::RegionRef output_ref_;
   std::vector<std::byte> output_buffer_;  // the result, before it is written to the region

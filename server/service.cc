@@ -32,7 +32,9 @@ grpc::ServerUnaryReactor* An1Service::Attention(grpc::CallbackServerContext* con
   if (request->has_scale()) inputs.scale = request->scale();
   if (request->return_lse()) {  // always inline in the response, wherever the output goes
     inputs.return_lse = true;
-    inputs.lse = call->LseOutput(inputs.q, response->mutable_lse());
+    StatusOr<std::span<float>> lse = call->LseOutput(inputs.q, response->mutable_lse());
+    if (!lse.ok()) return call->Reject(lse.status()), call;
+    inputs.lse = *lse;
   }
   StatusOr<PreparedRequest> prepared = env_.engine->PrepareAttention(inputs, *backend);
   if (!prepared.ok()) return call->Reject(prepared.status()), call;

@@ -20,6 +20,10 @@ class An1Service final : public v1::An1::CallbackService {
   grpc::ServerUnaryReactor* Matmul(grpc::CallbackServerContext* context,
                                    const v1::MatmulRequest* request,
                                    v1::MatmulResponse* response) override;
+  // paged_attention_service.cc
+  grpc::ServerUnaryReactor* PagedAttention(grpc::CallbackServerContext* context,
+                                           const v1::PagedAttentionRequest* request,
+                                           v1::PagedAttentionResponse* response) override;
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
                                           const v1::GetServerInfoRequest* request,
                                           v1::GetServerInfoResponse* response) override;

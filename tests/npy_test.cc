@@ -95,10 +95,19 @@ TEST_F(NpyTest, RejectsUnusableFiles) {
   EXPECT_FALSE(ReadNpy(Path("text.npy"), &array, &error));
   EXPECT_NE(error.find("not a .npy file"), std::string::npos);
 
+  NpyArray longs{"<i8", {2}, std::string(16, '\0')};
+  ASSERT_TRUE(WriteNpy(Path("longs.npy"), longs, &error));
+  EXPECT_FALSE(ReadNpy(Path("longs.npy"), &array, &error));
+  EXPECT_NE(error.find("'<i8' is not supported"), std::string::npos);
+
+  // int32 reads (paged attention's index tensors), but is no float data.
   NpyArray ints{"<i4", {2}, std::string(8, '\0')};
   ASSERT_TRUE(WriteNpy(Path("ints.npy"), ints, &error));
-  EXPECT_FALSE(ReadNpy(Path("ints.npy"), &array, &error));
-  EXPECT_NE(error.find("'<i4' is not supported"), std::string::npos);
+  ASSERT_TRUE(ReadNpy(Path("ints.npy"), &array, &error)) << error;
+  HostTensor tensor;
+  EXPECT_FALSE(NpyToTensor(array, v1::DTYPE_FP32, &tensor, &error));
+  ASSERT_TRUE(NpyToIndexTensor(array, &tensor, &error)) << error;
+  EXPECT_EQ(tensor.dtype, v1::DTYPE_INT32);
 
   NpyArray floats{"<f4", {4}, std::string(16, '\0')};
   ASSERT_TRUE(WriteNpy(Path("short.npy"), floats, &error));

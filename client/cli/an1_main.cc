@@ -21,6 +21,7 @@
 #include "client/cli/cli_common.h"
 #include "client/cli/info.h"
 #include "client/cli/lse.h"
+#include "client/cli/paged.h"
 #include "client/client.h"
 #include "client/cuda_region.h"
 #include "client/elements.h"
@@ -244,10 +245,14 @@ int Run(int argc, char** argv) {
   matmul->add_option("--a", a_path, "a from a .npy file");
   matmul->add_option("--b", b_path, "b from a .npy file");
 
+  PagedFlags paged_flags;
+  CLI::App* paged = AddPagedCommand(app, &paged_flags);
+  add_common(paged);
+
   std::string transport = "inline";
   int device = 0, repeat = 1;
   double start_at = 0;
-  for (CLI::App* cmd : {attention, matmul}) {
+  for (CLI::App* cmd : {attention, matmul, paged}) {
     cmd->add_option("--transport", transport,
                     "inline (in the messages), shm (POSIX shared memory) or cuda-ipc (GPU memory "
                     "shared with the server; same host)")
@@ -300,8 +305,10 @@ int Run(int argc, char** argv) {
   if (app.got_subcommand(bench)) return RunBench(client, bench_flags);
   if (app.got_subcommand(power)) return RunPower(client, power_flags);
 
+  // The append writes into the caller's cache, which must be shared with the server.
+  if (app.got_subcommand(paged) && paged_flags.append && transport == "inline") transport = "shm";
   // Before making any input: a transport this host cannot use is said in plain words.
-  if ((app.got_subcommand(attention) || app.got_subcommand(matmul)) &&
+  if ((app.got_subcommand(attention) || app.got_subcommand(matmul) || app.got_subcommand(paged)) &&
       !CheckTransport(transport, device)) {
     return kExitError;
   }
@@ -337,6 +344,26 @@ int Run(int argc, char** argv) {
           return client.Attention(std::move(a), r);
         },
         args.return_lse, lse_path);
+  }
+
+  if (app.got_subcommand(paged)) {
+    an1::client::PagedAttentionArgs args;
+    if (!MakePagedArgs(paged_flags, dtype, rng, &args)) return kExitError;
+    args.backend = backend;
+    std::vector<HostTensor*> inputs = {&args.q,       &args.cu_seqlens_q, &args.k_cache,
+                                       &args.v_cache, &args.page_table,   &args.kv_lens};
+    if (args.k_new) inputs.insert(inputs.end(), {&*args.k_new, &*args.v_new});
+    Placement placement;
+    if (!placement.Place(client, transport, device, inputs, args.q.bytes.size(),
+                         &args.output_region)) {
+      return kExitError;
+    }
+    return Execute(
+        args, repeat, start_at, placement, out_path,
+        [&](an1::client::PagedAttentionArgs a, CallResult* r) {
+          return client.PagedAttention(std::move(a), r);
+        },
+        args.return_lse, paged_flags.lse_path);
   }
 
   if (app.got_subcommand(matmul)) {

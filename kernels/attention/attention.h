@@ -63,7 +63,9 @@ struct AttentionParams {
   int64_t kv_len = 0;
   int64_t head_dim = 0;
   bool causal = true;  // aligned bottom-right (attention/common/causal.h)
-  float scale = 0;     // multiplies q . k; any finite value (0 gives uniform weights)
+  // Multiplies q . k: any finite value (0 gives uniform weights), as long as the scaled scores
+  // (q . k x scale x log2 e) stay finite in fp32; rows whose scaled scores overflow come out NaN.
+  float scale = 0;
   AttentionKernel kernel = AttentionKernel::kAuto;
 };
 

@@ -57,10 +57,11 @@ struct Split {
 
 // The split rule. Without splitting, `units` blocks run; the GPU holds `slots` = SMs x blocks
 // per SM at once. When the units fill the GPU at least once, no split (the combine pass would
-// only add work). Otherwise the KV length is cut into s splits (at most kMaxSplits, at least two
-// tiles each), choosing the smallest s whose wave efficiency — the fraction of the last wave's
-// slots that are busy, units x s / slots over its ceiling — is within 85% of the best s: enough
-// blocks to fill every SM, without more splits (and combine traffic) than that needs.
+// only add work). Otherwise the KV length is cut into s splits — at most kMaxSplits and at most
+// half the tiles, so that splits hold two tiles or more (a shorter last one aside) — choosing the
+// smallest s whose wave efficiency (the fraction of the last wave's slots that are busy,
+// units x s / slots over its ceiling) is within 85% of the best s: enough blocks to fill every
+// SM, without more splits (and combine traffic) than that needs.
 inline Split ChooseSplit(int64_t batch, int64_t kv_heads, int64_t rows_per_kv_head, int64_t kv_len,
                          int sms, int blocks_per_sm) {
   Split s;
