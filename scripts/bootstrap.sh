@@ -10,6 +10,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev prometheus-cpp-dev libgtest-dev libssl-dev libcli11-dev
   python3-numpy clang-14 libclang-rt-14-dev prometheus yamllint gnuplot-nox
+  python3-grpcio python3-protobuf python3-torch  # the Python client (torch: optional, CPU)
   clang-format shellcheck
 )
 

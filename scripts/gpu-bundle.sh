@@ -33,6 +33,11 @@ for name in "${programs[@]}"; do
       cp -L -n "$lib" "$out/lib/"
     done
 done
+# The Python client package with its generated stubs, when built (it needs grpcio and protobuf
+# for Python on the host, which the GPU hosts may lack: carry them as wheels there).
+if [ -d "$build/python/an1_cache" ]; then
+  cp -r "$build/python" "$out/python"
+fi
 cat >"$out/run" <<'RUN'
 #!/usr/bin/env bash
 # Runs a bundled executable with the bundled libraries first on the library path.
