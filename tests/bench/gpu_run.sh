@@ -3,13 +3,13 @@
 # the real server end to end (the an1 backend through a licensed test daemon), `an1 bench` and
 # `an1 power` beside the PyTorch peers, and the 60-second energy agreement run. Expects a bundle
 # from scripts/gpu-bundle.sh in $1; sections may be picked (default: all).
-#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel decode served bench power energy engine
-#                                              peers]
+#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel decode python served bench power energy
+#                                              engine peers]
 set -uo pipefail
 bundle=$1
 out=${2:-/tmp/an1-gpu-run}
 shift 2 || true
-sections=${*:-tests kernel decode served bench power energy engine peers}
+sections=${*:-tests kernel decode python served bench power energy engine peers}
 mkdir -p "$out"
 run() { "$bundle/run" "$@"; }
 want() { [[ " $sections " == *" $1 "* ]]; }
@@ -52,7 +52,7 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     python3 tests/bench/decode_bench.py --an1-lib "$bundle/bin/liban1_flash_bench.so" --sweep \
       --iters 50 --warmup 10 --csv "$out/decode_sweep.csv"
   fi
-  if want decode || want served || want bench || want power; then
+  if want decode || want python || want served || want bench || want power; then
     start_licensed_daemon
     run an1 --server "$server" info
   fi
@@ -61,6 +61,10 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     run an1 --server "$server" attention --backend an1 --batch-size 64 --n-heads 32 \
       --n-kv-heads 8 --seq-len 1 --kv-seq-len 4096 --head-dim 128 --dtype fp16 \
       --transport cuda-ipc --repeat 100
+  fi
+  if want python; then
+    echo "== the Python client on torch CUDA tensors (CUDA IPC) beside in-process SDPA"
+    AN1_SERVER=$server python3 tests/bench/python_client_bench.py --python-dir "$bundle/python"
   fi
   if want served; then
     echo "== served end to end (an1 backend, CUDA IPC)"
@@ -91,7 +95,9 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
         $causal --seq-len 2048 --duration 10 --warmup 3 --transport cuda-ipc --concurrency 4
     done
   fi
-  if want decode || want served || want bench || want power; then stop_licensed_daemon; fi
+  if want decode || want python || want served || want bench || want power; then
+    stop_licensed_daemon
+  fi
   if want energy; then
     echo "== energy metrics under 8 concurrent clients for 60 s"
     python3 tests/bench/energy_agreement.py "$bundle" --seconds 60 --clients 8 \

@@ -42,6 +42,17 @@ class _SystemRegion:
         self.users = 1
 
 
+def _message_to_dict(message):
+    """The message as a dict with proto field names and every field, defaults included. The
+    keyword for "defaults included" changed in protobuf 5.26 (Debian 12 has 3.21, GPU hosts 7.x)."""
+    try:
+        return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+    except TypeError:
+        return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                         including_default_value_fields=True)
+
+
 class Client:
     """A connection to an an1d server.
 
@@ -112,8 +123,7 @@ class Client:
         """GetServerInfo as a dict (the proto's field names: version, gpu_mode, devices,
         backends, license, limits, ...)."""
         response = self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
-        return json_format.MessageToDict(response, preserving_proto_field_name=True,
-                                         including_default_value_fields=True)
+        return _message_to_dict(response)
 
     def list_regions(self):
         """This client's registered regions: [{"name", "kind", "byte_size"}]."""
