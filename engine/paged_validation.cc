@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "engine/tensor_checks.h"
+#include "engine/validation.h"
 
 namespace an1 {
 namespace {
@@ -225,18 +226,6 @@ int64_t PagedCacheOffset(const ValidatedPagedAttention& problem, const TensorVie
   return ((page * d.page_size + position % d.page_size) * d.kv_heads) * d.head_dim;
 }
 
-std::size_t PagedLseElements(const TensorView& q) {
-  if (q.shape.size() != 3) return 0;
-  uint64_t elements = 1;
-  for (std::size_t i = 0; i < 2; ++i) {
-    if (q.shape[i] < 1 ||
-        __builtin_mul_overflow(elements, static_cast<uint64_t>(q.shape[i]), &elements)) {
-      return 0;
-    }
-  }
-  // A valid q holds total_q * H * D elements of at least 2 bytes each.
-  if (q.shape[2] < 1 || elements > q.data.size() / 2) return 0;
-  return static_cast<std::size_t>(elements);
-}
+std::size_t PagedLseElements(const TensorView& q) { return RowElementsBeforeLastDim(q, 3); }
 
 }  // namespace an1

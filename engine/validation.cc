@@ -62,19 +62,21 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& in, const 
   return out;
 }
 
-std::size_t LseElements(const TensorView& q) {
-  if (q.shape.size() != 4) return 0;
+std::size_t RowElementsBeforeLastDim(const TensorView& q, std::size_t rank) {
+  if (q.shape.size() != rank) return 0;
   uint64_t elements = 1;
-  for (std::size_t i = 0; i < 3; ++i) {
+  for (std::size_t i = 0; i + 1 < rank; ++i) {
     if (q.shape[i] < 1 ||
         __builtin_mul_overflow(elements, static_cast<uint64_t>(q.shape[i]), &elements)) {
       return 0;
     }
   }
-  // A valid q holds B * H * Sq * D elements of at least 2 bytes each.
-  if (q.shape[3] < 1 || elements > q.data.size() / 2) return 0;
+  // A valid q holds those rows times the last dimension, in elements of at least 2 bytes each.
+  if (q.shape[rank - 1] < 1 || elements > q.data.size() / 2) return 0;
   return static_cast<std::size_t>(elements);
 }
+
+std::size_t LseElements(const TensorView& q) { return RowElementsBeforeLastDim(q, 4); }
 
 StatusOr<ValidatedMatmul> ValidateMatmul(const TensorView& a, const TensorView& b,
                                          const Limits& limits) {

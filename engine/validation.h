@@ -55,6 +55,9 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& inputs, co
 // below 1, fewer bytes than 2 per element): ValidateAttention then refuses the request anyway, so
 // a malformed shape never sizes a large buffer.
 std::size_t LseElements(const TensorView& q);
+// The product of q's dimensions but the last, when q has rank `rank`, every dimension >= 1 and at
+// least 2 bytes per element; else 0. LseElements (rank 4) and PagedLseElements (rank 3) share it.
+std::size_t RowElementsBeforeLastDim(const TensorView& q, std::size_t rank);
 
 // (..., m, k) @ (..., k, n); the batch dimensions broadcast as in NumPy.
 struct MatmulDims {
