@@ -1,0 +1,188 @@
+// The server's life and accounting end to end: metrics scraped from the real HTTP endpoint,
+// requests abandoned by their callers, graceful shutdown and start-up errors.
+#include "tests/server_test_fixture.h"
+
+namespace an1 {
+namespace {
+
+using client::AttentionArgs;
+using client::CallResult;
+using client::HostTensor;
+using client::MatmulArgs;
+using testing::kMaxMessageBytes;
+using testing::MetricsTest;
+using testing::Random;
+using testing::Sample;
+using testing::ServerTest;
+using testing::StartServer;
+
+TEST_F(MetricsTest, CountRequestsByRpcBackendAndCode) {
+  ASSERT_GT(server_->metrics_port(), 0);
+  constexpr int kOk = 3, kBad = 2;
+  for (int i = 0; i < kOk; ++i) {
+    CallResult result;
+    ASSERT_TRUE(client_->Attention(ValidAttention(), &result).ok());
+    EXPECT_EQ(result.info.kernel(), "baseline.cpu");
+    EXPECT_EQ(result.info.tokens(), 1 * 5);       // B * Sq
+    EXPECT_FALSE(result.info.energy_measured());  // no GPU energy counter on the CPU
+  }
+  for (int i = 0; i < kBad; ++i) {
+    AttentionArgs args = ValidAttention();
+    args.q.bytes.pop_back();
+    CallResult result;
+    EXPECT_FALSE(client_->Attention(std::move(args), &result).ok());
+  }
+  const std::string text = testing::HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(Sample(text, R"(an1_requests_total{backend="baseline",code="OK",rpc="Attention"})"),
+            kOk);
+  EXPECT_EQ(
+      Sample(text, R"(an1_requests_total{backend="none",code="INVALID_ARGUMENT",rpc="Attention"})"),
+      kBad);
+  EXPECT_EQ(
+      Sample(text,
+             R"(an1_request_duration_seconds_count{backend="baseline",code="OK",rpc="Attention"})"),
+      kOk);
+  EXPECT_EQ(
+      Sample(
+          text,
+          R"(an1_request_duration_seconds_bucket{backend="baseline",code="OK",rpc="Attention",le="+Inf"})"),
+      kOk);
+  EXPECT_EQ(
+      Sample(text, R"(an1_compute_duration_seconds_count{backend="baseline",rpc="Attention"})"),
+      kOk);
+  EXPECT_EQ(Sample(text, R"(an1_requests_rejected_total{reason="invalid_argument"})"), kBad);
+  EXPECT_EQ(Sample(text, "an1_requests_in_flight"), 0);
+  EXPECT_EQ(Sample(text, "an1_queue_depth"), 0);
+  EXPECT_GT(Sample(text, R"(an1_tensor_bytes_total{direction="in",transport="inline"})"), 0);
+  EXPECT_NE(text.find("an1_build_info{"), std::string::npos);
+  EXPECT_EQ(Sample(text, R"(an1_tokens_total{backend="baseline",rpc="Attention"})"), kOk * 5);
+  // Every executed request counts under the kernel that ran it; refused ones ran none.
+  EXPECT_EQ(
+      Sample(text,
+             R"(an1_kernel_runs_total{backend="baseline",kernel="baseline.cpu",rpc="Attention"})"),
+      kOk);
+  EXPECT_NE(text.find("# TYPE an1_kernel_runs_total counter"), std::string::npos);
+  EXPECT_EQ(Sample(text, "an1_gpu_metrics_available"), 0);  // CPU only: no NVML readings
+  EXPECT_NE(text.find("# TYPE an1_gpu_energy_joules_total counter"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE an1_gpu_power_watts gauge"), std::string::npos);
+  EXPECT_EQ(text.find("an1_request_energy_joules_total{"), std::string::npos);
+}
+
+// Callers whose deadline passed while their requests waited hold neither queue slots nor
+// in-flight bytes: a live caller is admitted at once, and the metrics count the abandoned calls
+// under the code their clients received, with no backend (none ran them).
+TEST(AbandonedRequestsTest, LeaveTheQueueAndAreCountedAsTheClientSawThem) {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "127.0.0.1:0";
+  options.engine.disable_gpu = true;
+  options.engine.cpu_threads = 2;
+  options.engine.executor_threads = 1;
+  options.engine.max_queue_depth = 4;
+  auto started = server::An1Server::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  std::unique_ptr<server::An1Server> server = std::move(started).value();
+  const std::string target = "127.0.0.1:" + std::to_string(server->port());
+  std::mt19937_64 rng(7);
+  auto attention = [&](int64_t s, int64_t h, int64_t d) {
+    AttentionArgs args;
+    args.q = Random({1, h, s, d}, v1::DTYPE_FP32, rng);
+    args.k = Random({1, h, s, d}, v1::DTYPE_FP32, rng);
+    args.v = Random({1, h, s, d}, v1::DTYPE_FP32, rng);
+    args.causal = false;
+    return args;
+  };
+
+  // Occupies the only executor for about a second or more.
+  grpc::Status long_status;
+  std::thread long_call([&] {
+    client::Client client({target, 64 << 20, {}});
+    CallResult result;
+    long_status = client.Attention(attention(2048, 8, 64), &result);
+  });
+  // Until the long call runs (not just waits): its start can lag on a loaded machine.
+  for (int i = 0; i < 1000; ++i) {
+    const std::string text = testing::HttpGet(server->metrics_port(), "/metrics");
+    if (Sample(text, "an1_requests_running") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+
+  constexpr int kAbandoned = 4;  // fills the queue, then every caller's deadline passes
+  client::Client impatient({target, 64 << 20, std::chrono::milliseconds(30)});
+  for (int i = 0; i < kAbandoned; ++i) {
+    CallResult result;
+    EXPECT_EQ(impatient.Attention(attention(4, 1, 8), &result).error_code(),
+              grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  client::Client patient({target, 64 << 20, {}});
+  CallResult result;
+  const grpc::Status live = patient.Attention(attention(4, 1, 8), &result);
+  EXPECT_TRUE(live.ok()) << live.error_message();  // before the fix: the queue of cpu is full
+  long_call.join();
+  EXPECT_TRUE(long_status.ok()) << long_status.error_message();
+
+  const std::string text = testing::HttpGet(server->metrics_port(), "/metrics");
+  EXPECT_EQ(
+      Sample(text,
+             R"(an1_requests_total{backend="none",code="DEADLINE_EXCEEDED",rpc="Attention"})"),
+      kAbandoned);
+  EXPECT_EQ(Sample(text, R"(an1_requests_rejected_total{reason="deadline_exceeded"})"), kAbandoned);
+  EXPECT_EQ(text.find(R"(code="CANCELLED")"), std::string::npos);
+  EXPECT_EQ(text.find(R"(reason="cancelled")"), std::string::npos);
+  EXPECT_EQ(Sample(text, R"(an1_requests_total{backend="baseline",code="OK",rpc="Attention"})"), 2);
+  EXPECT_EQ(Sample(text, "an1_queue_depth"), 0);
+}
+
+TEST(ServerShutdownTest, InFlightRequestsFinishAndHealthTurnsNotServing) {
+  auto server = StartServer();
+  const std::string target = "127.0.0.1:" + std::to_string(server->port());
+  client::Client client({target, 64 << 20, {}});
+  std::mt19937_64 rng(1);
+  // A request that takes a while on two CPU threads, started before the shutdown.
+  AttentionArgs args;
+  args.q = Random({1, 8, 512, 64}, v1::DTYPE_FP32, rng);
+  args.k = Random({1, 8, 512, 64}, v1::DTYPE_FP32, rng);
+  args.v = Random({1, 8, 512, 64}, v1::DTYPE_FP32, rng);
+  // A health watcher sees SERVING, then NOT_SERVING when the drain starts.
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_context;
+  watch_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto watch = health->Watch(&watch_context, grpc::health::v1::HealthCheckRequest());
+  grpc::health::v1::HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  grpc::Status in_flight;
+  std::thread caller([&] {
+    CallResult result;
+    in_flight = client.Attention(std::move(args), &result);
+  });
+  while (server->engine().running() == 0 && server->engine().queue_depth() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::thread stopper([&] { server->Shutdown(std::chrono::seconds(30)); });
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  watch_context.TryCancel();
+  caller.join();
+  stopper.join();
+  EXPECT_TRUE(in_flight.ok()) << in_flight.error_message();
+  bool serving = true;
+  EXPECT_FALSE(client.Health(&serving).ok());  // the listener is closed
+  EXPECT_FALSE(serving);
+}
+
+TEST(ServerStartTest, PortInUseIsAnError) {
+  auto first = StartServer();
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:" + std::to_string(first->port());
+  options.metrics_listen = "";
+  options.engine.disable_gpu = true;
+  auto second = server::An1Server::Start(options);
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace an1
