@@ -46,6 +46,17 @@ uint64_t OutputRows(const TensorSpec& output) {
   return rows;
 }
 
+// The report of a request taken off `site`'s queue at `now`, before it runs (executed = false).
+ExecutionReport QueuedReport(const DeviceSite& site, const Job& job, Clock::time_point now) {
+  ExecutionReport report;
+  report.backend = job.request.choice.kind;
+  report.requested = job.request.choice.requested;
+  report.reason = job.request.choice.reason;
+  report.device = site.device;
+  report.queue_seconds = SecondsBetween(job.admitted, now);
+  return report;
+}
+
 // Runs a completion, which must not end the process by throwing.
 void RunDone(const DoneCallback& done, const Status& status, const ExecutionReport& report) {
   try {
@@ -281,12 +292,7 @@ Status Engine::Submit(PreparedRequest request, OutputProvider output, RequestCon
 void Engine::Run(DeviceSite& site, Job& job, int slot) {
   const auto started = Clock::now();
   const PreparedRequest& request = job.request;
-  ExecutionReport report;
-  report.backend = request.choice.kind;
-  report.requested = request.choice.requested;
-  report.reason = request.choice.reason;
-  report.device = site.device;
-  report.queue_seconds = SecondsBetween(job.admitted, started);
+  ExecutionReport report = QueuedReport(site, job, started);
   report.output_bytes = request.output.byte_size;
   report.tokens = request.tokens;
 
@@ -338,13 +344,7 @@ void Engine::FinishUnexecuted(const DeviceSite& site, Job& job) {
     std::lock_guard lock(bytes_mutex_);
     inflight_bytes_ -= job.bytes;
   }
-  ExecutionReport report;
-  report.executed = false;
-  report.backend = job.request.choice.kind;
-  report.requested = job.request.choice.requested;
-  report.reason = job.request.choice.reason;
-  report.device = site.device;
-  report.queue_seconds = SecondsBetween(job.admitted, Clock::now());
+  const ExecutionReport report = QueuedReport(site, job, Clock::now());
   Status status = job.control.StopReason("while the request waited in the queue");
   if (status.ok()) status = UnavailableError("the server is shutting down");
   RunDone(job.done, status, report);

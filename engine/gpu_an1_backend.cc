@@ -30,19 +30,21 @@ Status GpuAn1Backend::Attention(const ValidatedAttention& problem, const Attenti
                                 std::span<std::byte> output, const ExecutionContext& context,
                                 ExecutionTimes* times) {
   kernels::attention::AttentionParams params = ToAttentionParams(problem, inputs.causal);
-  if (std::string why = kernels::attention::Supported(gpu_->properties(), params); !why.empty()) {
-    return UnimplementedError(why);
+  // Coverage, kernel, split and workspace, worked out once for this request.
+  const kernels::attention::LaunchPlan plan = kernels::attention::Plan(gpu_->properties(), params);
+  if (plan.kernel == kernels::attention::AttentionKernel::kAuto) {
+    return UnimplementedError(plan.unsupported);
   }
-  if (times != nullptr) times->kernel = kernels::attention::KernelLabel(gpu_->properties(), params);
-  const std::size_t workspace_bytes =
-      kernels::attention::WorkspaceBytes(gpu_->properties(), params);
+  if (times != nullptr) times->kernel = plan.label;
+  const std::size_t workspace_bytes = plan.workspace_bytes;
   auto fused = [&](GpuContext::Slot& slot, const DeviceBuffers& buf) -> Status {
     params.q = buf.inputs[0];
     params.k = buf.inputs[1];
     params.v = buf.inputs[2];
     params.o = buf.output;
     params.lse = static_cast<float*>(buf.extra_output);  // null unless the LSE was asked for
-    return gpu_->Check(kernels::attention::Run(params, buf.scratch, workspace_bytes, slot.stream));
+    return gpu_->Check(
+        kernels::attention::Run(plan, params, buf.scratch, workspace_bytes, slot.stream));
   };
   return RunStaged(*gpu_, context, {&inputs.q, &inputs.k, &inputs.v}, workspace_bytes, output,
                    fused, times, std::as_writable_bytes(inputs.lse));

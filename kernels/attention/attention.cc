@@ -33,7 +33,8 @@ std::string KernelSupported(AttentionKernel kernel, const cudaDeviceProp& device
   return "attention: no such kernel";
 }
 
-// The current device's properties, read once per device (a read costs far more than a launch).
+}  // namespace
+
 KernelStatus CurrentDeviceProperties(const cudaDeviceProp** props) {
   constexpr int kMaxDevices = 64;
   static std::array<std::once_flag, kMaxDevices> once;
@@ -50,8 +51,6 @@ KernelStatus CurrentDeviceProperties(const cudaDeviceProp** props) {
   *props = &cache[device];
   return KernelStatus::Ok();
 }
-
-}  // namespace
 
 std::string_view KernelName(AttentionKernel kernel) {
   switch (kernel) {
@@ -78,68 +77,77 @@ AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams
   return AttentionKernel::kAuto;
 }
 
-std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
-  if (std::string why = CheckProblem(p); !why.empty()) return why;
-  if (p.kernel != AttentionKernel::kAuto) return KernelSupported(p.kernel, device, p);
-  if (SelectKernel(device, p) != AttentionKernel::kAuto) return "";
-  // None fits: the prefill kernel's reason is the one a caller can act on (dtype, head_dim).
-  return KernelSupported(AttentionKernel::kSm80, device, p);
-}
-
-std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& p) {
-  if (!Supported(device, p).empty()) return "";
-  const AttentionKernel kernel =
-      p.kernel == AttentionKernel::kAuto ? SelectKernel(device, p) : p.kernel;
-  switch (kernel) {
+LaunchPlan Plan(const cudaDeviceProp& device, const AttentionParams& p) {
+  LaunchPlan plan;
+  if (plan.unsupported = CheckProblem(p); !plan.unsupported.empty()) return plan;
+  if (p.kernel != AttentionKernel::kAuto) {
+    plan.unsupported = KernelSupported(p.kernel, device, p);
+    if (!plan.unsupported.empty()) return plan;
+    plan.kernel = p.kernel;
+  } else {
+    plan.kernel = SelectKernel(device, p);
+    // None fits: the prefill kernel's reason is the one a caller can act on (dtype, head_dim).
+    if (plan.kernel == AttentionKernel::kAuto) {
+      plan.unsupported = KernelSupported(AttentionKernel::kSm80, device, p);
+      return plan;
+    }
+  }
+  switch (plan.kernel) {
     case AttentionKernel::kSm80:
-      return "an1.fwd.sm80";
+      plan.label = "an1.fwd.sm80";
+      break;
     case AttentionKernel::kDecode: {
-      const int splits = decode::SplitFor(device, p).splits;
-      return splits == 1 ? "an1.decode" : "an1.decode.splitkv/" + std::to_string(splits);
+      plan.split = decode::SplitFor(device, p);
+      plan.workspace_bytes = decode::WorkspaceBytes(plan.split, p);
+      plan.label = plan.split.splits == 1
+                       ? "an1.decode"
+                       : "an1.decode.splitkv/" + std::to_string(plan.split.splits);
+      break;
     }
     case AttentionKernel::kAuto:
       break;
   }
-  return "";
+  return plan;
+}
+
+std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
+  return Plan(device, p).unsupported;
+}
+
+std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& p) {
+  return Plan(device, p).label;
 }
 
 std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& p) {
-  if (!Supported(device, p).empty()) return 0;
-  const AttentionKernel kernel =
-      p.kernel == AttentionKernel::kAuto ? SelectKernel(device, p) : p.kernel;
-  switch (kernel) {
-    case AttentionKernel::kDecode:
-      return decode::WorkspaceBytes(device, p);
-    case AttentionKernel::kSm80:  // needs none
-    case AttentionKernel::kAuto:
-      break;
-  }
-  return 0;
+  return Plan(device, p).workspace_bytes;
 }
 
 KernelStatus Run(const AttentionParams& p, void* workspace, std::size_t workspace_bytes,
                  cudaStream_t stream) {
+  const cudaDeviceProp* props = nullptr;
+  if (KernelStatus read = CurrentDeviceProperties(&props); !read.ok()) return read;
+  return Run(Plan(*props, p), p, workspace, workspace_bytes, stream);
+}
+
+KernelStatus Run(const LaunchPlan& plan, const AttentionParams& p, void* workspace,
+                 std::size_t workspace_bytes, cudaStream_t stream) {
   // Validate first, then dispatch; every path not listed ends in the error branch.
   auto unsupported = [](std::string why) {
     return KernelStatus::Error(KernelStatus::Kind::kUnsupported, std::move(why));
   };
+  if (plan.kernel == AttentionKernel::kAuto) return unsupported(plan.unsupported);
   if (p.q == nullptr || p.k == nullptr || p.v == nullptr || p.o == nullptr) {
     return unsupported("attention: q, k, v and o must be device pointers");
   }
-  const cudaDeviceProp* props = nullptr;
-  if (KernelStatus read = CurrentDeviceProperties(&props); !read.ok()) return read;
-  if (workspace_bytes < WorkspaceBytes(*props, p) ||
-      (workspace_bytes > 0 && workspace == nullptr)) {
+  if (workspace_bytes < plan.workspace_bytes ||
+      (plan.workspace_bytes > 0 && workspace == nullptr)) {
     return unsupported("attention: the workspace is smaller than WorkspaceBytes");
   }
-  if (std::string why = Supported(*props, p); !why.empty()) return unsupported(why);
-  const AttentionKernel kernel =
-      p.kernel == AttentionKernel::kAuto ? SelectKernel(*props, p) : p.kernel;
-  switch (kernel) {
+  switch (plan.kernel) {
     case AttentionKernel::kSm80:
       return sm80::Run(p, stream);
     case AttentionKernel::kDecode:
-      return decode::Run(*props, p, workspace, workspace_bytes, stream);
+      return decode::Run(plan.split, p, workspace, stream);
     case AttentionKernel::kAuto:
       break;
   }

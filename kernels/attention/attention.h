@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "kernels/attention/decode/tiles.h"
 #include "kernels/element_type.h"
 #include "kernels/kernel_status.h"
 
@@ -69,28 +70,46 @@ struct AttentionParams {
   AttentionKernel kernel = AttentionKernel::kAuto;
 };
 
+// What Run launches for a problem on a device, resolved once (Plan) and handed to Run, so that
+// coverage, the kernel choice, the split and the workspace are worked out once per request.
+struct LaunchPlan {
+  AttentionKernel kernel = AttentionKernel::kAuto;  // kAuto: no kernel covers the problem
+  std::string unsupported;                          // why not, when kernel is kAuto
+  decode::Split split;  // the decode kernel's cut of the problem into blocks (decode/tiles.h)
+  std::size_t workspace_bytes = 0;  // device memory Run needs
+  std::string label;  // "an1.fwd.sm80", "an1.decode", "an1.decode.splitkv/N" (ExecutionInfo.kernel)
+};
+
+// The plan for `params` on `device` (params.kernel, or the dispatcher's choice for kAuto).
+LaunchPlan Plan(const cudaDeviceProp& device, const AttentionParams& params);
+
 // "auto", "sm80", "decode".
 std::string_view KernelName(AttentionKernel kernel);
 
 // Every kernel the dispatcher knows, kAuto excluded (for tests and benchmarks).
 inline constexpr AttentionKernel kAllKernels[] = {AttentionKernel::kSm80, AttentionKernel::kDecode};
 
-// Empty when `params.kernel` (or, for kAuto, some kernel) runs `params` on a device with
-// `device`'s properties; otherwise why not, for people (e.g. "the an1 attention kernels take
-// head_dim 64 or 128, not 96"). Pointers are not looked at, so a problem can be checked before
-// its memory exists.
+// The properties of the calling thread's current device, read once per device (a read costs
+// far more than a launch). kInternal when there is no current device.
+KernelStatus CurrentDeviceProperties(const cudaDeviceProp** props);
+
+// Plan(device, params).unsupported: empty when `params.kernel` (or, for kAuto, some kernel)
+// runs `params` on a device with `device`'s properties; otherwise why not, for people (e.g. "the
+// an1 attention kernels take head_dim 64 or 128, not 96"). Pointers are not looked at, so a problem
+// can be checked before its memory exists.
 std::string Supported(const cudaDeviceProp& device, const AttentionParams& params);
 
 // The kernel kAuto resolves to, or kAuto when none supports the problem.
 AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams& params);
 
-// What Run would launch for `params` on `device`, as reported to clients (ExecutionInfo.kernel):
-// "an1.fwd.sm80", or "an1.decode.splitkv/N" for the decode kernel with N KV splits ("an1.decode"
-// when N is 1). Empty when no kernel supports the problem.
+// Plan(device, params).label: what Run would launch, as reported to clients
+// (ExecutionInfo.kernel): "an1.fwd.sm80", or "an1.decode.splitkv/N" for the decode kernel with N
+// KV splits ("an1.decode" when N is 1). Empty when no kernel supports the problem.
 std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& params);
 
-// Device memory Run needs as workspace for this problem on `device` (the decode kernel's split
-// count depends on the number of SMs); 0 for kernels that need none.
+// Plan(device, params).workspace_bytes: device memory Run needs as workspace for this problem on
+// `device` (the decode kernel's split count depends on the number of SMs); 0 for kernels that
+// need none.
 std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& params);
 
 // Validates `params` against the current device, selects the kernel (params.kernel, or the
@@ -98,5 +117,9 @@ std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& 
 // WorkspaceBytes(current device, params) bytes of device memory (may be null when that is 0).
 KernelStatus Run(const AttentionParams& params, void* workspace, std::size_t workspace_bytes,
                  cudaStream_t stream);
+// Launches what `plan` (Plan for the current device and these params) says, without working it
+// out again: kUnsupported for a plan with no kernel, null pointers or a short workspace.
+KernelStatus Run(const LaunchPlan& plan, const AttentionParams& params, void* workspace,
+                 std::size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace an1::kernels::attention

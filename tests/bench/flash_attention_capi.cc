@@ -26,19 +26,14 @@ int an1_flash_attention(const void* q, const void* k, const void* v, void* o, in
   // cudaMalloc per call would be timed too). Benchmark only: one caller thread, one device.
   static void* workspace = nullptr;
   static std::size_t workspace_bytes = 0;
-  // Read once: a properties read costs far more than a launch, and would be timed too.
-  static cudaDeviceProp props{};
-  static bool have_props = false;
-  if (!have_props) {
-    int device = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaGetDeviceProperties(&props, device) != cudaSuccess) {
-      std::fprintf(stderr, "an1_flash_attention: no CUDA device\n");
-      return 1;
-    }
-    have_props = true;
+  // The family's cached properties of the current device: a read per call would be timed too.
+  const cudaDeviceProp* props = nullptr;
+  if (!attention::CurrentDeviceProperties(&props).ok()) {
+    std::fprintf(stderr, "an1_flash_attention: no CUDA device\n");
+    return 1;
   }
-  const std::size_t needed = attention::WorkspaceBytes(props, params);
+  const attention::LaunchPlan plan = attention::Plan(*props, params);
+  const std::size_t needed = plan.workspace_bytes;
   if (needed > workspace_bytes) {
     cudaFree(workspace);
     workspace = nullptr;
@@ -50,7 +45,7 @@ int an1_flash_attention(const void* q, const void* k, const void* v, void* o, in
     workspace_bytes = needed;
   }
   const an1::kernels::KernelStatus status =
-      attention::Run(params, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
+      attention::Run(plan, params, workspace, workspace_bytes, static_cast<cudaStream_t>(stream));
   if (!status.ok()) {
     std::fprintf(stderr, "an1_flash_attention: %s\n", status.message.c_str());
     return 1;

@@ -54,22 +54,15 @@ Split SplitFor(const cudaDeviceProp& device, const AttentionParams& p) {
                      device.multiProcessorCount, BlocksPerSm(device, p));
 }
 
-std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& p) {
-  const Split split = SplitFor(device, p);
+std::size_t WorkspaceBytes(const Split& split, const AttentionParams& p) {
   if (split.splits == 1) return 0;
   const int64_t rows = p.batch * p.heads * p.q_len;
   const int64_t floats = PartialStatsFloats(rows, split.splits) + rows * split.splits * p.head_dim;
   return static_cast<std::size_t>(floats) * sizeof(float);
 }
 
-KernelStatus Run(const cudaDeviceProp& device, const AttentionParams& p, void* workspace,
-                 std::size_t workspace_bytes, cudaStream_t stream) {
-  const Split split = SplitFor(device, p);
-  if (workspace_bytes < decode::WorkspaceBytes(device, p) ||
-      (split.splits > 1 && workspace == nullptr)) {
-    return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
-                               "attention decode: the workspace is smaller than WorkspaceBytes");
-  }
+KernelStatus Run(const Split& split, const AttentionParams& p, void* workspace,
+                 cudaStream_t stream) {
 #define AN1_DECODE_INSTANCE(ELEMENT, HEAD_DIM, NAME)             \
   if (p.dtype == ElementType::ELEMENT && p.head_dim == HEAD_DIM) \
     return Launch##NAME(p, split, workspace, stream);

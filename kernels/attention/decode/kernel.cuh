@@ -205,6 +205,9 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   float* merge_out = reinterpret_cast<float*>(smem_raw);     // [kWarps][kM][kDim]
   float* merge_max = merge_out + Tiles::kWarps * kM * kDim;  // [kWarps][kM]
   float* merge_sum = merge_max + Tiles::kWarps * kM;         // [kWarps][kM]
+  float* merge_weight = merge_sum + Tiles::kWarps * kM;      // [kWarps][kM]
+  float* merge_total = merge_weight + Tiles::kWarps * kM;    // [kM]
+  float* merge_row_max = merge_total + kM;                   // [kM]
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int r = group + half * 8;
@@ -221,21 +224,36 @@ __global__ void __launch_bounds__(Tiles::kThreads)
     }
   }
   __syncthreads();
-
-  for (int e = threadIdx.x; e < kM * kDim; e += Tiles::kThreads) {
-    const int r = e / kDim, c = e % kDim;
-    if (r >= valid_rows) continue;
+  // Per row, once: the block's max, each warp's weight (its max rescaled to the block's) and the
+  // row's total sum; the elements below only add up weighted outputs.
+  if (threadIdx.x < kM) {
+    const int r = threadIdx.x;
     float m = -INFINITY;
 #pragma unroll
     for (int w = 0; w < Tiles::kWarps; ++w) m = fmaxf(m, merge_max[w * kM + r]);
     const float m_scaled = m == -INFINITY ? 0.0f : ScaleScore(m, scale);
-    float sum = 0.0f, acc = 0.0f;
+    float sum = 0.0f;
 #pragma unroll
     for (int w = 0; w < Tiles::kWarps; ++w) {
       const float weight = FastExp2(ScaleScore(merge_max[w * kM + r], scale) - m_scaled);
+      merge_weight[w * kM + r] = weight;
       sum += weight * merge_sum[w * kM + r];
-      acc += weight * merge_out[(w * kM + r) * kDim + c];
     }
+    merge_total[r] = sum;
+    merge_row_max[r] = m;
+  }
+  __syncthreads();
+
+  for (int e = threadIdx.x; e < kM * kDim; e += Tiles::kThreads) {
+    const int r = e / kDim, c = e % kDim;
+    if (r >= valid_rows) continue;
+    float acc = 0.0f;
+#pragma unroll
+    for (int w = 0; w < Tiles::kWarps; ++w) {
+      acc += merge_weight[w * kM + r] * merge_out[(w * kM + r) * kDim + c];
+    }
+    const float m = merge_row_max[r], sum = merge_total[r];
+    const float m_scaled = m == -INFINITY ? 0.0f : ScaleScore(m, scale);
     const float value = sum > 0.0f ? acc / sum : 0.0f;  // no visible key: zeros
     const int64_t row = base + row0 + r;
     if (args.splits == 1) {

@@ -47,11 +47,12 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& param
 // How `params` is cut into blocks on `device` (tiles.h, ChooseSplit).
 Split SplitFor(const cudaDeviceProp& device, const AttentionParams& params);
 
-// Workspace bytes for the split partial results (0 with one split).
-std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& params);
+// Workspace bytes for `split`'s partial results (0 with one split).
+std::size_t WorkspaceBytes(const Split& split, const AttentionParams& params);
 
-// Launches the decode kernel (and, with several splits, the combine kernel) on `stream`.
-KernelStatus Run(const cudaDeviceProp& device, const AttentionParams& params, void* workspace,
-                 std::size_t workspace_bytes, cudaStream_t stream);
+// Launches the decode kernel (and, with several splits, the combine kernel) on `stream`;
+// `workspace` holds WorkspaceBytes(split, params) bytes.
+KernelStatus Run(const Split& split, const AttentionParams& params, void* workspace,
+                 cudaStream_t stream);
 
 }  // namespace an1::kernels::attention::decode

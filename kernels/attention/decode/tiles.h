@@ -42,7 +42,8 @@ struct Tiles {
 constexpr int SharedMemoryBytes(int head_dim, int element_bytes) {
   const int pipeline = (Tiles::kRows + 2 * Tiles::kStages * Tiles::kBlockN) *
                        (head_dim + Tiles::kPad) * element_bytes;
-  const int merge = Tiles::kWarps * Tiles::kRows * (head_dim + 2) * 4;
+  // Per warp and row: the output, max, sum and weight; per row: the total and the max.
+  const int merge = (Tiles::kWarps * Tiles::kRows * (head_dim + 3) + 2 * Tiles::kRows) * 4;
   return pipeline > merge ? pipeline : merge;
 }
 
