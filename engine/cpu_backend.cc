@@ -11,9 +11,8 @@
 namespace an1 {
 namespace {
 
-constexpr int64_t kRowsPerTask = 16;                  // query or output rows one task computes
-constexpr std::size_t kConvertChunk = 1u << 16;       // elements converted per task
-constexpr const char* kKernelLabel = "baseline.cpu";  // ExecutionInfo.kernel of every op
+constexpr int64_t kRowsPerTask = 16;             // query or output rows one task computes
+constexpr std::size_t kConvertChunk = 1u << 16;  // elements converted per task
 
 // Converts a whole tensor to float, in parallel chunks.
 Status ToFloat(ThreadPool& pool, const TensorView& t, std::vector<float>& out) {
@@ -42,7 +41,7 @@ CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionInputs& inputs,
                              std::span<std::byte> output, const ExecutionContext& context,
                              ExecutionTimes* times) {
-  if (times != nullptr) times->kernel = kKernelLabel;
+  if (times != nullptr) times->kernel = CpuBackend::kKernelLabel;
   AN1_RETURN_IF_ERROR(RefuseDeviceMemory(context, {&inputs.q, &inputs.k, &inputs.v}));
   const AttentionDims& d = problem.dims;
   std::vector<float> k, v;
@@ -99,7 +98,7 @@ Status CpuBackend::Attention(const ValidatedAttention& problem, const AttentionI
 Status CpuBackend::Matmul(const ValidatedMatmul& problem, const TensorView& a_in,
                           const TensorView& b_in, std::span<std::byte> output,
                           const ExecutionContext& context, ExecutionTimes* times) {
-  if (times != nullptr) times->kernel = kKernelLabel;
+  if (times != nullptr) times->kernel = CpuBackend::kKernelLabel;
   AN1_RETURN_IF_ERROR(RefuseDeviceMemory(context, {&a_in, &b_in}));
   const MatmulDims& d = problem.dims;
   std::vector<float> a, b;

@@ -15,6 +15,9 @@ namespace an1 {
 
 class CpuBackend final : public Backend {
  public:
+  // ExecutionInfo.kernel of every op this backend runs.
+  static constexpr const char* kKernelLabel = "baseline.cpu";
+
   // `threads` as for ThreadPool (0: one per core).
   explicit CpuBackend(int threads);
 

@@ -62,7 +62,7 @@ Status CpuBackend::PagedAttention(const ValidatedPagedAttention& problem,
                                   const std::vector<PagedSequence>& sequences,
                                   const PagedAttentionInputs& in, std::span<std::byte> output,
                                   const ExecutionContext& context, ExecutionTimes* times) {
-  if (times != nullptr) times->kernel = "baseline.cpu";
+  if (times != nullptr) times->kernel = CpuBackend::kKernelLabel;
   bool device = context.output_device >= 0;
   for (const TensorView* t : {&in.q, &in.k_cache, &in.v_cache}) device = device || t->device >= 0;
   if (in.k_new) device = device || in.k_new->device >= 0 || in.v_new->device >= 0;
