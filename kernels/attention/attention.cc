@@ -5,6 +5,7 @@
 
 #include "kernels/attention/decode/launch.h"
 #include "kernels/attention/sm80/launch.h"
+#include "kernels/attention/sm90/launch.h"
 #include "kernels/cuda_check.h"
 
 namespace an1::kernels::attention {
@@ -25,6 +26,8 @@ std::string KernelSupported(AttentionKernel kernel, const cudaDeviceProp& device
   switch (kernel) {
     case AttentionKernel::kSm80:
       return sm80::Supported(device, p);
+    case AttentionKernel::kSm90:
+      return sm90::Supported(device, p);
     case AttentionKernel::kDecode:
       return decode::Supported(device, p);
     case AttentionKernel::kAuto:
@@ -58,6 +61,8 @@ std::string_view KernelName(AttentionKernel kernel) {
       return "auto";
     case AttentionKernel::kSm80:
       return "sm80";
+    case AttentionKernel::kSm90:
+      return "sm90";
     case AttentionKernel::kDecode:
       return "decode";
   }
@@ -66,12 +71,14 @@ std::string_view KernelName(AttentionKernel kernel) {
 
 AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams& p) {
   if (!CheckProblem(p).empty()) return AttentionKernel::kAuto;
-  // By shape: a decode step (few queries, memory-bound) on the decode kernel, prefill on sm80;
-  // either one when the other does not cover the problem.
-  const AttentionKernel order[] = {
-      p.q_len <= decode::Tiles::kMaxQueries ? AttentionKernel::kDecode : AttentionKernel::kSm80,
-      p.q_len <= decode::Tiles::kMaxQueries ? AttentionKernel::kSm80 : AttentionKernel::kDecode};
-  for (AttentionKernel kernel : order) {
+  // By shape: a decode step (few queries, memory-bound) on the decode kernel, prefill on the
+  // Hopper kernel, then sm80; any other one when those do not cover the problem.
+  constexpr AttentionKernel kDecodeOrder[] = {AttentionKernel::kDecode, AttentionKernel::kSm90,
+                                              AttentionKernel::kSm80};
+  constexpr AttentionKernel kPrefillOrder[] = {AttentionKernel::kSm90, AttentionKernel::kSm80,
+                                               AttentionKernel::kDecode};
+  for (AttentionKernel kernel :
+       p.q_len <= decode::Tiles::kMaxQueries ? kDecodeOrder : kPrefillOrder) {
     if (KernelSupported(kernel, device, p).empty()) return kernel;
   }
   return AttentionKernel::kAuto;
@@ -95,6 +102,9 @@ LaunchPlan Plan(const cudaDeviceProp& device, const AttentionParams& p) {
   switch (plan.kernel) {
     case AttentionKernel::kSm80:
       plan.label = "an1.fwd.sm80";
+      break;
+    case AttentionKernel::kSm90:
+      plan.label = "an1.fwd.sm90";
       break;
     case AttentionKernel::kDecode: {
       plan.split = decode::SplitFor(device, p);
@@ -146,6 +156,8 @@ KernelStatus Run(const LaunchPlan& plan, const AttentionParams& p, void* workspa
   switch (plan.kernel) {
     case AttentionKernel::kSm80:
       return sm80::Run(p, stream);
+    case AttentionKernel::kSm90:
+      return sm90::Run(p, stream);
     case AttentionKernel::kDecode:
       return decode::Run(plan.split, p, workspace, stream);
     case AttentionKernel::kAuto:

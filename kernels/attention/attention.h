@@ -5,11 +5,13 @@
 //   if (std::string why = Supported(props, p); !why.empty()) { ... }   // why not, in words
 //   Run(p, workspace, WorkspaceBytes(p), stream);  // validates, selects a kernel, launches
 //
-// Kernels (AttentionKernel): kSm80, the FlashAttention-2 design on mma.sync (attention/sm80/),
-// for prefill; kDecode, flash-decoding for 1 to 16 queries per sequence (attention/decode/). The
-// dispatcher (attention.cc) picks decode for q_len <= 16 and sm80 otherwise. A Hopper kernel
-// (sm90/) joins the enum, the dispatcher and tests/kernels/attention_kernel_test.cc the same way.
-// Shared device code is in common/.
+// Kernels (AttentionKernel): kSm90, FlashAttention-3's design on Hopper (TMA, wgmma, warp
+// specialisation; attention/sm90/), for prefill; kSm80, the FlashAttention-2 design on mma.sync
+// (attention/sm80/), prefill where sm90 does not run; kDecode, flash-decoding for 1 to 16
+// queries per sequence (attention/decode/). The dispatcher (attention.cc) picks decode for
+// q_len <= 16, and otherwise sm90, then sm80. A new kernel joins the enum, kAllKernels and the
+// dispatcher, and tests/kernels/attention_kernel_test.cc tests it with no change. Shared device
+// code is in common/.
 //
 // Errors are KernelStatus values: kUnsupported (outside every kernel's coverage, with the
 // reason, checked before any launch), kOutOfMemory, kDeviceFault, kInternal. Thread-safety: the
@@ -40,6 +42,7 @@ enum class Layout {
 enum class AttentionKernel {
   kAuto,
   kSm80,    // prefill: mma.sync m16n8k16, cp.async double buffering (FlashAttention-2 design)
+  kSm90,    // prefill on Hopper: TMA, wgmma, warp-specialised persistent grid (FlashAttention-3)
   kDecode,  // 1-16 queries: a KV head's query rows packed in one tile, split-KV (flash-decoding)
 };
 
@@ -77,17 +80,19 @@ struct LaunchPlan {
   std::string unsupported;                          // why not, when kernel is kAuto
   decode::Split split;  // the decode kernel's cut of the problem into blocks (decode/tiles.h)
   std::size_t workspace_bytes = 0;  // device memory Run needs
-  std::string label;  // "an1.fwd.sm80", "an1.decode", "an1.decode.splitkv/N" (ExecutionInfo.kernel)
+  // "an1.fwd.sm90", "an1.fwd.sm80", "an1.decode", "an1.decode.splitkv/N" (ExecutionInfo.kernel)
+  std::string label;
 };
 
 // The plan for `params` on `device` (params.kernel, or the dispatcher's choice for kAuto).
 LaunchPlan Plan(const cudaDeviceProp& device, const AttentionParams& params);
 
-// "auto", "sm80", "decode".
+// "auto", "sm80", "sm90", "decode".
 std::string_view KernelName(AttentionKernel kernel);
 
 // Every kernel the dispatcher knows, kAuto excluded (for tests and benchmarks).
-inline constexpr AttentionKernel kAllKernels[] = {AttentionKernel::kSm80, AttentionKernel::kDecode};
+inline constexpr AttentionKernel kAllKernels[] = {AttentionKernel::kSm80, AttentionKernel::kSm90,
+                                                  AttentionKernel::kDecode};
 
 // The properties of the calling thread's current device, read once per device (a read costs
 // far more than a launch). kInternal when there is no current device.
@@ -103,8 +108,8 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& param
 AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams& params);
 
 // Plan(device, params).label: what Run would launch, as reported to clients
-// (ExecutionInfo.kernel): "an1.fwd.sm80", or "an1.decode.splitkv/N" for the decode kernel with N
-// KV splits ("an1.decode" when N is 1). Empty when no kernel supports the problem.
+// (ExecutionInfo.kernel): "an1.fwd.sm90", "an1.fwd.sm80", or "an1.decode.splitkv/N" for the decode
+// kernel with N KV splits ("an1.decode" when N is 1). Empty when no kernel supports the problem.
 std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& params);
 
 // Plan(device, params).workspace_bytes: device memory Run needs as workspace for this problem on

@@ -4,18 +4,29 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <string_view>
 
 #include "kernels/attention/attention.h"
 
 extern "C" {
 
 // Tensors are device pointers, row-major contiguous: q, o (B, H, Sq, D); k, v (B, Hkv, Sk, D).
-// dtype: 0 fp16, 1 bf16. Returns 0 when launched, else prints why and returns 1.
-int an1_flash_attention(const void* q, const void* k, const void* v, void* o, int64_t batch,
-                        int64_t heads, int64_t kv_heads, int64_t q_len, int64_t kv_len,
-                        int64_t head_dim, int dtype, int causal, float scale, void* stream) {
+// dtype: 0 fp16, 1 bf16. kernel: "auto" (the dispatcher's choice), "sm80", "sm90" or "decode".
+// Returns 0 when launched, else prints why and returns 1.
+int an1_attention_with_kernel(const void* q, const void* k, const void* v, void* o, int64_t batch,
+                              int64_t heads, int64_t kv_heads, int64_t q_len, int64_t kv_len,
+                              int64_t head_dim, int dtype, int causal, float scale, void* stream,
+                              const char* kernel) {
   namespace attention = an1::kernels::attention;
   attention::AttentionParams params;
+  params.kernel = attention::AttentionKernel::kAuto;
+  for (attention::AttentionKernel k : attention::kAllKernels) {
+    if (attention::KernelName(k) == kernel) params.kernel = k;
+  }
+  if (params.kernel == attention::AttentionKernel::kAuto && std::string_view(kernel) != "auto") {
+    std::fprintf(stderr, "an1_attention_with_kernel: no kernel named %s\n", kernel);
+    return 1;
+  }
   params.q = q, params.k = k, params.v = v, params.o = o;
   params.dtype = dtype == 0 ? an1::kernels::ElementType::kF16 : an1::kernels::ElementType::kBF16;
   params.batch = batch, params.heads = heads, params.kv_heads = kv_heads;
@@ -51,5 +62,13 @@ int an1_flash_attention(const void* q, const void* k, const void* v, void* o, in
     return 1;
   }
   return 0;
+}
+
+// The dispatcher's choice (kernel "auto").
+int an1_flash_attention(const void* q, const void* k, const void* v, void* o, int64_t batch,
+                        int64_t heads, int64_t kv_heads, int64_t q_len, int64_t kv_len,
+                        int64_t head_dim, int dtype, int causal, float scale, void* stream) {
+  return an1_attention_with_kernel(q, k, v, o, batch, heads, kv_heads, q_len, kv_len, head_dim,
+                                   dtype, causal, scale, stream, "auto");
 }
 }

@@ -231,7 +231,7 @@ TEST_F(AttentionKernelTest, EveryKernelKeepsHugeScoresExact) {
   }
 }
 
-// The dispatcher picks the decode kernel for 1-16 queries and sm80 beyond, and labels what it
+// The dispatcher picks the decode kernel for 1-16 queries and sm90 beyond, and labels what it
 // launches; the split rule cuts a lone long sequence and leaves a large batch whole.
 TEST_F(AttentionKernelTest, DispatchByShape) {
   attention::AttentionParams p;
@@ -246,8 +246,10 @@ TEST_F(AttentionKernelTest, DispatchByShape) {
   EXPECT_EQ(attention::WorkspaceBytes(props_, p), 0u);
   p.q_len = 16;
   EXPECT_EQ(attention::SelectKernel(props_, p), attention::AttentionKernel::kDecode);
-  p.q_len = 17;
-  EXPECT_EQ(attention::SelectKernel(props_, p), attention::AttentionKernel::kSm80);
+  p.q_len = 17;  // prefill: the Hopper kernel (the kernels are built for sm_90a only)
+  EXPECT_EQ(attention::SelectKernel(props_, p), attention::AttentionKernel::kSm90);
+  EXPECT_EQ(attention::KernelLabel(props_, p), "an1.fwd.sm90");
+  p.kernel = attention::AttentionKernel::kSm80;  // still runs what it is asked for
   EXPECT_EQ(attention::KernelLabel(props_, p), "an1.fwd.sm80");
 }
 

@@ -1,0 +1,415 @@
+// The sm90 (Hopper) attention kernel template: FlashAttention-3's design. A persistent grid (one
+// block per SM) walks the (batch x head, query block) work tiles; in each block warpgroup 0
+// loads Q, K and V tiles by TMA into a shared-memory ring guarded by full/empty mbarriers, and
+// two consumer warpgroups (64 query rows each) compute S = Q K^T with wgmma from shared memory,
+// the online softmax in registers, and O += P V with P from registers, the next tile's Q K^T
+// running on the tensor cores while this tile's softmax runs. The output leaves through shared
+// memory by TMA. Included only by the generated per-instantiation translation units
+// (kernels/CMakeLists.txt); the family's interface is kernels/attention/attention.h.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "kernels/attention/common/causal.h"
+#include "kernels/attention/common/mma_sync.cuh"
+#include "kernels/attention/common/online_softmax.cuh"
+#include "kernels/attention/common/scheduling.cuh"
+#include "kernels/attention/sm90/async_copy.cuh"
+#include "kernels/attention/sm90/launch.h"
+#include "kernels/attention/sm90/tiles.h"
+#include "kernels/attention/sm90/wgmma.cuh"
+#include "kernels/cuda_check.h"
+
+namespace an1::kernels::attention::sm90 {
+
+// Where everything sits in a block's shared memory (byte offsets from a 1024-aligned base).
+// Every tile is stored as 64-column boxes of 128-byte rows, 128-byte swizzled, box after box.
+template <int kDim>
+struct SharedLayout {
+  static constexpr int kBoxes = kDim / Tiles::kBoxColumns;
+  static constexpr uint32_t kQBytes = Tiles::kBlockM * kDim * 2;
+  static constexpr uint32_t kKvBytes = Tiles::kBlockN * kDim * 2;  // one K or V tile
+  static constexpr uint32_t kQBox = Tiles::kBlockM * 128, kKvBox = Tiles::kBlockN * 128;
+  static constexpr uint32_t kOBox = 64 * 128;  // one consumer warpgroup's rows
+  static constexpr uint32_t kQ = 0;
+  static constexpr uint32_t kK = kQ + kQBytes;
+  static constexpr uint32_t kV = kK + Tiles::kStages * kKvBytes;
+  static constexpr uint32_t kO = kV + Tiles::kStages * kKvBytes;
+  static constexpr uint32_t kBarriers = kO + Tiles::kBlockM * kDim * 2;
+  static constexpr uint32_t kEnd = kBarriers + 1024;
+  static_assert(kEnd + 1024 == static_cast<uint32_t>(SharedMemoryBytes(kDim)));
+};
+
+// The block's mbarriers. full: the producer's TMA landed; empty: all 256 consumer threads are
+// done reading (so the producer may overwrite).
+struct Barriers {
+  uint64_t q_full, q_empty;
+  uint64_t k_full[Tiles::kStages], k_empty[Tiles::kStages];
+  uint64_t v_full[Tiles::kStages], v_empty[Tiles::kStages];
+};
+
+// One work tile: 128 query rows of one (batch, head), and the K/V tiles they see.
+struct WorkTile {
+  int64_t bh;       // batch * heads + head
+  int64_t kv_head;  // batch * kv_heads + head / group
+  int m0;           // first query row
+  int tiles;        // K/V tiles the block's last row sees (those past it are skipped)
+  int full_tiles;   // tiles before this one need no mask: the block's first row sees all keys
+};
+
+template <bool kCausal>
+__device__ __forceinline__ WorkTile Work(const KernelArgs& a, int64_t index) {
+  const QueryBlock block =
+      HeadGroupedBlock(index, a.blocks_m, int64_t{a.batch} * a.heads, a.heads_per_group, kCausal);
+  WorkTile w;
+  w.bh = block.bh;
+  const int64_t b = block.bh / a.heads, h = block.bh % a.heads;
+  w.kv_head = b * a.kv_heads + h / a.group;
+  w.m0 = block.block_m * Tiles::kBlockM;
+  const int n_end = VisibleKeys(w.m0 + Tiles::kBlockM - 1, a.q_len, a.kv_len, kCausal);
+  w.tiles = (n_end + Tiles::kBlockN - 1) / Tiles::kBlockN;
+  w.full_tiles = VisibleKeys(w.m0, a.q_len, a.kv_len, kCausal) / Tiles::kBlockN;
+  return w;
+}
+
+// The producer: one thread issues every TMA load of the block's work tiles, in the order the
+// consumers use them, each into the next free stage of the ring.
+template <int kDim, bool kCausal>
+__device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
+  using L = SharedLayout<kDim>;
+  PrefetchTensorMap(&a.q_map);
+  PrefetchTensorMap(&a.k_map);
+  PrefetchTensorMap(&a.v_map);
+  PrefetchTensorMap(&a.o_map);
+  uint32_t kv_iter = 0, local = 0;
+  for (int64_t index = blockIdx.x; index < a.work_tiles; index += gridDim.x, ++local) {
+    const WorkTile w = Work<kCausal>(a, index);
+    Wait(&bar.q_empty, (local & 1) ^ 1);
+    ArriveExpectBytes(&bar.q_full, L::kQBytes);
+#pragma unroll
+    for (int box = 0; box < L::kBoxes; ++box) {
+      TmaLoad3d(smem + L::kQ + box * L::kQBox, &a.q_map, &bar.q_full, box * Tiles::kBoxColumns,
+                w.m0, static_cast<int>(w.bh));
+    }
+    for (int j = 0; j < w.tiles; ++j, ++kv_iter) {
+      const int stage = kv_iter % Tiles::kStages;
+      const uint32_t phase = (kv_iter / Tiles::kStages) & 1;
+      const int n0 = j * Tiles::kBlockN;
+      Wait(&bar.k_empty[stage], phase ^ 1);
+      ArriveExpectBytes(&bar.k_full[stage], L::kKvBytes);
+#pragma unroll
+      for (int box = 0; box < L::kBoxes; ++box) {
+        TmaLoad3d(smem + L::kK + stage * L::kKvBytes + box * L::kKvBox, &a.k_map,
+                  &bar.k_full[stage], box * Tiles::kBoxColumns, n0, static_cast<int>(w.kv_head));
+      }
+      Wait(&bar.v_empty[stage], phase ^ 1);
+      ArriveExpectBytes(&bar.v_full[stage], L::kKvBytes);
+#pragma unroll
+      for (int box = 0; box < L::kBoxes; ++box) {
+        TmaLoad3d(smem + L::kV + stage * L::kKvBytes + box * L::kKvBox, &a.v_map,
+                  &bar.v_full[stage], box * Tiles::kBoxColumns, n0, static_cast<int>(w.kv_head));
+      }
+    }
+  }
+}
+
+// The max of one row half (0: row lo, 1: row hi) of a thread's m64n128 scores, as a tree.
+__device__ __forceinline__ float RowHalfMax(const float (&s)[64], int half) {
+  float m[16];
+#pragma unroll
+  for (int nb = 0; nb < 16; ++nb) m[nb] = fmaxf(s[4 * nb + 2 * half], s[4 * nb + 2 * half + 1]);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) m[i] = fmaxf(m[i], m[i + 8]);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) m[i] = fmaxf(m[i], m[i + 4]);
+  return fmaxf(fmaxf(m[0], m[2]), fmaxf(m[1], m[3]));
+}
+
+// The online softmax of one tile of scores, in place: s becomes exp2(s * scale - max) for the
+// thread's two rows; `row_max` (log2 domain, scaled) and the thread's partial `row_sum` move
+// on; `rescale` is what the accumulated output must be multiplied by. Scores are scaled first
+// (rounded on their own: ScaleScore) and the max taken of scaled scores, so any sign of scale
+// works and the max element contributes exactly 1; masked scores become -inf after scaling.
+template <bool kMasked, bool kCausal>
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[64], float (&row_max)[2],
+                                              float (&row_sum)[2], float (&rescale)[2],
+                                              const int (&row)[2], int n0, int q_len, int kv_len,
+                                              float scale_log2, int quad) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) s[i] = ScaleScore(s[i], scale_log2);
+  if constexpr (kMasked) {  // past the keys, and above the causal diagonal
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int limit = VisibleKeys(row[half], q_len, kv_len, kCausal) - n0;
+#pragma unroll
+      for (int nb = 0; nb < 16; ++nb) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          if (nb * 8 + quad * 2 + e >= limit) s[4 * nb + 2 * half + e] = -INFINITY;
+        }
+      }
+    }
+  }
+  float ref[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const float tile_max =
+        QuadReduce(RowHalfMax(s, half), [](float x, float y) { return fmaxf(x, y); });
+    const float new_max = fmaxf(row_max[half], tile_max);
+    // A row that has seen no key yet keeps -inf; subtract 0 then: exp2 gives 0, not NaN.
+    ref[half] = new_max == -INFINITY ? 0.0f : new_max;
+    rescale[half] = FastExp2(row_max[half] - ref[half]);
+    row_max[half] = new_max;
+  }
+  float sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int nb = 0; nb < 16; ++nb) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float& x = s[4 * nb + 2 * half + e];
+        x = FastExp2(x - ref[half]);
+        sum[half] += x;
+      }
+    }
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) row_sum[half] = row_sum[half] * rescale[half] + sum[half];
+}
+
+// P as the A operand of P V: k16 step kk takes n8 blocks 2kk and 2kk + 1 of the scores (the
+// m16n8 accumulator layout of two blocks is the m16k16 A layout).
+template <typename T>
+__device__ __forceinline__ void ToOperandA(const float (&s)[64], uint32_t (&p)[8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) {
+    p[kk][0] = MmaType<T>::Pack(s[8 * kk + 0], s[8 * kk + 1]);
+    p[kk][1] = MmaType<T>::Pack(s[8 * kk + 2], s[8 * kk + 3]);
+    p[kk][2] = MmaType<T>::Pack(s[8 * kk + 4], s[8 * kk + 5]);
+    p[kk][3] = MmaType<T>::Pack(s[8 * kk + 6], s[8 * kk + 7]);
+  }
+}
+
+// A consumer warpgroup: 64 query rows of every work tile of the block.
+template <typename T, int kDim, bool kCausal>
+__device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int wg) {
+  using L = SharedLayout<kDim>;
+  constexpr int kOut = kDim / 2;  // accumulator floats per thread
+  const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
+  const int group = lane / 4, quad = lane % 4;
+  const uint32_t base = SharedAddress(smem);
+  const uint32_t q_addr = base + L::kQ + wg * 64 * 128;  // this warpgroup's 64 rows of each box
+  uint8_t* o_smem = smem + L::kO + wg * L::kBoxes * L::kOBox;
+
+  // S = Q K^T for this warpgroup's rows and the 128 keys of a stage, issued, not waited for.
+  auto issue_qk = [&](float(&s)[64], int stage) {
+    const uint32_t k_addr = base + L::kK + stage * L::kKvBytes;
+    WgmmaFence();
+#pragma unroll
+    for (int kk = 0; kk < kDim / 16; ++kk) {
+      const uint32_t box = kk / 4, column_bytes = (kk % 4) * 32;
+      WgmmaSS128<T>(s, KMajorDescriptor(q_addr + box * L::kQBox + column_bytes),
+                    KMajorDescriptor(k_addr + box * L::kKvBox + column_bytes), kk > 0 ? 1 : 0);
+    }
+    WgmmaCommit();
+  };
+  // O += P V over the 128 keys of a stage (8 k16 steps of 16 keys = 2048 bytes of V each).
+  auto issue_pv = [&](float(&o)[kOut], const uint32_t(&p)[8][4], int stage) {
+    const uint32_t v_addr = base + L::kV + stage * L::kKvBytes;
+    WgmmaFence();
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+      WgmmaRS<T, kDim>(o, p[kk], MnMajorDescriptor(v_addr + kk * 16 * 128, L::kKvBox), 1);
+    }
+    WgmmaCommit();
+  };
+
+  uint32_t kv_iter = 0, local = 0;
+  for (int64_t index = blockIdx.x; index < a.work_tiles; index += gridDim.x, ++local) {
+    const WorkTile w = Work<kCausal>(a, index);
+    const int row[2] = {w.m0 + wg * 64 + warp * 16 + group, w.m0 + wg * 64 + warp * 16 + group + 8};
+    float o[kOut];
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) o[i] = 0.0f;
+    float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f}, rescale[2];
+    Wait(&bar.q_full, local & 1);
+    if (w.tiles == 0) {
+      Arrive(&bar.q_empty);  // rows that see no key: zeros, LSE -inf
+    } else {
+      float s[64];
+      uint32_t p[8][4];
+      int stage = kv_iter % Tiles::kStages;
+      uint32_t phase = (kv_iter / Tiles::kStages) & 1;
+      Wait(&bar.k_full[stage], phase);
+      issue_qk(s, stage);
+      WgmmaWait<0>();
+      FenceRegisters(s);
+      Arrive(&bar.k_empty[stage]);
+      if (w.tiles == 1) Arrive(&bar.q_empty);
+      if (w.full_tiles > 0) {
+        OnlineSoftmax<false, kCausal>(s, row_max, row_sum, rescale, row, 0, a.q_len, a.kv_len,
+                                      a.scale_log2, quad);
+      } else {
+        OnlineSoftmax<true, kCausal>(s, row_max, row_sum, rescale, row, 0, a.q_len, a.kv_len,
+                                     a.scale_log2, quad);
+      }
+      ToOperandA<T>(s, p);
+      for (int j = 1; j < w.tiles; ++j) {
+        const int previous = stage;
+        const uint32_t previous_phase = phase;
+        ++kv_iter;
+        stage = kv_iter % Tiles::kStages;
+        phase = (kv_iter / Tiles::kStages) & 1;
+        // This tile's Q K^T, then the previous tile's P V: the softmax below overlaps P V.
+        Wait(&bar.k_full[stage], phase);
+        issue_qk(s, stage);
+        Wait(&bar.v_full[previous], previous_phase);
+        issue_pv(o, p, previous);
+        WgmmaWait<1>();  // Q K^T done
+        FenceRegisters(s);
+        Arrive(&bar.k_empty[stage]);
+        if (j + 1 == w.tiles) Arrive(&bar.q_empty);
+        if (j < w.full_tiles) {
+          OnlineSoftmax<false, kCausal>(s, row_max, row_sum, rescale, row, j * Tiles::kBlockN,
+                                        a.q_len, a.kv_len, a.scale_log2, quad);
+        } else {
+          OnlineSoftmax<true, kCausal>(s, row_max, row_sum, rescale, row, j * Tiles::kBlockN,
+                                       a.q_len, a.kv_len, a.scale_log2, quad);
+        }
+        WgmmaWait<0>();  // P V done: o and p may change
+        FenceRegisters(o);
+        Arrive(&bar.v_empty[previous]);
+#pragma unroll
+        for (int nb = 0; nb < kDim / 8; ++nb) {
+          o[4 * nb + 0] *= rescale[0];
+          o[4 * nb + 1] *= rescale[0];
+          o[4 * nb + 2] *= rescale[1];
+          o[4 * nb + 3] *= rescale[1];
+        }
+        ToOperandA<T>(s, p);
+      }
+      Wait(&bar.v_full[stage], phase);
+      issue_pv(o, p, stage);
+      WgmmaWait<0>();
+      FenceRegisters(o);
+      Arrive(&bar.v_empty[stage]);
+      ++kv_iter;
+    }
+
+    // Epilogue: normalise, write the LSE, then the output tile through shared memory by TMA.
+    float inv[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float sum = QuadReduce(row_sum[half], [](float x, float y) { return x + y; });
+      inv[half] = sum > 0.0f ? 1.0f / sum : 0.0f;  // no visible key: zeros
+      if (a.lse != nullptr && quad == 0 && row[half] < a.q_len) {
+        a.lse[w.bh * a.q_len + row[half]] =
+            sum > 0.0f ? (row_max[half] + __log2f(sum)) * kLn2 : -INFINITY;
+      }
+    }
+    if (tid == 0) TmaStoreWaitRead();  // the previous tile's store has read o_smem
+    NamedBarrierSync(1 + wg, 128);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = warp * 16 + group + half * 8;  // row within the warpgroup's 64
+#pragma unroll
+      for (int nb = 0; nb < kDim / 8; ++nb) {
+        const int chunk = (nb % 8) ^ (r % 8);  // the 128-byte swizzle TMA reads back
+        auto pair = MmaType<T>::ToPair(o[4 * nb + 2 * half] * inv[half],
+                                       o[4 * nb + 2 * half + 1] * inv[half]);
+        *reinterpret_cast<decltype(pair)*>(o_smem + (nb / 8) * L::kOBox + r * 128 + chunk * 16 +
+                                           quad * 4) = pair;
+      }
+    }
+    FenceAsyncShared();
+    NamedBarrierSync(1 + wg, 128);
+    if (tid == 0 && w.m0 + wg * 64 < a.q_len) {
+#pragma unroll
+      for (int box = 0; box < L::kBoxes; ++box) {
+        TmaStore3d(&a.o_map, o_smem + box * L::kOBox, box * Tiles::kBoxColumns, w.m0 + wg * 64,
+                   static_cast<int>(w.bh));
+      }
+      TmaStoreCommit();
+    }
+  }
+  if (tid == 0) TmaStoreWaitAll();
+}
+
+template <typename T, int kDim, bool kCausal>
+__global__ void __launch_bounds__(Tiles::kThreads, 1)
+    Sm90Kernel(const __grid_constant__ KernelArgs args) {
+  using L = SharedLayout<kDim>;
+  extern __shared__ uint8_t smem_raw[];
+  // The swizzle pattern is tied to address bits 7-9: tiles start on 1024-byte boundaries.
+  uint8_t* smem = smem_raw + ((1024 - (SharedAddress(smem_raw) & 1023)) & 1023);
+  Barriers& bar = *reinterpret_cast<Barriers*>(smem + L::kBarriers);
+  constexpr uint32_t kConsumerThreads = Tiles::kConsumerWarpgroups * 128;
+  if (threadIdx.x == 0) {
+    BarrierInit(&bar.q_full, 1);
+    BarrierInit(&bar.q_empty, kConsumerThreads);
+#pragma unroll
+    for (int s = 0; s < Tiles::kStages; ++s) {
+      BarrierInit(&bar.k_full[s], 1);
+      BarrierInit(&bar.k_empty[s], kConsumerThreads);
+      BarrierInit(&bar.v_full[s], 1);
+      BarrierInit(&bar.v_empty[s], kConsumerThreads);
+    }
+    FenceBarrierInit();
+  }
+  __syncthreads();
+  const int warpgroup = threadIdx.x / 128;
+  if (warpgroup == 0) {
+    DecreaseRegisters<Tiles::kProducerRegisters>();
+    if (threadIdx.x == 0) Produce<kDim, kCausal>(args, smem, bar);
+  } else {
+    IncreaseRegisters<Tiles::kConsumerRegisters>();
+    Consume<T, kDim, kCausal>(args, smem, bar, warpgroup - 1);
+  }
+}
+
+constexpr int kMaxDevices = 64;
+
+template <typename T, int kDim, bool kCausal>
+KernelStatus Launch(const AttentionParams& p, cudaStream_t stream) {
+  constexpr int kSmem = SharedMemoryBytes(kDim);
+  auto kernel = Sm90Kernel<T, kDim, kCausal>;
+  // Per device, once: the shared-memory opt-in (a per-device function attribute) and the SM
+  // count. Racing first launches on one device both set the same attribute, which is harmless.
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) {
+    return KernelStatus::Error(KernelStatus::Kind::kInternal, "attention sm90: no current device");
+  }
+  static std::atomic<int> sms_of[kMaxDevices] = {};  // 0: not configured yet
+  int sms = sms_of[device].load(std::memory_order_acquire);
+  if (sms == 0) {
+    cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    if (e != cudaSuccess) return FromCuda(e, "attention sm90 setup");
+    sms_of[device].store(sms, std::memory_order_release);
+  }
+  KernelArgs args{};
+  if (KernelStatus encoded = EncodeTensorMaps(p, &args); !encoded.ok()) return encoded;
+  args.lse = p.lse;
+  args.scale_log2 = p.scale * kLog2e;
+  args.q_len = static_cast<int>(p.q_len);
+  args.kv_len = static_cast<int>(p.kv_len);
+  args.heads = static_cast<int>(p.heads);
+  args.kv_heads = static_cast<int>(p.kv_heads);
+  args.group = static_cast<int>(p.heads / p.kv_heads);
+  args.batch = static_cast<int>(p.batch);
+  args.blocks_m = static_cast<int>((p.q_len + Tiles::kBlockM - 1) / Tiles::kBlockM);
+  args.work_tiles = int64_t{args.blocks_m} * p.batch * p.heads;
+  args.heads_per_group = HeadsPerGroup(args.blocks_m, 1, sms);
+  const int64_t grid = std::min<int64_t>(args.work_tiles, sms);
+  kernel<<<static_cast<unsigned>(grid), Tiles::kThreads, kSmem, stream>>>(args);
+  return FromCuda(cudaGetLastError(), "attention sm90 launch");
+}
+
+}  // namespace an1::kernels::attention::sm90

@@ -1,0 +1,54 @@
+// The sm90 (Hopper) attention kernel's host side: coverage, and one launcher per compiled
+// instantiation. The instantiations are listed once, in kernels/CMakeLists.txt, which generates
+// their translation units and instances.inc (AN1_SM90_INSTANCE(element, head_dim, causal, name)
+// lines), so the list, the dispatch and the build cannot drift apart.
+#pragma once
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/attention/attention.h"
+
+namespace an1::kernels::attention::sm90 {
+
+// What the kernel receives: TMA tensor maps of q, k, v and o (3-D: head_dim, sequence,
+// batch x heads) and the scalars of the problem. Tensor maps must sit in parameter space,
+// 64-byte aligned (CUtensorMap carries the alignment): passed by value as a __grid_constant__.
+struct KernelArgs {
+  CUtensorMap q_map;  // box: 64 columns x kBlockM rows
+  CUtensorMap k_map;  // box: 64 columns x kBlockN rows
+  CUtensorMap v_map;  // box: 64 columns x kBlockN rows
+  CUtensorMap o_map;  // box: 64 columns x 64 rows (one consumer warpgroup's rows)
+  float* lse = nullptr;
+  float scale_log2 = 0;  // scale * log2(e)
+  int q_len = 0;
+  int kv_len = 0;
+  int heads = 0;
+  int group = 1;  // heads / kv_heads
+  int batch = 0;
+  int kv_heads = 0;
+  int blocks_m = 0;             // query blocks per (batch, head)
+  int64_t work_tiles = 0;       // blocks_m x batch x heads
+  int64_t heads_per_group = 1;  // block scheduling (common/scheduling.cuh)
+};
+
+#define AN1_SM90_INSTANCE(ELEMENT, HEAD_DIM, CAUSAL, NAME) \
+  KernelStatus Launch##NAME(const AttentionParams& params, cudaStream_t stream);
+#include "kernels/attention/sm90/instances.inc"
+#undef AN1_SM90_INSTANCE
+
+// Empty when the sm90 kernel runs `params` on `device`; otherwise why not.
+std::string Supported(const cudaDeviceProp& device, const AttentionParams& params);
+
+// Launches the instantiation for params' dtype, head_dim and mask; kUnsupported when there is
+// none, or when a pointer is not 16-byte aligned (TMA needs it; Supported cannot see pointers).
+KernelStatus Run(const AttentionParams& params, cudaStream_t stream);
+
+// Fills the kernel's tensor maps for `params` (tensor_map.cc): kInternal when the driver has no
+// cuTensorMapEncodeTiled or refuses a map.
+KernelStatus EncodeTensorMaps(const AttentionParams& params, KernelArgs* args);
+
+}  // namespace an1::kernels::attention::sm90
