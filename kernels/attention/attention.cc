@@ -105,6 +105,7 @@ LaunchPlan Plan(const cudaDeviceProp& device, const AttentionParams& p) {
       break;
     case AttentionKernel::kSm90:
       plan.label = "an1.fwd.sm90";
+      plan.workspace_bytes = sm90::kWorkspaceBytes;
       break;
     case AttentionKernel::kDecode: {
       plan.split = decode::SplitFor(device, p);
@@ -157,7 +158,7 @@ KernelStatus Run(const LaunchPlan& plan, const AttentionParams& p, void* workspa
     case AttentionKernel::kSm80:
       return sm80::Run(p, stream);
     case AttentionKernel::kSm90:
-      return sm90::Run(p, stream);
+      return sm90::Run(p, workspace, stream);
     case AttentionKernel::kDecode:
       return decode::Run(plan.split, p, workspace, stream);
     case AttentionKernel::kAuto:

@@ -1,6 +1,8 @@
 // The sm90 (Hopper) attention kernel template: FlashAttention-3's design. A persistent grid (one
-// block per SM) walks the (batch x head, query block) work tiles; in each block warpgroup 0
-// loads Q, K and V tiles by TMA into a shared-memory ring guarded by full/empty mbarriers, and
+// block per SM) takes the (batch x head, query block) work tiles from a queue (an atomic counter
+// in the workspace: a block that finishes early takes the next tile, heaviest causal tiles
+// first, heads grouped so their K/V stay in L2); in each block warpgroup 0 loads Q, K and V
+// tiles by TMA into a shared-memory ring guarded by full/empty mbarriers, and
 // two consumer warpgroups (64 query rows each) compute S = Q K^T with wgmma from shared memory,
 // the online softmax in registers, and O += P V with P from registers, the next tile's Q K^T
 // running on the tensor cores while this tile's softmax runs. The output leaves through shared
@@ -46,11 +48,14 @@ struct SharedLayout {
 };
 
 // The block's mbarriers. full: the producer's TMA landed; empty: all 256 consumer threads are
-// done reading (so the producer may overwrite).
+// done reading (so the producer may overwrite). `tile` is the work tile whose Q the producer
+// loads: written before it arrives on q_full, read by the consumers after they waited there
+// (the barrier orders the two); work_tiles or more: no tile left, the block ends.
 struct Barriers {
   uint64_t q_full, q_empty;
   uint64_t k_full[Tiles::kStages], k_empty[Tiles::kStages];
   uint64_t v_full[Tiles::kStages], v_empty[Tiles::kStages];
+  int64_t tile;
 };
 
 // One work tile: 128 query rows of one (batch, head), and the K/V tiles they see.
@@ -86,16 +91,25 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
   PrefetchTensorMap(&a.k_map);
   PrefetchTensorMap(&a.v_map);
   PrefetchTensorMap(&a.o_map);
-  uint32_t kv_iter = 0, local = 0;
-  for (int64_t index = blockIdx.x; index < a.work_tiles; index += gridDim.x, ++local) {
-    const WorkTile w = Work<kCausal>(a, index);
+  uint32_t kv_iter = 0;
+  // Block b starts with tile b; every later tile comes from the queue.
+  int64_t index = blockIdx.x;
+  for (uint32_t local = 0;; ++local) {
     Wait(&bar.q_empty, (local & 1) ^ 1);
+    *static_cast<volatile int64_t*>(&bar.tile) = index;
+    if (index >= a.work_tiles) {
+      Arrive(&bar.q_full);  // the consumers see no tile left and end
+      return;
+    }
+    const WorkTile w = Work<kCausal>(a, index);
     ArriveExpectBytes(&bar.q_full, L::kQBytes);
 #pragma unroll
     for (int box = 0; box < L::kBoxes; ++box) {
       TmaLoad3d(smem + L::kQ + box * L::kQBox, &a.q_map, &bar.q_full, box * Tiles::kBoxColumns,
                 w.m0, static_cast<int>(w.bh));
     }
+    // Asked now, used after this tile's loads: the atomic's latency hides behind them.
+    index = gridDim.x + static_cast<int64_t>(atomicAdd(a.tile_counter, 1ull));
     for (int j = 0; j < w.tiles; ++j, ++kv_iter) {
       const int stage = kv_iter % Tiles::kStages;
       const uint32_t phase = (kv_iter / Tiles::kStages) & 1;
@@ -230,15 +244,17 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
     WgmmaCommit();
   };
 
-  uint32_t kv_iter = 0, local = 0;
-  for (int64_t index = blockIdx.x; index < a.work_tiles; index += gridDim.x, ++local) {
+  uint32_t kv_iter = 0;
+  for (uint32_t local = 0;; ++local) {
+    Wait(&bar.q_full, local & 1);
+    const int64_t index = *static_cast<volatile int64_t*>(&bar.tile);
+    if (index >= a.work_tiles) break;
     const WorkTile w = Work<kCausal>(a, index);
     const int row[2] = {w.m0 + wg * 64 + warp * 16 + group, w.m0 + wg * 64 + warp * 16 + group + 8};
     float o[kOut];
 #pragma unroll
     for (int i = 0; i < kOut; ++i) o[i] = 0.0f;
     float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f}, rescale[2];
-    Wait(&bar.q_full, local & 1);
     if (w.tiles == 0) {
       Arrive(&bar.q_empty);  // rows that see no key: zeros, LSE -inf
     } else {
@@ -376,7 +392,7 @@ __global__ void __launch_bounds__(Tiles::kThreads, 1)
 constexpr int kMaxDevices = 64;
 
 template <typename T, int kDim, bool kCausal>
-KernelStatus Launch(const AttentionParams& p, cudaStream_t stream) {
+KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stream) {
   constexpr int kSmem = SharedMemoryBytes(kDim);
   auto kernel = Sm90Kernel<T, kDim, kCausal>;
   // Per device, once: the shared-memory opt-in (a per-device function attribute) and the SM
@@ -408,6 +424,11 @@ KernelStatus Launch(const AttentionParams& p, cudaStream_t stream) {
   args.work_tiles = int64_t{args.blocks_m} * p.batch * p.heads;
   args.heads_per_group = HeadsPerGroup(args.blocks_m, 1, sms);
   const int64_t grid = std::min<int64_t>(args.work_tiles, sms);
+  // The tile queue starts at 0 on the launch's stream: concurrent launches have their own.
+  args.tile_counter = static_cast<unsigned long long*>(workspace);
+  if (cudaError_t e = cudaMemsetAsync(workspace, 0, kWorkspaceBytes, stream); e != cudaSuccess) {
+    return FromCuda(e, "attention sm90 tile queue");
+  }
   kernel<<<static_cast<unsigned>(grid), Tiles::kThreads, kSmem, stream>>>(args);
   return FromCuda(cudaGetLastError(), "attention sm90 launch");
 }

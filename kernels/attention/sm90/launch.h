@@ -7,6 +7,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -23,7 +24,8 @@ struct KernelArgs {
   CUtensorMap v_map;  // box: 64 columns x kBlockN rows
   CUtensorMap o_map;  // box: 64 columns x 64 rows (one consumer warpgroup's rows)
   float* lse = nullptr;
-  float scale_log2 = 0;  // scale * log2(e)
+  unsigned long long* tile_counter = nullptr;  // the work queue, in the workspace
+  float scale_log2 = 0;                        // scale * log2(e)
   int q_len = 0;
   int kv_len = 0;
   int heads = 0;
@@ -35,17 +37,21 @@ struct KernelArgs {
   int64_t heads_per_group = 1;  // block scheduling (common/scheduling.cuh)
 };
 
+// Device memory Run needs: the work queue's counter (zeroed by Run on its stream).
+inline constexpr std::size_t kWorkspaceBytes = 16;
+
 #define AN1_SM90_INSTANCE(ELEMENT, HEAD_DIM, CAUSAL, NAME) \
-  KernelStatus Launch##NAME(const AttentionParams& params, cudaStream_t stream);
+  KernelStatus Launch##NAME(const AttentionParams& params, void* workspace, cudaStream_t stream);
 #include "kernels/attention/sm90/instances.inc"
 #undef AN1_SM90_INSTANCE
 
 // Empty when the sm90 kernel runs `params` on `device`; otherwise why not.
 std::string Supported(const cudaDeviceProp& device, const AttentionParams& params);
 
-// Launches the instantiation for params' dtype, head_dim and mask; kUnsupported when there is
-// none, or when a pointer is not 16-byte aligned (TMA needs it; Supported cannot see pointers).
-KernelStatus Run(const AttentionParams& params, cudaStream_t stream);
+// Launches the instantiation for params' dtype, head_dim and mask with `workspace` (at least
+// kWorkspaceBytes of device memory); kUnsupported when there is none, or when a pointer is not
+// 16-byte aligned (TMA needs it; Supported cannot see pointers).
+KernelStatus Run(const AttentionParams& params, void* workspace, cudaStream_t stream);
 
 // Fills the kernel's tensor maps for `params` (tensor_map.cc): kInternal when the driver has no
 // cuTensorMapEncodeTiled or refuses a map.

@@ -47,7 +47,7 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
   return "";
 }
 
-KernelStatus Run(const AttentionParams& p, cudaStream_t stream) {
+KernelStatus Run(const AttentionParams& p, void* workspace, cudaStream_t stream) {
   // TMA reads and writes global memory from 16-byte aligned addresses; the LSE is fp32.
   if (!Aligned(p.q, 16) || !Aligned(p.k, 16) || !Aligned(p.v, 16) || !Aligned(p.o, 16) ||
       !Aligned(p.lse, 4)) {
@@ -56,7 +56,7 @@ KernelStatus Run(const AttentionParams& p, cudaStream_t stream) {
   }
 #define AN1_SM90_INSTANCE(ELEMENT, HEAD_DIM, CAUSAL, NAME)                             \
   if (p.dtype == ElementType::ELEMENT && p.head_dim == HEAD_DIM && p.causal == CAUSAL) \
-    return Launch##NAME(p, stream);
+    return Launch##NAME(p, workspace, stream);
 #include "kernels/attention/sm90/instances.inc"
 #undef AN1_SM90_INSTANCE
   return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
