@@ -1,6 +1,7 @@
 #include "kernels/attention/attention.h"
 
 #include <array>
+#include <cstdint>
 #include <mutex>
 
 #include "kernels/attention/decode/launch.h"
@@ -149,6 +150,18 @@ KernelStatus Run(const LaunchPlan& plan, const AttentionParams& p, void* workspa
   if (plan.kernel == AttentionKernel::kAuto) return unsupported(plan.unsupported);
   if (p.q == nullptr || p.k == nullptr || p.v == nullptr || p.o == nullptr) {
     return unsupported("attention: q, k, v and o must be device pointers");
+  }
+  // Every kernel moves q, k, v and o in 16-byte pieces (cp.async, TMA); a misaligned address
+  // would be a device fault that takes the GPU out of service, so it is refused here. Tensors
+  // the engine stages are 256-byte aligned; a CUDA IPC tensor is at its region offset.
+  auto aligned = [](const void* ptr, std::uintptr_t bytes) {
+    return reinterpret_cast<std::uintptr_t>(ptr) % bytes == 0;
+  };
+  if (!aligned(p.q, 16) || !aligned(p.k, 16) || !aligned(p.v, 16) || !aligned(p.o, 16) ||
+      !aligned(p.lse, 4)) {
+    return unsupported(
+        "attention: the an1 kernels need q, k, v and o at 16-byte aligned addresses (a shared "
+        "buffer offset that is a multiple of 16); the baseline takes any");
   }
   if (workspace_bytes < plan.workspace_bytes ||
       (plan.workspace_bytes > 0 && workspace == nullptr)) {

@@ -113,8 +113,8 @@ AttentionKernel SelectKernel(const cudaDeviceProp& device, const AttentionParams
 std::string KernelLabel(const cudaDeviceProp& device, const AttentionParams& params);
 
 // Plan(device, params).workspace_bytes: device memory Run needs as workspace for this problem on
-// `device` (the decode kernel's split count depends on the number of SMs); 0 for kernels that
-// need none.
+// `device` (the decode kernel's split count depends on the number of SMs; the sm90 kernel keeps
+// its work queue there); 0 for kernels that need none.
 std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& params);
 
 // Validates `params` against the current device, selects the kernel (params.kernel, or the
@@ -123,7 +123,8 @@ std::size_t WorkspaceBytes(const cudaDeviceProp& device, const AttentionParams& 
 KernelStatus Run(const AttentionParams& params, void* workspace, std::size_t workspace_bytes,
                  cudaStream_t stream);
 // Launches what `plan` (Plan for the current device and these params) says, without working it
-// out again: kUnsupported for a plan with no kernel, null pointers or a short workspace.
+// out again: kUnsupported for a plan with no kernel, null pointers, q/k/v/o not 16-byte aligned
+// (lse not 4-byte aligned) or a short workspace.
 KernelStatus Run(const LaunchPlan& plan, const AttentionParams& params, void* workspace,
                  std::size_t workspace_bytes, cudaStream_t stream);
 

@@ -43,9 +43,10 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     python3 tests/gpu_sdpa_compare.py --bundle "$bundle"
   fi
   if want kernel; then
-    echo "== fused attention kernel beside the PyTorch peers, interleaved"
+    echo "== prefill kernels (sm90, sm80) beside the PyTorch peers, interleaved"
     python3 tests/bench/torch_peers.py --sweep --iters 50 --warmup 10 \
-      --an1-lib "$bundle/bin/liban1_flash_bench.so" --csv "$out/attention_sweep.csv"
+      --an1-lib "$bundle/bin/liban1_flash_bench.so" --an1-kernels sm90,sm80 \
+      --csv "$out/attention_sweep.csv"
   fi
   if want decode; then
     echo "== decode attention beside cuDNN and FlashAttention-2, interleaved"

@@ -271,5 +271,39 @@ TEST_F(AttentionKernelTest, UnsupportedProblemsSayWhy) {
   EXPECT_EQ(attention::Run(p, nullptr, 0, 0).kind, kernels::KernelStatus::Kind::kUnsupported);
 }
 
+// A tensor off a 16-byte boundary (a CUDA IPC region at an odd offset) is refused by every
+// kernel before launch, never a misaligned-address fault: the device keeps working.
+TEST_F(AttentionKernelTest, MisalignedTensorsAreRefusedWithoutAFault) {
+  attention::AttentionParams p;
+  p.batch = 1, p.heads = 2, p.kv_heads = 1, p.kv_len = 300, p.head_dim = 64;
+  p.scale = 0.125f;
+  const std::size_t bytes = 2 * 300 * 64 * 2 + 64;
+  DeviceBuffer q(bytes), k(bytes), v(bytes), o(bytes), workspace(1 << 20);
+  ASSERT_EQ(cudaMemset(q.ptr, 0, bytes), cudaSuccess);
+  ASSERT_EQ(cudaMemset(k.ptr, 0, bytes), cudaSuccess);
+  ASSERT_EQ(cudaMemset(v.ptr, 0, bytes), cudaSuccess);
+  auto at = [](void* base, std::size_t offset) { return static_cast<std::byte*>(base) + offset; };
+  for (attention::AttentionKernel kernel : attention::kAllKernels) {
+    for (int64_t q_len : {1, 200}) {
+      p.kernel = kernel, p.q_len = q_len;
+      if (!attention::Supported(props_, p).empty()) continue;  // decode: Sq <= 16 only
+      for (std::size_t offset : {2, 8}) {
+        for (int which = 0; which < 4; ++which) {
+          p.q = at(q.ptr, which == 0 ? offset : 0), p.k = at(k.ptr, which == 1 ? offset : 0);
+          p.v = at(v.ptr, which == 2 ? offset : 0), p.o = at(o.ptr, which == 3 ? offset : 0);
+          const kernels::KernelStatus ran = attention::Run(p, workspace.ptr, 1 << 20, 0);
+          EXPECT_EQ(ran.kind, kernels::KernelStatus::Kind::kUnsupported)
+              << attention::KernelName(kernel) << " tensor " << which << " offset " << offset;
+          EXPECT_NE(ran.message.find("16-byte"), std::string::npos) << ran.message;
+        }
+      }
+      p.q = q.ptr, p.k = k.ptr, p.v = v.ptr, p.o = o.ptr;  // aligned: runs
+      EXPECT_TRUE(attention::Run(p, workspace.ptr, 1 << 20, 0).ok())
+          << attention::KernelName(kernel);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << attention::KernelName(kernel);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace an1

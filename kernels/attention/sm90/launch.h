@@ -49,8 +49,8 @@ inline constexpr std::size_t kWorkspaceBytes = 16;
 std::string Supported(const cudaDeviceProp& device, const AttentionParams& params);
 
 // Launches the instantiation for params' dtype, head_dim and mask with `workspace` (at least
-// kWorkspaceBytes of device memory); kUnsupported when there is none, or when a pointer is not
-// 16-byte aligned (TMA needs it; Supported cannot see pointers).
+// kWorkspaceBytes of device memory); kUnsupported when there is none. Pointers must be 16-byte
+// aligned (TMA): the family's Run checks.
 KernelStatus Run(const AttentionParams& params, void* workspace, cudaStream_t stream);
 
 // Fills the kernel's tensor maps for `params` (tensor_map.cc): kInternal when the driver has no

@@ -20,10 +20,6 @@ constexpr Instance kInstances[] = {
 #undef AN1_SM90_INSTANCE
 };
 
-bool Aligned(const void* p, std::uintptr_t bytes) {
-  return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
-}
-
 }  // namespace
 
 std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
@@ -48,12 +44,6 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
 }
 
 KernelStatus Run(const AttentionParams& p, void* workspace, cudaStream_t stream) {
-  // TMA reads and writes global memory from 16-byte aligned addresses; the LSE is fp32.
-  if (!Aligned(p.q, 16) || !Aligned(p.k, 16) || !Aligned(p.v, 16) || !Aligned(p.o, 16) ||
-      !Aligned(p.lse, 4)) {
-    return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
-                               "attention sm90: q, k, v and o must start on 16-byte boundaries");
-  }
 #define AN1_SM90_INSTANCE(ELEMENT, HEAD_DIM, CAUSAL, NAME)                             \
   if (p.dtype == ElementType::ELEMENT && p.head_dim == HEAD_DIM && p.causal == CAUSAL) \
     return Launch##NAME(p, workspace, stream);
