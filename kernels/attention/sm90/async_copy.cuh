@@ -103,11 +103,6 @@ __device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-// Arrives at a named barrier without waiting (the other side of a NamedBarrierSync).
-__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
 // --- Register reallocation between warpgroups (sm_90a); every thread of a warpgroup runs it.
 template <int kRegisters>
 __device__ __forceinline__ void IncreaseRegisters() {

@@ -4,10 +4,10 @@
 // first, heads grouped so their K/V stay in L2); in each block warpgroup 0 loads Q, K and V
 // tiles by TMA into a shared-memory ring guarded by full/empty mbarriers, and
 // two consumer warpgroups (64 query rows each) compute S = Q K^T with wgmma from shared memory,
-// the online softmax in registers, and O += P V with P from registers. Softmax overlaps the
-// tensor cores twice: inside a warpgroup, the previous tile's P V runs while this tile's softmax
-// does; between the two, they take turns issuing their GEMMs (named barriers), so one's softmax
-// runs while the other's GEMMs do. The output leaves through shared
+// the online softmax in registers, and O += P V with P from registers; inside a warpgroup the
+// previous tile's P V runs on the tensor cores while this tile's softmax runs. (Pingpong, the
+// two warpgroups taking turns at issuing their GEMMs through named barriers, measured 3-12%
+// slower on the H200: tests/bench/RESULTS.md.) The output leaves through shared
 // memory by TMA. Included only by the generated per-instantiation translation units
 // (kernels/CMakeLists.txt); the family's interface is kernels/attention/attention.h.
 #pragma once
@@ -235,13 +235,6 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
     }
     WgmmaCommit();
   };
-  // Pingpong: each batch of GEMMs is issued on this warpgroup's turn, which ends by handing the
-  // turn to the other warpgroup (named barriers kTurn + 0 and kTurn + 1, both warpgroups'
-  // 256 threads each). Warpgroup 0 goes first.
-  constexpr int kTurn = 3;
-  auto my_turn = [&] { NamedBarrierSync(kTurn + wg, 256); };
-  auto their_turn = [&] { NamedBarrierArrive(kTurn + (1 - wg), 256); };
-  if (wg == 1) their_turn();
   // O += P V over the 128 keys of a stage (8 k16 steps of 16 keys = 2048 bytes of V each).
   auto issue_pv = [&](float(&o)[kOut], const uint32_t(&p)[8][4], int stage) {
     const uint32_t v_addr = base + L::kV + stage * L::kKvBytes;
@@ -272,9 +265,7 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
       int stage = kv_iter % Tiles::kStages;
       uint32_t phase = (kv_iter / Tiles::kStages) & 1;
       Wait(&bar.k_full[stage], phase);
-      my_turn();
       issue_qk(s, stage);
-      their_turn();
       WgmmaWait<0>();
       FenceRegisters(s);
       Arrive(&bar.k_empty[stage]);
@@ -295,11 +286,9 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
         phase = (kv_iter / Tiles::kStages) & 1;
         // This tile's Q K^T, then the previous tile's P V: the softmax below overlaps P V.
         Wait(&bar.k_full[stage], phase);
-        Wait(&bar.v_full[previous], previous_phase);
-        my_turn();
         issue_qk(s, stage);
+        Wait(&bar.v_full[previous], previous_phase);
         issue_pv(o, p, previous);
-        their_turn();
         WgmmaWait<1>();  // Q K^T done
         FenceRegisters(s);
         Arrive(&bar.k_empty[stage]);
@@ -324,9 +313,7 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
         ToOperandA<T>(s, p);
       }
       Wait(&bar.v_full[stage], phase);
-      my_turn();
       issue_pv(o, p, stage);
-      their_turn();
       WgmmaWait<0>();
       FenceRegisters(o);
       Arrive(&bar.v_empty[stage]);
@@ -369,9 +356,6 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
       TmaStoreCommit();
     }
   }
-  // Warpgroup 1's last hand-over (its turns number one more than warpgroup 0's) is taken, so
-  // that no named barrier is left half-arrived.
-  if (wg == 0) my_turn();
   if (tid == 0) TmaStoreWaitAll();
 }
 
