@@ -37,7 +37,7 @@ struct ExecutionTimes {
   double compute_seconds = -1;
   double copy_seconds = 0;       // host <-> device transfers, staging included
   std::size_t copied_bytes = 0;  // tensor bytes moved between host and device
-  // The kernel that ran (ExecutionInfo.kernel): "baseline.cpu", "an1.fwd.sm80", ... Set before
+  // The kernel that ran (ExecutionInfo.kernel): "baseline.cpu", "an1.fwd.sm90", ... Set before
   // the work starts, so that a request that fails on the backend is labelled too.
   std::string kernel;
 };

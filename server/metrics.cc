@@ -146,7 +146,7 @@ ServerMetrics::ServerMetrics(const Engine* engine)
           prometheus::BuildCounter()
               .Name("an1_kernel_runs_total")
               .Help("Executed requests by rpc, backend and the kernel that ran them (as "
-                    "ExecutionInfo.kernel: an1.fwd.sm80, an1.decode.splitkv/N, "
+                    "ExecutionInfo.kernel: an1.fwd.sm90, an1.fwd.sm80, an1.decode.splitkv/N, "
                     "baseline.gpu.unfused, baseline.cpu, cublaslt.tuned, cublaslt.heuristic; none "
                     "when the backend refused the request before choosing one).")
               .Register(*registry_)),
