@@ -12,6 +12,11 @@ packages=(
   python3-numpy clang-14 libclang-rt-14-dev prometheus yamllint gnuplot-nox
   python3-grpcio python3-protobuf python3-torch  # the Python client (torch: optional, CPU)
   clang-format shellcheck
+  # scripts/check-deploy.sh: kubectl comes with these machines (its package owns /usr/bin/kubectl,
+  # so Debian's kubernetes-client cannot be installed beside it), and so does npm with their
+  # NodeSource nodejs (Debian's npm package conflicts with it); on plain Debian 12 add
+  # kubernetes-client and npm by hand.
+  docker-compose nodejs
 )
 
 missing=()
