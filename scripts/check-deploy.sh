@@ -42,6 +42,17 @@ if [ "${1:-}" = --sync-rules ]; then
   exit 0
 fi
 
+# Debian 12's kubectl is the kubernetes-client package (some machines carry another kubectl
+# package that owns the same path, which is why bootstrap.sh does not list it).
+if [ -z "${KUBECTL:-}" ] && ! command -v kubectl >/dev/null; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "check-deploy: installing kubernetes-client"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    kubernetes-client >/dev/null
+fi
+
 for tool in "$kubectl" docker-compose promtool yamllint node npm; do
   if ! command -v "$tool" >/dev/null; then
     echo "check-deploy: $tool is not installed (scripts/bootstrap.sh)" >&2

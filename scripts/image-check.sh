@@ -15,15 +15,19 @@ cd "$(dirname "$0")/.."
 targets=${*:-cpu cuda}
 base=localhost/an1-base:debian12
 start=$(date +%s)
+# Sandboxed CI machines refuse crun's cgroup setup (cgroup v1/v2 hybrid) and raising resource
+# limits in a container's init: runc, with limits at or under the host's.
+runtime=(--runtime runc)
+limits=(--ulimit nofile=16384:16384 --ulimit nproc=8192:8192)
 log() { echo "image-check [$(($(date +%s) - start)) s]: $*"; }
 
 missing=()
-for p in podman debootstrap; do command -v "$p" >/dev/null || missing+=("$p"); done
+for p in podman debootstrap runc; do command -v "$p" >/dev/null || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman \
-    debootstrap uidmap fuse-overlayfs slirp4netns >/dev/null
+    debootstrap runc uidmap fuse-overlayfs slirp4netns >/dev/null
 fi
 
 if ! podman image exists "$base"; then
@@ -43,8 +47,8 @@ build() {
   local target=$1
   shift
   log "building the $target image"
-  podman build --format docker --network host --target "$target" -t "an1-engine:check-$target" \
-    "$@" . >"image-check/build-$target.log" 2>&1 || {
+  podman "${runtime[@]}" build "${limits[@]}" --format docker --network host --target "$target" \
+    -t "an1-engine:check-$target" "$@" . >"image-check/build-$target.log" 2>&1 || {
     tail -40 "image-check/build-$target.log"
     return 1
   }
@@ -55,11 +59,11 @@ check() {
   local name="an1-check-$target" image="an1-engine:check-$target"
   podman rm -f "$name" >/dev/null 2>&1 || true
   # A non-default port: the image's health check must follow --listen.
-  podman run -d --name "$name" --network host --shm-size 1g "$image" \
+  podman "${runtime[@]}" run -d "${limits[@]}" --name "$name" --network host --shm-size 1g "$image" \
     --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" >/dev/null
   local healthy=""
   for _ in $(seq 60); do
-    if podman healthcheck run "$name" >/dev/null 2>&1; then
+    if podman "${runtime[@]}" healthcheck run "$name" >/dev/null 2>&1; then
       healthy=yes
       break
     fi
@@ -67,20 +71,22 @@ check() {
   done
   [ -n "$healthy" ] || { podman logs "$name"; log "$target: never healthy"; return 1; }
   log "$target: healthy (the image's HEALTHCHECK on port $port)"
-  podman exec "$name" an1 --server "127.0.0.1:$port" info | head -5
-  podman exec "$name" an1 --server "127.0.0.1:$port" attention --batch-size 2 --n-heads 4 \
+  podman "${runtime[@]}" exec "$name" an1 --server "127.0.0.1:$port" info | head -5
+  podman "${runtime[@]}" exec "$name" an1 --server "127.0.0.1:$port" attention --batch-size 2 --n-heads 4 \
     --n-kv-heads 2 --seq-len 37 --kv-seq-len 53 --head-dim 64 --dtype fp16 | head -4
   curl -sf "http://127.0.0.1:$((port + 1))/metrics" | grep -m1 '^an1_requests_total' ||
     { log "$target: no request counted on /metrics"; return 1; }
   # A request that runs a few seconds on the CPU baseline, then SIGTERM: it must be answered and
   # an1d exit 0 well inside the 45 s stop timeout (its drain grace is 30 s).
-  podman exec "$name" an1 --server "127.0.0.1:$port" attention --batch-size 1 --n-heads 8 \
-    --seq-len 2048 --head-dim 64 --dtype fp32 --backend baseline >"image-check/drain-$target.log" 2>&1 &
+  podman "${runtime[@]}" exec "$name" an1 --server "127.0.0.1:$port" attention --batch-size 2 --n-heads 16 \
+    --seq-len 2048 --head-dim 128 --dtype fp32 --backend baseline >"image-check/drain-$target.log" 2>&1 &
   local request=$!
   sleep 1
+  # The request must still be running when SIGTERM comes, or no drain is exercised.
+  kill -0 "$request" 2>/dev/null || { log "$target: the long request ended before SIGTERM"; return 1; }
   local stop_start
   stop_start=$(date +%s%N)
-  podman stop -t 45 "$name" >/dev/null
+  podman "${runtime[@]}" stop -t 45 "$name" >/dev/null
   local stop_ms=$((($(date +%s%N) - stop_start) / 1000000))
   local request_rc=0
   wait "$request" || request_rc=$?
