@@ -8,7 +8,7 @@
 #
 #   scripts/image-check.sh [cpu] [cuda]     # default: both; needs root (apt, podman)
 #
-# Takes about 25 minutes on a 2-core machine from nothing (debootstrap ~3, each image ~10); the
+# Takes about 8 minutes on a 2-core machine from nothing (under 5 with the package layers cached); the
 # base image is kept between runs (image-check/ and localhost/an1-base:debian12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
