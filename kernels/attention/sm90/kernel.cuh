@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "kernels/attention/common/causal.h"
+#include "kernels/attention/common/launch_setup.h"
 #include "kernels/attention/common/mma_sync.cuh"
 #include "kernels/attention/common/online_softmax.cuh"
 #include "kernels/attention/common/scheduling.cuh"
@@ -391,26 +392,14 @@ __global__ void __launch_bounds__(Tiles::kThreads, 1)
   }
 }
 
-constexpr int kMaxDevices = 64;
-
 template <typename T, int kDim, bool kCausal>
 KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stream) {
   constexpr int kSmem = SharedMemoryBytes(kDim);
   auto kernel = Sm90Kernel<T, kDim, kCausal>;
-  // Per device, once: the shared-memory opt-in (a per-device function attribute) and the SM
-  // count. Racing first launches on one device both set the same attribute, which is harmless.
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) {
-    return KernelStatus::Error(KernelStatus::Kind::kInternal, "attention sm90: no current device");
-  }
-  static std::atomic<int> sms_of[kMaxDevices] = {};  // 0: not configured yet
-  int sms = sms_of[device].load(std::memory_order_acquire);
-  if (sms == 0) {
-    cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    if (e != cudaSuccess) return FromCuda(e, "attention sm90 setup");
-    sms_of[device].store(sms, std::memory_order_release);
+  static DeviceSetUp set_up = {};
+  int sms = 0;
+  if (KernelStatus ready = SetUpOnce(kernel, kSmem, "attention sm90", set_up, &sms); !ready.ok()) {
+    return ready;
   }
   KernelArgs args{};
   if (KernelStatus encoded = EncodeTensorMaps(p, &args); !encoded.ok()) return encoded;
