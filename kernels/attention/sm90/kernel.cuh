@@ -258,6 +258,17 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
 #pragma unroll
     for (int i = 0; i < kOut; ++i) o[i] = 0.0f;
     float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f}, rescale[2];
+    // O (accumulated up to the previous tile) onto the running max of the last softmax; before
+    // the first P V, o is zero and rescale 0.
+    auto rescale_o = [&] {
+#pragma unroll
+      for (int nb = 0; nb < kDim / 8; ++nb) {
+        o[4 * nb + 0] *= rescale[0];
+        o[4 * nb + 1] *= rescale[0];
+        o[4 * nb + 2] *= rescale[1];
+        o[4 * nb + 3] *= rescale[1];
+      }
+    };
     if (w.tiles == 0) {
       Arrive(&bar.q_empty);  // rows that see no key: zeros, LSE -inf
     } else {
@@ -285,9 +296,11 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
         ++kv_iter;
         stage = kv_iter % Tiles::kStages;
         phase = (kv_iter / Tiles::kStages) & 1;
-        // This tile's Q K^T, then the previous tile's P V: the softmax below overlaps P V.
+        // This tile's Q K^T, then the previous tile's P V: the softmax below overlaps P V. The
+        // output's rescale for the previous tile's max runs while Q K^T does.
         Wait(&bar.k_full[stage], phase);
         issue_qk(s, stage);
+        rescale_o();
         Wait(&bar.v_full[previous], previous_phase);
         issue_pv(o, p, previous);
         WgmmaWait<1>();  // Q K^T done
@@ -304,15 +317,9 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
         WgmmaWait<0>();  // P V done: o and p may change
         FenceRegisters(o);
         Arrive(&bar.v_empty[previous]);
-#pragma unroll
-        for (int nb = 0; nb < kDim / 8; ++nb) {
-          o[4 * nb + 0] *= rescale[0];
-          o[4 * nb + 1] *= rescale[0];
-          o[4 * nb + 2] *= rescale[1];
-          o[4 * nb + 3] *= rescale[1];
-        }
         ToOperandA<T>(s, p);
       }
+      rescale_o();
       Wait(&bar.v_full[stage], phase);
       issue_pv(o, p, stage);
       WgmmaWait<0>();
