@@ -138,6 +138,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
                  "Shared memory regions one client may register")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
+  app.add_option("--max-regions", options.shared_memory.max_regions_total,
+                 "Shared memory regions of all clients together (each holds a descriptor)")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
   app.add_option("--max-region-bytes", options.shared_memory.max_total_bytes,
                  "Registered shared memory bytes, all clients together")
       ->check(CLI::PositiveNumber)

@@ -138,6 +138,10 @@ Status RegionRegistry::Insert(const std::string& client, std::shared_ptr<Region>
   }
   const auto own = std::count_if(regions_.begin(), regions_.end(),
                                  [&](const auto& entry) { return entry.first.first == client; });
+  if (regions_.size() >= static_cast<std::size_t>(options_.max_regions_total)) {
+    return ResourceExhaustedError("the server holds " + std::to_string(regions_.size()) +
+                                  " regions of all clients, its limit (--max-regions)");
+  }
   if (own >= options_.max_regions_per_client) {
     return ResourceExhaustedError("this client already has " + std::to_string(own) +
                                   " regions, the server's limit");

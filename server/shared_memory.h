@@ -25,6 +25,10 @@ namespace an1::server {
 struct SharedMemoryOptions {
   bool enabled = true;  // --no-shared-memory turns it off
   int max_regions_per_client = 64;
+  // Regions of all clients together: each system shared memory region holds a descriptor, so
+  // this bounds the descriptors clients can make the server keep open (with ids chosen freely,
+  // a per-client limit alone does not). Keep it well under the process's RLIMIT_NOFILE.
+  int max_regions_total = 256;
   uint64_t max_total_bytes = uint64_t{256} << 30;  // registered bytes, all clients together
 };
 

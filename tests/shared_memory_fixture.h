@@ -60,8 +60,10 @@ class SharedMemoryTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(true); }
 
-  void Start(bool enabled, int max_regions = 64, uint64_t max_message_bytes = 0) {
+  void Start(bool enabled, int max_regions = 64, uint64_t max_message_bytes = 0,
+             int max_regions_total = 256) {
     server::ServerOptions options;
+    options.shared_memory.max_regions_total = max_regions_total;
     if (max_message_bytes > 0) options.max_message_bytes = max_message_bytes;
     options.shared_memory.max_regions_per_client = max_regions;
     options.listen = "127.0.0.1:0";

@@ -233,6 +233,33 @@ TEST_F(SharedMemoryTest, RegionsPerClientAreLimited) {
   EXPECT_TRUE(alice_->RegisterSystemSharedMemory("r3", shm.key(), 0, 16).ok());
 }
 
+// Client ids are the caller's to choose, so a per-client limit alone lets one caller hold
+// descriptors without bound (issue 18: 1,014 registrations under new ids left the server unable
+// to accept connections). The total limit holds across ids, and the server keeps serving.
+TEST_F(SharedMemoryTest, RegionsOfAllClientsTogetherAreLimited) {
+  Start(true, /*max_regions=*/2, /*max_message_bytes=*/0, /*max_regions_total=*/5);
+  ShmObject shm(4096);
+  std::vector<std::unique_ptr<client::Client>> clients;
+  int registered = 0;
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(MakeClient("caller-" + std::to_string(i)));
+    const grpc::Status status = clients.back()->RegisterSystemSharedMemory("r", shm.key(), 0, 16);
+    if (status.ok()) {
+      ++registered;
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+      EXPECT_NE(status.error_message().find("--max-regions"), std::string::npos)
+          << status.error_message();
+    }
+  }
+  EXPECT_EQ(registered, 5);
+  bool serving = false;
+  EXPECT_TRUE(alice_->Health(&serving).ok());  // still serving
+  EXPECT_TRUE(serving);
+  ASSERT_TRUE(clients[0]->UnregisterSharedMemory("r").ok());  // a freed slot is usable again
+  EXPECT_TRUE(clients[7]->RegisterSystemSharedMemory("r", shm.key(), 0, 16).ok());
+}
+
 TEST_F(SharedMemoryTest, DisabledByTheServer) {
   Start(false);
   ShmObject shm(4096);
