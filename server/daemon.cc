@@ -146,6 +146,40 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
                  "Registered shared memory bytes, all clients together")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  ConnectionOptions& c = options.connections;
+  const auto seconds = CLI::Range(0, 86400 * 24);  // in milliseconds, an int holds 24 days
+  app.add_option("--max-connection-age-seconds", c.max_age_seconds,
+                 "GOAWAY after this long, so clients re-resolve and spread (0: never)")
+      ->check(seconds)
+      ->capture_default_str();
+  app.add_option("--max-connection-age-grace-seconds", c.max_age_grace_seconds,
+                 "Calls in flight on a recycled connection get this long (0: unlimited)")
+      ->check(seconds)
+      ->capture_default_str();
+  app.add_option("--max-connection-idle-seconds", c.max_idle_seconds,
+                 "Close connections without calls for this long (0: never)")
+      ->check(seconds)
+      ->capture_default_str();
+  app.add_option("--max-concurrent-streams", c.max_concurrent_streams,
+                 "Calls at once on one connection (0: gRPC's default)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-metadata-bytes", c.max_metadata_bytes,
+                 "Request metadata (headers) of one call (0: gRPC's default)")
+      ->check(CLI::Range(0, 1 << 24))
+      ->capture_default_str();
+  app.add_option("--keepalive-time-seconds", c.keepalive_time_seconds,
+                 "Ping a quiet connection this often (0: never)")
+      ->check(seconds)
+      ->capture_default_str();
+  app.add_option("--keepalive-timeout-seconds", c.keepalive_timeout_seconds,
+                 "Close a connection whose ping is not answered within this")
+      ->check(seconds)
+      ->capture_default_str();
+  app.add_option("--min-client-ping-interval-seconds", c.min_client_ping_interval_seconds,
+                 "Client pings without data closer than this are refused (GOAWAY)")
+      ->check(seconds)
+      ->capture_default_str();
   app.add_option("--shutdown-grace-seconds", grace_seconds,
                  "On SIGTERM/SIGINT, how long calls in flight may take to finish")
       ->check(CLI::NonNegativeNumber)

@@ -1,24 +1,13 @@
 #include "server/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include <climits>
+
 namespace an1::server {
-namespace {
-
-constexpr const char* kServiceName = "an1.v1.An1";
-
-void SetHealth(grpc::Server& server, bool serving) {
-  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
-  if (health == nullptr) return;
-  health->SetServingStatus(serving);  // overall ("") and every service
-  health->SetServingStatus(kServiceName, serving);
-}
-
-}  // namespace
 
 StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& options) {
   if (options.max_message_bytes < 1024) {
@@ -41,25 +30,42 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {
-    grpc::EnableDefaultHealthCheckService(true);
+    // Our own grpc.health.v1 service (health_service.h): the default one's Watch never ends.
+    grpc::EnableDefaultHealthCheckService(false);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   });
+  server->health_ = std::make_unique<HealthService>();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
   // Refuse to share the port with another process (gRPC sets SO_REUSEPORT by default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  const ConnectionOptions& c = options.connections;
+  auto ms = [](int seconds) { return seconds > 0 ? seconds * 1000 : INT_MAX; };  // 0: no limit
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(c.max_age_seconds));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, ms(c.max_age_grace_seconds));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(c.max_idle_seconds));
+  if (c.max_concurrent_streams > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, c.max_concurrent_streams);
+  }
+  if (c.max_metadata_bytes > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, c.max_metadata_bytes);
+  }
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(c.keepalive_time_seconds));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(c.keepalive_timeout_seconds));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             c.min_client_ping_interval_seconds * 1000);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->health_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return UnavailableError("cannot listen for gRPC on " + options.listen);
   }
-  SetHealth(*server->grpc_server_, server->engine_->Healthy());
+  server->health_->SetServing(server->engine_->Healthy());
   // A device fault that takes the last GPU out of service turns health NOT_SERVING.
-  grpc::Server* grpc_server = server->grpc_server_.get();
-  server->engine_->SetHealthListener(
-      [grpc_server](bool healthy) { SetHealth(*grpc_server, healthy); });
+  HealthService* health = server->health_.get();
+  server->engine_->SetHealthListener([health](bool healthy) { health->SetServing(healthy); });
   return server;
 }
 
@@ -69,7 +75,8 @@ void An1Server::Shutdown(std::chrono::milliseconds grace) {
   std::call_once(shutdown_once_, [&] {
     if (engine_ != nullptr) engine_->SetHealthListener(nullptr);
     if (grpc_server_ != nullptr) {
-      SetHealth(*grpc_server_, false);
+      // NOT_SERVING, and the open Watch streams finished: the stop waits only for real work.
+      health_->Shutdown();
       grpc_server_->Shutdown(std::chrono::system_clock::now() + grace);
       grpc_server_->Wait();
     }

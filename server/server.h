@@ -13,11 +13,28 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "server/health_service.h"
 #include "server/metrics.h"
 #include "server/service.h"
 #include "server/shared_memory.h"
 
 namespace an1::server {
+
+// HTTP/2 connection management of the gRPC port; 0 turns a limit off. Defaults suit a
+// replica behind L4 load balancing: connections are recycled so clients spread over new replicas.
+struct ConnectionOptions {
+  // After this long a connection gets GOAWAY (gRPC adds +-10% jitter): its client reconnects,
+  // re-resolving the name, and reaches replicas that started after it connected.
+  int max_age_seconds = 300;
+  int max_age_grace_seconds = 120;     // calls in flight on a recycled connection get this long
+  int max_idle_seconds = 600;          // a connection without calls for this long is closed
+  int max_concurrent_streams = 256;    // calls at once on one connection
+  int max_metadata_bytes = 16 << 10;   // request headers (metadata) of one call
+  int keepalive_time_seconds = 60;     // the server pings a quiet connection this often
+  int keepalive_timeout_seconds = 20;  // and closes it when the ping is not answered
+  // Client pings closer together than this, without data, are abuse (GOAWAY ENHANCE_YOUR_CALM).
+  int min_client_ping_interval_seconds = 10;
+};
 
 struct ServerOptions {
   std::string listen = "0.0.0.0:50051";         // gRPC address; port 0 picks a free port
@@ -27,6 +44,7 @@ struct ServerOptions {
   int max_message_bytes = 1 << 30;
   EngineOptions engine;
   SharedMemoryOptions shared_memory;
+  ConnectionOptions connections;
 };
 
 class An1Server {
@@ -52,6 +70,7 @@ class An1Server {
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<RegionRegistry> regions_;
   std::unique_ptr<An1Service> service_;
+  std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int metrics_port_ = 0;

@@ -174,6 +174,82 @@ TEST(ServerShutdownTest, InFlightRequestsFinishAndHealthTurnsNotServing) {
   EXPECT_FALSE(serving);
 }
 
+// An open health Watch stream (as Envoy or gRPC client-side health checking keeps) ends when the
+// drain starts, so a stop with nothing in flight completes at once instead of waiting out the
+// whole grace period (issue 18).
+TEST(ServerShutdownTest, OpenHealthWatchesDoNotHoldTheStop) {
+  auto server = StartServer();
+  const std::string target = "127.0.0.1:" + std::to_string(server->port());
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_context;
+  auto watch = health->Watch(&watch_context, grpc::health::v1::HealthCheckRequest());
+  grpc::health::v1::HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  const auto start = std::chrono::steady_clock::now();
+  server->Shutdown(std::chrono::seconds(20));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 5.0) << "the stop waited for the Watch stream";
+  // The stream saw NOT_SERVING last, then ended.
+  grpc::health::v1::HealthCheckResponse::ServingStatus last = update.status();
+  while (watch->Read(&update)) last = update.status();
+  EXPECT_EQ(last, grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_TRUE(watch->Finish().ok());
+}
+
+// The health service's names: the server ("") and an1.v1.An1 are served; others are unknown.
+TEST(ServerHealthTest, CheckKnowsTheServedNames) {
+  auto server = StartServer();
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(server->port()), grpc::InsecureChannelCredentials()));
+  for (const char* name : {"", "an1.v1.An1", "no.such.Service"}) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(name);
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status status = health->Check(&context, request, &response);
+    if (std::string(name) == "no.such.Service") {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+    } else {
+      ASSERT_TRUE(status.ok()) << name << ": " << status.error_message();
+      EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << name;
+    }
+  }
+}
+
+// Connection management (issue 18): a connection older than --max-connection-age-seconds gets
+// GOAWAY, so its client reconnects (and, behind a load balancer, may reach a newer replica);
+// request metadata over --max-metadata-bytes is refused. gRPC's defaults have neither limit.
+TEST(ServerConnectionTest, OldConnectionsAreRecycledAndLargeMetadataRefused) {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.metrics_listen = "";
+  options.engine.disable_gpu = true;
+  options.connections.max_age_seconds = 1;
+  options.connections.max_age_grace_seconds = 1;
+  options.connections.max_metadata_bytes = 4096;
+  auto started = server::An1Server::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  auto server = std::move(started).value();
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  auto check = [&](const std::string& metadata) {
+    grpc::ClientContext context;
+    if (!metadata.empty()) context.AddMetadata("x-filler", metadata);
+    grpc::health::v1::HealthCheckResponse response;
+    return health->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+  };
+  ASSERT_TRUE(check("").ok());
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // age 1 s (+10%) + grace 1 s
+  EXPECT_NE(channel->GetState(false), GRPC_CHANNEL_READY) << "the connection outlived its age";
+  EXPECT_TRUE(check("").ok());  // a new connection serves
+  EXPECT_FALSE(check(std::string(6000, 'x')).ok());
+  EXPECT_TRUE(check("").ok());
+}
+
 TEST(ServerStartTest, PortInUseIsAnError) {
   auto first = StartServer();
   server::ServerOptions options;
