@@ -131,12 +131,9 @@ StatusOr<ValidatedPagedAttention> ValidatePagedAttention(const PagedAttentionInp
   out.dims = d;
   out.dtype = in.q.dtype;
   out.append = in.k_new.has_value();
-  if (in.scale.has_value()) {
-    if (!std::isfinite(*in.scale)) return InvalidArgumentError("scale must be a finite number");
-    out.scale = *in.scale;
-  } else {
-    out.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
-  }
+  StatusOr<float> scale = ResolveScale(in.scale, d.head_dim, in.q.dtype);
+  if (!scale.ok()) return scale.status();
+  out.scale = *scale;
   out.output = TensorSpec{in.q.dtype, in.q.shape, in.q.data.size()};
   // total_q * H cannot overflow: q's total_q * H * D elements fit in its byte count.
   const auto lse_elements = static_cast<std::size_t>(d.total_q * d.heads);

@@ -40,12 +40,9 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& in, const 
   ValidatedAttention out;
   out.dims = d;
   out.dtype = in.q.dtype;
-  if (in.scale.has_value()) {
-    if (!std::isfinite(*in.scale)) return InvalidArgumentError("scale must be a finite number");
-    out.scale = *in.scale;
-  } else {
-    out.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d.head_dim)));
-  }
+  StatusOr<float> scale = ResolveScale(in.scale, d.head_dim, in.q.dtype);
+  if (!scale.ok()) return scale.status();
+  out.scale = *scale;
   out.output = TensorSpec{in.q.dtype, in.q.shape, in.q.data.size()};
   // B * H * Sq cannot overflow: q's B * H * Sq * D elements fit in its byte count.
   const auto lse_elements = static_cast<std::size_t>(d.batch * d.heads * d.q_len);
@@ -60,6 +57,30 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& in, const 
     return InvalidArgumentError("an lse buffer was given but return_lse is not set");
   }
   return out;
+}
+
+StatusOr<float> ResolveScale(std::optional<float> scale, int64_t head_dim, DType dtype) {
+  if (!scale.has_value()) return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  if (!std::isfinite(*scale)) return InvalidArgumentError("scale must be a finite number");
+  constexpr double kLog2e = 1.4426950408889634;
+  constexpr double kFloatMax = 3.4028234663852886e38;
+  const double magnitude = std::fabs(static_cast<double>(*scale)) * kLog2e;
+  if (magnitude > kFloatMax) {
+    return InvalidArgumentError("scale " + std::to_string(*scale) +
+                                " is too large: scale x log2(e) overflows fp32");
+  }
+  if (dtype == DType::kFloat16) {
+    const double largest_score = static_cast<double>(head_dim) * 65504.0 * 65504.0;
+    if (magnitude * largest_score > kFloatMax) {
+      return InvalidArgumentError("scale " + std::to_string(*scale) +
+                                  " is too large for fp16 inputs: a score of up to " +
+                                  std::to_string(largest_score) +
+                                  " (head_dim x 65504^2) times it overflows fp32; |scale| "
+                                  "may be at most " +
+                                  std::to_string(kFloatMax / (largest_score * kLog2e)));
+    }
+  }
+  return *scale;
 }
 
 std::size_t RowElementsBeforeLastDim(const TensorView& q, std::size_t rank) {

@@ -50,6 +50,13 @@ struct ValidatedAttention {
 // B * H * Sq elements (INVALID_ARGUMENT otherwise); without it, `lse` must be empty.
 StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& inputs, const Limits& limits);
 
+// The scale a request asks for (nullopt: 1/sqrt(head_dim)), checked: finite, scale x log2(e)
+// finite in fp32 (the kernels work in the log2 domain), and for fp16 inputs, whose scores are
+// at most head_dim x 65504^2 in magnitude, no score that the scale could take past fp32's range
+// (such rows came out NaN). INVALID_ARGUMENT saying why otherwise. bf16 and fp32 inputs have no
+// such bound short of reading them: their scaled scores must stay finite, or rows come out NaN.
+StatusOr<float> ResolveScale(std::optional<float> scale, int64_t head_dim, DType dtype);
+
 // B * H * Sq for a request whose q is `q`: the floats its LSE buffer needs, for sizing that
 // buffer before the request is validated. 0 when q cannot be valid (not rank 4, a dimension
 // below 1, fewer bytes than 2 per element): ValidateAttention then refuses the request anyway, so

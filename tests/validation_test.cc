@@ -160,6 +160,29 @@ TEST(ValidateAttentionTest, RejectsNonFiniteScale) {
   ExpectError(ValidateAttention(in, {}).status(), StatusCode::kInvalidArgument, "finite");
 }
 
+// A finite scale whose scaled scores overflow fp32 gave OK with NaN rows (issue 18: +-3e38).
+TEST(ValidateAttentionTest, RejectsScalesThatOverflowTheScores) {
+  AttentionInputs fp32{View({1, 4, 8, 64}, DType::kFloat32),
+                       View({1, 4, 8, 64}, DType::kFloat32),
+                       View({1, 4, 8, 64}, DType::kFloat32),
+                       true,
+                       {}};
+  for (float scale : {3e38f, -3e38f}) {
+    fp32.scale = scale;
+    ExpectError(ValidateAttention(fp32, {}).status(), StatusCode::kInvalidArgument,
+                "overflows fp32");
+  }
+  fp32.scale = 1e30f;  // fp32 inputs: no static bound on the scores; allowed
+  EXPECT_TRUE(ValidateAttention(fp32, {}).ok());
+  // fp16: |q . k| <= 64 x 65504^2 = 2.7e11, so |scale| must stay under about 8.6e26.
+  AttentionInputs fp16 = Attention({1, 4, 8, 64}, {1, 4, 8, 64}, {1, 4, 8, 64});
+  fp16.scale = 1e27f;
+  ExpectError(ValidateAttention(fp16, {}).status(), StatusCode::kInvalidArgument,
+              "too large for fp16 inputs");
+  fp16.scale = -1e26f;
+  EXPECT_TRUE(ValidateAttention(fp16, {}).ok());
+}
+
 TEST(ValidateAttentionTest, TensorAboveLimitIsResourceExhausted) {
   Limits limits;
   limits.max_tensor_bytes = 4096;
