@@ -2,6 +2,7 @@
 // every use. Thread-safe after construction (all methods are const).
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,8 +32,14 @@ class LicenseState {
 
  private:
   int64_t Now() const;
+  // Raises the high-water mark to `now` (persisting it when it moved a minute or more); the
+  // reason the license is refused when `now` is before the mark, else empty.
+  std::string CheckClock(int64_t now) const;
 
   std::function<int64_t()> clock_;
+  std::string clock_state_path_;
+  mutable std::atomic<int64_t> high_water_{0};  // the latest time read (Unix seconds)
+  mutable std::atomic<int64_t> persisted_{0};   // the mark last written to clock_state_path_
   std::optional<license::LicenseClaims> claims_;
   std::string startup_error_;  // a reason that does not depend on the time
   std::vector<int> licensed_gpus_;

@@ -32,6 +32,10 @@ struct LicenseOptions {
   // Unix time in seconds; the system clock when empty. Read at every request, so that expiry
   // is noticed while the server runs.
   std::function<int64_t()> clock;
+  // A file keeping the latest time the clock has read (a high-water mark), so that a clock
+  // set back past it, also across restarts, cannot make an expired license valid again. Empty:
+  // kept in memory for this process only. Its folder must be writable (a volume in a container).
+  std::string clock_state_path;
 };
 
 struct EngineOptions {

@@ -186,6 +186,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
       ->capture_default_str();
   app.add_option("--license-file", license_file,
                  "File holding the license token (wins over AN1_LICENSE_KEY)");
+  std::string license_clock_state;
+  app.add_option("--license-clock-state", license_clock_state,
+                 "File keeping the latest time seen, so a clock set back cannot revive an "
+                 "expired license across restarts (empty: this process only)");
   app.add_option("--ready-file", ready_file,
                  "Once serving, write 'grpc_port=N' and 'metrics_port=M' lines to this file");
   CLI11_PARSE(app, argc, argv);
@@ -209,6 +213,7 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   options.shared_memory.enabled = !no_shared_memory;
   options.engine.license = LoadLicense(license_file);
   options.engine.license.trusted_keys = trusted_keys;
+  options.engine.license.clock_state_path = license_clock_state;
 
   // Block the shutdown signals in every thread; the main thread waits for them below.
   sigset_t signals;

@@ -2,6 +2,9 @@
 // wrong, key rotation, and the engine's license state (features, GPU binding, expiry at run
 // time). No message may contain the token.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "engine/engine.h"
 #include "engine/license/ed25519.h"
@@ -283,6 +286,37 @@ TEST_F(LicenseStateTest, ValidThenExpiresWhileRunning) {
   const LicenseStatus later = state.Current();
   EXPECT_FALSE(later.valid);
   EXPECT_NE(later.reason.find("expired"), std::string::npos);
+}
+
+// A license that expired verified again with the clock set back before its expiry (issue 18).
+// The latest time read is a high-water mark: kept in memory, and across restarts in the state
+// file; a few minutes back (time synchronisation) are tolerated.
+TEST_F(LicenseStateTest, AClockSetBackIsNotTrusted) {
+  const std::string path = ::testing::TempDir() + "an1-license-clock-" + std::to_string(getpid());
+  std::remove(path.c_str());
+  LicenseOptions options = Options(Issue(claims_, seed_));
+  options.clock_state_path = path;
+  now_ = claims_.expires_at + 3600;  // an hour after expiry
+  {
+    LicenseState state(options, Gpus(0));
+    EXPECT_NE(state.Current().reason.find("expired"), std::string::npos);
+    now_ = claims_.expires_at - 86400;  // set back a day: was valid again
+    const LicenseStatus rolled_back = state.Current();
+    EXPECT_FALSE(rolled_back.valid);
+    EXPECT_NE(rolled_back.reason.find("set back"), std::string::npos) << rolled_back.reason;
+  }
+  {  // a restart with the clock still set back: the state file remembers
+    LicenseState restarted(options, Gpus(0));
+    EXPECT_FALSE(restarted.Current().valid);
+    EXPECT_NE(restarted.Current().reason.find(path), std::string::npos);
+  }
+  now_ = kNow + 600;
+  LicenseOptions fresh = Options(Issue(claims_, seed_));  // no state file: valid in this process
+  LicenseState state(fresh, Gpus(0));
+  EXPECT_TRUE(state.Current().valid);
+  now_ -= 120;  // two minutes back: tolerated
+  EXPECT_TRUE(state.Current().valid);
+  std::remove(path.c_str());
 }
 
 TEST_F(LicenseStateTest, ExplainsMissingTokenKeysAndFeature) {
