@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "server/library_logs.h"
 #include "server/server.h"
 #include "server/version.h"
 
@@ -202,6 +203,7 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
     return 2;
   }
   spdlog::set_level(level);
+  RouteLibraryLogsToSpdlog();
 
   const std::optional<BackendKind> policy = ParseBackendKind(backend);
   if (!policy) {
