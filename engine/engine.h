@@ -109,7 +109,8 @@ class Engine {
   EngineInfo Info() const;
   // False once every device is out of service (the server then reports NOT_SERVING).
   bool Healthy() const;
-  // Called with Healthy() whenever it changes. Set before traffic starts.
+  // Called with Healthy() at once, then whenever it changes, under a lock: the listener must not
+  // call back into the engine. nullptr removes it.
   void SetHealthListener(std::function<void(bool healthy)> listener);
   int queue_depth() const;
   int running() const;

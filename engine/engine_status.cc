@@ -30,20 +30,22 @@ bool Engine::Healthy() const {
 }
 
 void Engine::SetHealthListener(std::function<void(bool healthy)> listener) {
+  // The new listener hears the current state at once, under the same lock as every later
+  // change, so a change between reading the state and installing the listener is never lost.
   std::lock_guard lock(health_mutex_);
   health_listener_ = std::move(listener);
+  last_health_ = Healthy();
+  if (health_listener_) health_listener_(last_health_);
 }
 
 void Engine::NotifyHealth() {
+  // Under the lock: changes reach the listener in the order they happened. Listeners must not
+  // call back into the engine's health (the server's HealthService does not).
+  std::lock_guard lock(health_mutex_);
   const bool healthy = Healthy();
-  std::function<void(bool)> listener;
-  {
-    std::lock_guard lock(health_mutex_);
-    if (healthy == last_health_) return;
-    last_health_ = healthy;
-    listener = health_listener_;
-  }
-  if (listener) listener(healthy);
+  if (healthy == last_health_) return;
+  last_health_ = healthy;
+  if (health_listener_) health_listener_(healthy);
 }
 
 StatusOr<std::shared_ptr<IpcMemory>> Engine::OpenCudaIpcMemory(int device,

@@ -1,8 +1,13 @@
 #include "engine/license_state.h"
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 namespace an1 {
@@ -13,7 +18,12 @@ LicenseState::LicenseState(const LicenseOptions& options,
   if (!clock_state_path_.empty()) {
     std::ifstream in(clock_state_path_);
     int64_t stored = 0;
-    if (in >> stored && stored > 0) high_water_ = persisted_ = stored;
+    if (in >> stored && stored > 0) {
+      high_water_ = persisted_ = stored;
+    } else if (in.is_open()) {
+      spdlog::warn("the license clock mark in {} is unreadable; starting from the clock",
+                   clock_state_path_);
+    }
   }
   if (!options.load_error.empty()) {
     startup_error_ = options.load_error;
@@ -60,33 +70,29 @@ int64_t LicenseState::Now() const {
       .count();
 }
 
-// Clocks are stepped back a little by time synchronisation; more than this is a rollback.
-constexpr int64_t kClockSlackSeconds = 300;
-
-std::string LicenseState::CheckClock(int64_t now) const {
+int64_t LicenseState::RaiseClockMark(int64_t now) const {
   int64_t mark = high_water_.load();
   while (now > mark && !high_water_.compare_exchange_weak(mark, now)) {
-  }
-  if (now + kClockSlackSeconds < mark) {
-    return "the clock reads " + std::to_string(now) + ", more than " +
-           std::to_string(kClockSlackSeconds) + " s before " + std::to_string(mark) +
-           ", a time it read earlier" +
-           (clock_state_path_.empty() ? "" : " (" + clock_state_path_ + ")") +
-           ": the clock was set back, so the license is not trusted";
   }
   int64_t persisted = persisted_.load();
   if (!clock_state_path_.empty() && now >= persisted + 60 &&
       persisted_.compare_exchange_strong(persisted, now)) {
-    // Written beside, then renamed over: a crash leaves the old mark or the new, never half.
-    const std::string temporary = clock_state_path_ + ".tmp";
-    std::ofstream out(temporary, std::ios::trunc);
-    out << now << "\n";
-    out.close();
-    if (!out || std::rename(temporary.c_str(), clock_state_path_.c_str()) != 0) {
-      persisted_ = persisted;  // try again at the next check
+    // Written beside (a name of this process's), flushed to disk, then renamed over: a crash
+    // leaves the old mark or the new one. A failure is logged and retried a minute later.
+    const std::string temporary = clock_state_path_ + ".tmp." + std::to_string(getpid());
+    bool written = false;
+    if (std::FILE* out = std::fopen(temporary.c_str(), "w")) {
+      written = std::fprintf(out, "%lld\n", static_cast<long long>(now)) > 0 &&
+                std::fflush(out) == 0 && fsync(fileno(out)) == 0;
+      written = std::fclose(out) == 0 && written;
+    }
+    if (!written || std::rename(temporary.c_str(), clock_state_path_.c_str()) != 0) {
+      std::remove(temporary.c_str());
+      spdlog::warn("cannot keep the license clock mark in {}: {}", clock_state_path_,
+                   std::strerror(errno));
     }
   }
-  return "";
+  return std::max(now, high_water_.load());
 }
 
 LicenseStatus LicenseState::Current() const {
@@ -97,13 +103,15 @@ LicenseStatus LicenseState::Current() const {
     return status;
   }
   const int64_t now = Now();
-  if (std::string rolled_back = CheckClock(now); !rolled_back.empty()) {
-    status.reason = std::move(rolled_back);
-    return status;
-  }
-  Status in_time = license::CheckTimeValidity(*claims_, now);
+  const int64_t at = RaiseClockMark(now);
+  Status in_time = license::CheckTimeValidity(*claims_, at);
   status.valid = in_time.ok();
   status.reason = in_time.message();
+  if (!status.valid && at > now) {
+    status.reason += " (checked at " + std::to_string(at) +
+                     ", the latest time the clock has read; it now reads " + std::to_string(now) +
+                     (clock_state_path_.empty() ? "" : ", mark kept in " + clock_state_path_) + ")";
+  }
   return status;
 }
 

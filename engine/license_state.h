@@ -32,9 +32,11 @@ class LicenseState {
 
  private:
   int64_t Now() const;
-  // Raises the high-water mark to `now` (persisting it when it moved a minute or more); the
-  // reason the license is refused when `now` is before the mark, else empty.
-  std::string CheckClock(int64_t now) const;
+  // Raises the high-water mark to `now` (persisting it when it moved a minute or more) and
+  // returns the mark: the time the license is checked at, so that setting the clock back cannot
+  // make an expired license valid again, while a mark set too far ahead by a wrong clock costs
+  // nothing unless it lies past the license's expiry.
+  int64_t RaiseClockMark(int64_t now) const;
 
   std::function<int64_t()> clock_;
   std::string clock_state_path_;

@@ -1,6 +1,7 @@
 #include "engine/validation.h"
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "engine/tensor_checks.h"
@@ -59,6 +60,17 @@ StatusOr<ValidatedAttention> ValidateAttention(const AttentionInputs& in, const 
   return out;
 }
 
+namespace {
+
+// A number in 6 significant digits ("3e+38", not std::to_string's 39 digits).
+std::string Short(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", x);
+  return text;
+}
+
+}  // namespace
+
 StatusOr<float> ResolveScale(std::optional<float> scale, int64_t head_dim, DType dtype) {
   if (!scale.has_value()) return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   if (!std::isfinite(*scale)) return InvalidArgumentError("scale must be a finite number");
@@ -66,18 +78,18 @@ StatusOr<float> ResolveScale(std::optional<float> scale, int64_t head_dim, DType
   constexpr double kFloatMax = 3.4028234663852886e38;
   const double magnitude = std::fabs(static_cast<double>(*scale)) * kLog2e;
   if (magnitude > kFloatMax) {
-    return InvalidArgumentError("scale " + std::to_string(*scale) +
+    return InvalidArgumentError("scale " + Short(*scale) +
                                 " is too large: scale x log2(e) overflows fp32");
   }
   if (dtype == DType::kFloat16) {
     const double largest_score = static_cast<double>(head_dim) * 65504.0 * 65504.0;
     if (magnitude * largest_score > kFloatMax) {
-      return InvalidArgumentError("scale " + std::to_string(*scale) +
+      return InvalidArgumentError("scale " + Short(*scale) +
                                   " is too large for fp16 inputs: a score of up to " +
-                                  std::to_string(largest_score) +
+                                  Short(largest_score) +
                                   " (head_dim x 65504^2) times it overflows fp32; |scale| "
                                   "may be at most " +
-                                  std::to_string(kFloatMax / (largest_score * kLog2e)));
+                                  Short(kFloatMax / (largest_score * kLog2e)));
     }
   }
   return *scale;

@@ -175,10 +175,11 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
       ->capture_default_str();
   app.add_option("--keepalive-timeout-seconds", c.keepalive_timeout_seconds,
                  "Close a connection whose ping is not answered within this")
-      ->check(seconds)
+      ->check(CLI::Range(1, 86400))
       ->capture_default_str();
   app.add_option("--min-client-ping-interval-seconds", c.min_client_ping_interval_seconds,
-                 "Client pings without data closer than this are refused (GOAWAY)")
+                 "Client pings closer than this while calls are open are refused (GOAWAY); "
+                 "with no call open gRPC allows one per 2 h")
       ->check(seconds)
       ->capture_default_str();
   app.add_option("--shutdown-grace-seconds", grace_seconds,
@@ -204,6 +205,9 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   }
   spdlog::set_level(level);
   RouteLibraryLogsToSpdlog();
+  struct RestoreAtExit {  // declared before the server: runs after its shutdown has logged
+    ~RestoreAtExit() { RestoreLibraryLogs(); }
+  } restore_library_logs;
 
   const std::optional<BackendKind> policy = ParseBackendKind(backend);
   if (!policy) {

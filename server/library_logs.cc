@@ -27,8 +27,19 @@ void ProtobufLog(google::protobuf::LogLevel severity, const char* file, int line
 }  // namespace
 
 void RouteLibraryLogsToSpdlog() {
+  // gRPC filters by its own verbosity before calling the function: open it as far as spdlog's
+  // level lets lines through, so --log-level decides.
+  const spdlog::level::level_enum level = spdlog::default_logger()->level();
+  gpr_set_log_verbosity(level <= spdlog::level::debug  ? GPR_LOG_SEVERITY_DEBUG
+                        : level <= spdlog::level::info ? GPR_LOG_SEVERITY_INFO
+                                                       : GPR_LOG_SEVERITY_ERROR);
   gpr_set_log_function(GrpcLog);
   google::protobuf::SetLogHandler(ProtobufLog);
+}
+
+void RestoreLibraryLogs() {
+  gpr_set_log_function([](gpr_log_func_args*) {});  // dropped: spdlog is about to go
+  google::protobuf::SetLogHandler(nullptr);         // protobuf: discard
 }
 
 }  // namespace an1::server

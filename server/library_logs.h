@@ -7,5 +7,8 @@
 namespace an1::server {
 
 void RouteLibraryLogsToSpdlog();
+// Drops their output from then on, before spdlog goes away at exit (gRPC's own threads may still
+// log then).
+void RestoreLibraryLogs();
 
 }  // namespace an1::server

@@ -5,7 +5,9 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstdint>
 
 namespace an1::server {
 
@@ -40,7 +42,10 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   // Refuse to share the port with another process (gRPC sets SO_REUSEPORT by default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const ConnectionOptions& c = options.connections;
-  auto ms = [](int seconds) { return seconds > 0 ? seconds * 1000 : INT_MAX; };  // 0: no limit
+  auto ms = [](int seconds) {  // 0 (or less): no limit, which gRPC reads from INT_MAX
+    return seconds > 0 ? static_cast<int>(std::min<int64_t>(int64_t{seconds} * 1000, INT_MAX))
+                       : INT_MAX;
+  };
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(c.max_age_seconds));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, ms(c.max_age_grace_seconds));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(c.max_idle_seconds));
@@ -53,7 +58,12 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(c.keepalive_time_seconds));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(c.keepalive_timeout_seconds));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             c.min_client_ping_interval_seconds * 1000);
+                             ms(c.min_client_ping_interval_seconds) == INT_MAX
+                                 ? 0
+                                 : ms(c.min_client_ping_interval_seconds));
+  // The server's keepalive pings go on over a quiet connection (gRPC stops after 2 by default),
+  // so a dead peer of a long Watch stream is noticed.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->service_.get());
@@ -62,8 +72,7 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return UnavailableError("cannot listen for gRPC on " + options.listen);
   }
-  server->health_->SetServing(server->engine_->Healthy());
-  // A device fault that takes the last GPU out of service turns health NOT_SERVING.
+  // The current state now, and NOT_SERVING when a device fault takes the last GPU out of service.
   HealthService* health = server->health_.get();
   server->engine_->SetHealthListener([health](bool healthy) { health->SetServing(healthy); });
   return server;

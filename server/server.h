@@ -32,7 +32,8 @@ struct ConnectionOptions {
   int max_metadata_bytes = 16 << 10;   // request headers (metadata) of one call
   int keepalive_time_seconds = 60;     // the server pings a quiet connection this often
   int keepalive_timeout_seconds = 20;  // and closes it when the ping is not answered
-  // Client pings closer together than this, without data, are abuse (GOAWAY ENHANCE_YOUR_CALM).
+  // Client pings closer together than this while calls are open are abuse (GOAWAY
+  // ENHANCE_YOUR_CALM); with no call open gRPC allows one every 2 hours. 0: any interval.
   int min_client_ping_interval_seconds = 10;
 };
 

@@ -31,7 +31,7 @@ TEST(GpuFaultTest, StickyErrorTakesTheDeviceOutOfService) {
 
   ASSERT_TRUE((*engine)->InjectDeviceFaultForTesting(gpus.devices[0].index).ok());
   EXPECT_FALSE((*engine)->Healthy());
-  EXPECT_EQ(health_changes, std::vector<bool>{false});
+  EXPECT_EQ(health_changes, (std::vector<bool>{true, false}));  // the state at once, the change
   const EngineInfo info = (*engine)->Info();
   ASSERT_EQ(info.device_status.size(), 1u);
   EXPECT_FALSE(info.device_status[0].healthy);
