@@ -8,17 +8,15 @@
 
 #include <cstdint>
 
-namespace an1::kernels::attention::sm90 {
+#include "kernels/attention/common/mma_sync.cuh"  // SmemAddress
 
-__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+namespace an1::kernels::attention::sm90 {
 
 // --- mbarrier: a shared-memory barrier that completes a phase when `count` threads have
 // arrived and every byte announced with ArriveExpectBytes has landed.
 
 __device__ __forceinline__ void BarrierInit(uint64_t* bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(SharedAddress(bar)), "r"(count));
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(SmemAddress(bar)), "r"(count));
 }
 
 // Makes initialised barriers visible to the async proxy (TMA) before first use.
@@ -28,13 +26,13 @@ __device__ __forceinline__ void FenceBarrierInit() {
 
 // Arrives once and announces `bytes` of TMA traffic that must land before the phase completes.
 __device__ __forceinline__ void ArriveExpectBytes(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SharedAddress(bar)),
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SmemAddress(bar)),
                "r"(bytes)
                : "memory");
 }
 
 __device__ __forceinline__ void Arrive(uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(SharedAddress(bar)) : "memory");
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(SmemAddress(bar)) : "memory");
 }
 
 // Waits until the phase of parity `phase` has completed. A barrier starts in phase 0, so
@@ -47,7 +45,7 @@ __device__ __forceinline__ void Wait(uint64_t* bar, uint32_t phase) {
       "wait_%=:\n"
       "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
       "@!done bra wait_%=;\n"
-      "}\n" ::"r"(SharedAddress(bar)),
+      "}\n" ::"r"(SmemAddress(bar)),
       "r"(phase)
       : "memory");
 }
@@ -64,8 +62,8 @@ __device__ __forceinline__ void TmaLoad3d(void* dst, const CUtensorMap* map, uin
                                           int c1, int c2) {
   asm volatile(
       "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
-      " [%0], [%1, {%3, %4, %5}], [%2];\n" ::"r"(SharedAddress(dst)),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(SharedAddress(bar)), "r"(c0), "r"(c1), "r"(c2)
+      " [%0], [%1, {%3, %4, %5}], [%2];\n" ::"r"(SmemAddress(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(SmemAddress(bar)), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
 
@@ -75,7 +73,7 @@ __device__ __forceinline__ void TmaStore3d(const CUtensorMap* map, const void* s
   asm volatile(
       "cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];\n" ::"l"(
           reinterpret_cast<uint64_t>(map)),
-      "r"(SharedAddress(src)), "r"(c0), "r"(c1), "r"(c2)
+      "r"(SmemAddress(src)), "r"(c0), "r"(c1), "r"(c2)
       : "memory");
 }
 

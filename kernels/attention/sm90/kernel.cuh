@@ -220,7 +220,7 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
   constexpr int kOut = kDim / 2;  // accumulator floats per thread
   const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
   const int group = lane / 4, quad = lane % 4;
-  const uint32_t base = SharedAddress(smem);
+  const uint32_t base = SmemAddress(smem);
   const uint32_t q_addr = base + L::kQ + wg * 64 * 128;  // this warpgroup's 64 rows of each box
   uint8_t* o_smem = smem + L::kO + wg * L::kBoxes * L::kOBox;
 
@@ -373,7 +373,7 @@ __global__ void __launch_bounds__(Tiles::kThreads, 1)
   using L = SharedLayout<kDim>;
   extern __shared__ uint8_t smem_raw[];
   // The swizzle pattern is tied to address bits 7-9: tiles start on 1024-byte boundaries.
-  uint8_t* smem = smem_raw + ((1024 - (SharedAddress(smem_raw) & 1023)) & 1023);
+  uint8_t* smem = smem_raw + ((1024 - (SmemAddress(smem_raw) & 1023)) & 1023);
   Barriers& bar = *reinterpret_cast<Barriers*>(smem + L::kBarriers);
   constexpr uint32_t kConsumerThreads = Tiles::kConsumerWarpgroups * 128;
   if (threadIdx.x == 0) {
