@@ -15,7 +15,7 @@ struct Summary {
   std::optional<double> joules_per_token;  // when the server measured every call's energy
   int requests = 0, errors = 0;
   std::string error_text;  // "RESOURCE_EXHAUSTED x3; ..."
-  std::string kernels;     // the kernels that ran the calls, "an1.fwd.sm80" (comma-separated)
+  std::string kernels;     // the kernels that ran the calls, "an1.fwd.sm90" (comma-separated)
 };
 
 // Query-key pairs the mask lets through (bottom-right causal), for causal-aware FLOPs.

@@ -27,7 +27,7 @@ class ExecutionInfo:
     backend: str             # the backend that ran: "an1" or "baseline"
     requested: str           # the policy asked for: "auto", "an1" or "baseline"
     reason: str              # why `backend` differs from what was asked; "" otherwise
-    kernel: str              # e.g. "an1.fwd.sm80", "baseline.cpu", "cublaslt.tuned"
+    kernel: str              # e.g. "an1.fwd.sm90", "baseline.cpu", "cublaslt.tuned"
     device: str              # "cpu" or "cuda:N" (the server's numbering)
     queue_seconds: float     # admitted -> started, on the server
     compute_seconds: float   # computing (on a GPU: CUDA events around the kernels)
