@@ -5,7 +5,8 @@
 //
 // Block (batch, kv head, split, row block): the packed rows of one KV head — query heads
 // kvh*g .. kvh*g+g-1, each with its Sq queries, which are consecutive rows of q and o — against
-// the keys of its split. K/V tiles stream through a kStages-deep cp.async ring; every warp takes
+// the keys of its split. K/V tiles stream through a kStages-deep ring (by TMA, or by cp.async
+// with Tiles::kTma off); every warp takes
 // a 16-key slice of each tile (mma.sync m16n8k16 for Q K^T and P V, the online softmax in fp32
 // registers). At the end the warps' partial results merge in shared memory; with one split the
 // block writes o (and the LSE), otherwise an fp32 partial output and its LSE per split, which
@@ -17,10 +18,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "kernels/attention/common/causal.h"
 #include "kernels/attention/common/mma_sync.cuh"
 #include "kernels/attention/common/online_softmax.cuh"
+#include "kernels/attention/common/tensor_map.h"
+#include "kernels/attention/common/tma.cuh"
 #include "kernels/attention/decode/launch.h"
 #include "kernels/attention/decode/tiles.h"
 #include "kernels/cuda_check.h"
@@ -35,10 +39,20 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   constexpr int kDTiles = kDim / 8;   // n8 tiles of the output
   constexpr int kKSteps = kDim / 16;  // k16 steps of Q K^T
   constexpr uint32_t kBytes = sizeof(T);
+  constexpr bool kTma = Tiles::kTma;
+  // TMA tiles: a K or V tile is kDim / 64 boxes of kN rows x 128 bytes, swizzled.
+  constexpr uint32_t kTileBytes = TmaTileBytes(kDim, kBytes);
+  constexpr uint32_t kBoxBytes = kN * 128;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* q_smem = reinterpret_cast<T*>(smem_raw);
+  // TMA's 128-byte swizzle is tied to address bits 7-9: its tiles start on a 1024-byte boundary.
+  unsigned char* smem =
+      kTma ? smem_raw + ((1024 - (SmemAddress(smem_raw) & 1023)) & 1023) : smem_raw;
+  T* q_smem = reinterpret_cast<T*>(kTma ? smem + 2 * kStages * kTileBytes : smem);
+  uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(q_smem) +
+                                               kM * kStride * kBytes);  // TMA: per stage
   auto kv = [&](int stage, int which) {  // stage's K (which 0) or V (which 1) tile
-    return q_smem + (kM + (stage * 2 + which) * kN) * kStride;
+    return kTma ? reinterpret_cast<T*>(smem + (stage * 2 + which) * kTileBytes)
+                : q_smem + (kM + (stage * 2 + which) * kN) * kStride;
   };
 
   const AttentionParams& p = args.params;
@@ -75,32 +89,72 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   // with a positive scale; a zero scale becomes a tiny one (the same weights to fp32 precision).
   const float scale = fmaxf(fabsf(args.scale_log2), 1e-30f);
 
-  // K/V tiles arrive through cp.async, 16 bytes a thread (rows past the keys read as zeros).
+  // cp.async: every thread copies 16-byte chunks (rows past the keys read as zeros). TMA: thread
+  // 0 announces the tile's bytes on the stage's barrier and issues its boxes (keys past kv_len
+  // land as zeros; the map's last-but-one dimension is this (batch, KV head)'s kv_len).
   // (Measured on an H200: one copy-engine bulk copy per K/V row, issued by one warp, ran at half
-  // this speed; deeper rings and 128-key tiles did not beat three 64-key stages.)
+  // the cp.async speed; deeper rings and 128-key tiles did not beat three 64-key stages.)
   auto load_tile = [&](int stage, int tile) {
-    LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 0), k, tile * kN, kv_len);
-    LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 1), v, tile * kN, kv_len);
-  };
-  LoadTile<kM, kDim, Tiles::kThreads, Tiles::kPad>(q_smem, q, row0, rows);
-  // The ring: tiles tile_begin .. tile_begin + kStages - 2 in flight before the loop. Every
-  // stage commits a group, empty or not, so that "wait until kStages - 2 are pending" always
-  // means "this tile has landed".
+    if constexpr (kTma) {
+      ArriveExpectBytes(&full[stage], 2 * kTileBytes);
 #pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    const int tile = tile_begin + s;
-    if (tile < tile_end) load_tile(s, tile);
+      for (int box = 0; box < kDim / 64; ++box) {
+        TmaLoad3d(reinterpret_cast<unsigned char*>(kv(stage, 0)) + box * kBoxBytes, &args.k_map,
+                  &full[stage], box * 64, tile * kN, static_cast<int>(bkv));
+        TmaLoad3d(reinterpret_cast<unsigned char*>(kv(stage, 1)) + box * kBoxBytes, &args.v_map,
+                  &full[stage], box * 64, tile * kN, static_cast<int>(bkv));
+      }
+    } else {
+      LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 0), k, tile * kN, kv_len);
+      LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 1), v, tile * kN, kv_len);
+    }
+  };
+  if constexpr (kTma) {
+    // The ring: tiles tile_begin .. tile_begin + kStages - 2 in flight before the loop, then Q
+    // by cp.async, which every thread has waited for at the barrier below.
+    if (threadIdx.x == 0) {
+      for (int s = 0; s < kStages; ++s) BarrierInit(&full[s], 1);
+      FenceBarrierInit();
+      for (int s = 0; s < kStages - 1; ++s) {
+        if (tile_begin + s < tile_end) load_tile(s, tile_begin + s);
+      }
+    }
+    LoadTile<kM, kDim, Tiles::kThreads, Tiles::kPad>(q_smem, q, row0, rows);
     CopyAsyncCommit();
+    CopyAsyncWait<0>();
+    __syncthreads();
+  } else {
+    LoadTile<kM, kDim, Tiles::kThreads, Tiles::kPad>(q_smem, q, row0, rows);
+    // The ring: tiles tile_begin .. tile_begin + kStages - 2 in flight before the loop. Every
+    // stage commits a group, empty or not, so that "wait until kStages - 2 are pending" always
+    // means "this tile has landed".
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+      const int tile = tile_begin + s;
+      if (tile < tile_end) load_tile(s, tile);
+      CopyAsyncCommit();
+    }
   }
 
   const int warp_key0 = warp * Tiles::kKeysPerWarp;
-  const uint32_t k_frag0 =
-      SmemAddress(kv(0, 0)) +
-      (((warp_key0 + lane % 8 + (lane / 16) * 8) * kStride + ((lane / 8) % 2) * 8) * kBytes);
-  const uint32_t v_frag0 =
-      SmemAddress(kv(0, 1)) +
-      (((warp_key0 + lane % 8 + ((lane / 8) % 2) * 8) * kStride + (lane / 16) * 8) * kBytes);
-  constexpr uint32_t kStageBytes = 2 * kN * kStride * kBytes;
+  // ldmatrix addresses of this lane's rows: K for Q K^T (keys lane % 8 + (lane / 16) * 8 of the
+  // warp's slice, 16-byte chunk (lane / 8) % 2 of each k16 step), V for P V through .trans (keys
+  // lane % 8 + ((lane / 8) % 2) * 8, chunk lane / 16 of each pair of n8 tiles).
+  const int k_row = warp_key0 + lane % 8 + (lane / 16) * 8, k_chunk = (lane / 8) % 2;
+  const int v_row = warp_key0 + lane % 8 + ((lane / 8) % 2) * 8, v_chunk = lane / 16;
+  constexpr uint32_t kStageBytes = kTma ? 2 * kTileBytes : 2 * kN * kStride * kBytes;
+  // Padded (cp.async): step j's chunk is j * 2 + chunk. Swizzled (TMA): within each 64-column box
+  // (box j / 4) 16-byte chunk c of row r sits at chunk c ^ (r % 8); r % 8 is lane % 8 for both
+  // operands, so the chunk of step j is (chunk ^ (lane & 1)) | ((2 * (j % 4)) ^ (lane & 6)).
+  auto frag_offset = [&](int row, int chunk, int j) -> uint32_t {
+    if constexpr (kTma) {
+      const uint32_t c = (chunk ^ (lane & 1)) | ((2 * (j % 4)) ^ (lane & 6));
+      return (j / 4) * kBoxBytes + row * 128 + c * 16;
+    } else {
+      return (row * kStride + (2 * j + chunk) * 8) * kBytes;
+    }
+  };
+  const uint32_t k_frag0 = SmemAddress(kv(0, 0)), v_frag0 = SmemAddress(kv(0, 1));
 
   // This thread's rows of the tile: `group` (lo) and `group + 8` (hi), and the keys each sees.
   int visible[2];
@@ -116,10 +170,14 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 
   for (int tile = tile_begin; tile < tile_end; ++tile) {
     const int stage = (tile - tile_begin) % kStages;
-    CopyAsyncWait<kStages - 2>();
-    __syncthreads();  // this tile landed for everyone; everyone is done with the previous one
-    {
-      const int next = tile + kStages - 1;
+    const int next = tile + kStages - 1;
+    if constexpr (kTma) {
+      Wait(&full[stage], ((tile - tile_begin) / kStages) & 1);
+      __syncthreads();  // everyone is done with the previous tile: its stage is refilled
+      if (threadIdx.x == 0 && next < tile_end) load_tile((next - tile_begin) % kStages, next);
+    } else {
+      CopyAsyncWait<kStages - 2>();
+      __syncthreads();  // this tile landed for everyone; everyone is done with the previous one
       if (next < tile_end) load_tile((next - tile_begin) % kStages, next);
       CopyAsyncCommit();
     }
@@ -143,7 +201,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 #pragma unroll
     for (int s = 0; s < kKSteps; ++s) {
       uint32_t kb[4];
-      LdMatrixX4(kb, k_frag + s * 16 * kBytes);
+      LdMatrixX4(kb, k_frag + frag_offset(k_row, k_chunk, s));
       Mma<T>(score[0], qf[s], kb[0], kb[1]);
       Mma<T>(score[1], qf[s], kb[2], kb[3]);
     }
@@ -192,7 +250,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 #pragma unroll
     for (int d = 0; d < kDTiles; d += 2) {
       uint32_t vb[4];
-      LdMatrixX4Trans(vb, v_frag + d * 8 * kBytes);
+      LdMatrixX4Trans(vb, v_frag + frag_offset(v_row, v_chunk, d / 2));
       Mma<T>(out[d], p_frag, vb[0], vb[1]);
       Mma<T>(out[d + 1], p_frag, vb[2], vb[3]);
     }
@@ -200,9 +258,9 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 
   // Merge the warps: each leaves its rows' max (raw score), sum and unnormalised output in
   // shared memory, which the pipeline no longer needs.
-  CopyAsyncWait<0>();
+  if constexpr (!kTma) CopyAsyncWait<0>();  // the ring's empty groups
   __syncthreads();
-  float* merge_out = reinterpret_cast<float*>(smem_raw);     // [kWarps][kM][kDim]
+  float* merge_out = reinterpret_cast<float*>(smem);     // [kWarps][kM][kDim]
   float* merge_max = merge_out + Tiles::kWarps * kM * kDim;  // [kWarps][kM]
   float* merge_sum = merge_max + Tiles::kWarps * kM;         // [kWarps][kM]
   float* merge_weight = merge_sum + Tiles::kWarps * kM;      // [kWarps][kM]
@@ -331,6 +389,13 @@ KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspac
   args.row_blocks = split.row_blocks;
   args.splits = split.splits;
   args.tiles_per_split = split.tiles_per_split;
+  if constexpr (Tiles::kTma) {
+    for (auto [map, base] : {std::pair{&args.k_map, p.k}, std::pair{&args.v_map, p.v}}) {
+      KernelStatus s = EncodeRowTiles("decode", map, p.dtype, base, kDim, p.kv_len,
+                                      p.batch * p.kv_heads, Tiles::kBlockN);
+      if (!s.ok()) return s;
+    }
+  }
   if (split.splits > 1) {
     const int64_t rows = p.batch * p.heads * p.q_len;
     const int64_t stats = PartialStatsFloats(rows, split.splits);

@@ -4,6 +4,7 @@
 // units and instances.inc (one AN1_DECODE_INSTANCE(element, head_dim, name) line each).
 #pragma once
 
+#include <cuda.h>  // CUtensorMap (the type only)
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -17,6 +18,11 @@ namespace an1::kernels::attention::decode {
 
 // What the kernels receive: the caller's parameters and what the launcher derives from them.
 struct KernelArgs {
+  // With Tiles::kTma, TMA maps of k and v (common/tensor_map.h), boxes of 64 columns x kBlockN
+  // keys. Tensor maps must sit in parameter space, 64-byte aligned: the kernel takes KernelArgs
+  // by value as a __grid_constant__.
+  CUtensorMap k_map;
+  CUtensorMap v_map;
   AttentionParams params;
   float scale_log2 = 0;  // params.scale * log2(e)
   int64_t row_blocks = 1;

@@ -13,6 +13,11 @@
 #ifndef AN1_DECODE_STAGES
 #define AN1_DECODE_STAGES 3
 #endif
+// 1: K/V tiles arrive by TMA (one thread issues a tile's boxes, an mbarrier per stage counts
+// their bytes); 0: by cp.async, 16 bytes a thread.
+#ifndef AN1_DECODE_TMA
+#define AN1_DECODE_TMA 1
+#endif
 
 namespace an1::kernels::attention::decode {
 
@@ -27,7 +32,10 @@ struct Tiles {
   static constexpr int kKeysPerWarp = 16;             // one k16 step of P V per warp and stage
   static constexpr int kWarps = kBlockN / kKeysPerWarp;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kPad = 8;  // +16 bytes per smem row: ldmatrix conflict-free
+  // cp.async rows are padded by kPad elements (+16 bytes: ldmatrix conflict-free); TMA tiles are
+  // not padded but stored with the 128-byte swizzle, which ldmatrix reads conflict-free too.
+  static constexpr int kPad = 8;
+  static constexpr bool kTma = AN1_DECODE_TMA != 0;
   // Three K/V stages in flight (two loading while one is computed): 104 KiB at head_dim 128,
   // so two blocks share an SM and about 140 KiB per SM stay in flight, several times what the
   // bandwidth-latency product of HBM3e needs.
@@ -37,11 +45,23 @@ struct Tiles {
   static constexpr int kMaxBlocksPerSm = 4;
 };
 
-// Shared memory of one block: the Q tile and kStages K/V tile pairs, rows padded by kPad. The
-// cross-warp merge at the end reuses it (fp32 partial outputs of every warp, their max and sum).
+// Bytes of one K or V tile as TMA stores it: kBlockN rows of head_dim elements, unpadded, in
+// 64-column boxes of kBlockN x 128 bytes.
+constexpr int TmaTileBytes(int head_dim, int element_bytes) {
+  return Tiles::kBlockN * head_dim * element_bytes;
+}
+
+// Shared memory of one block. cp.async: the Q tile and kStages K/V tile pairs, rows padded by
+// kPad. TMA: kStages K/V tile pairs from a 1024-byte boundary (the swizzle's period; up to 1024
+// bytes go to aligning the base), the padded Q tile and one mbarrier per stage. The cross-warp
+// merge at the end reuses it (fp32 partial outputs of every warp, their max and sum).
 constexpr int SharedMemoryBytes(int head_dim, int element_bytes) {
-  const int pipeline = (Tiles::kRows + 2 * Tiles::kStages * Tiles::kBlockN) *
-                       (head_dim + Tiles::kPad) * element_bytes;
+  const int q_tile = Tiles::kRows * (head_dim + Tiles::kPad) * element_bytes;
+  const int pipeline =
+      Tiles::kTma
+          ? 1024 + 2 * Tiles::kStages * TmaTileBytes(head_dim, element_bytes) + q_tile +
+                8 * Tiles::kStages
+          : q_tile + 2 * Tiles::kStages * Tiles::kBlockN * (head_dim + Tiles::kPad) * element_bytes;
   // Per warp and row: the output, max, sum and weight; per row: the total and the max.
   const int merge = (Tiles::kWarps * Tiles::kRows * (head_dim + 3) + 2 * Tiles::kRows) * 4;
   return pipeline > merge ? pipeline : merge;

@@ -1,0 +1,59 @@
+#include "kernels/attention/common/tensor_map.h"
+
+#include <cudaTypedefs.h>
+
+#include <mutex>
+#include <string>
+
+namespace an1::kernels::attention {
+namespace {
+
+PFN_cuTensorMapEncodeTiled_v12000 EncodeFunction() {
+  static std::once_flag once;
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = nullptr;
+  std::call_once(once, [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                         &found) == cudaSuccess &&
+        found == cudaDriverEntryPointSuccess) {
+      encode = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+    }
+  });
+  return encode;
+}
+
+}  // namespace
+
+KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dtype,
+                            const void* base, int64_t head_dim, int64_t rows, int64_t matrices,
+                            uint32_t box_rows) {
+  PFN_cuTensorMapEncodeTiled_v12000 encode = EncodeFunction();
+  if (encode == nullptr) {
+    return KernelStatus::Error(KernelStatus::Kind::kInternal,
+                               std::string("attention ") + kernel +
+                                   ": the driver has no cuTensorMapEncodeTiled");
+  }
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(rows),
+                              static_cast<cuuint64_t>(matrices)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim * 2),
+                                 static_cast<cuuint64_t>(rows * head_dim * 2)};
+  const cuuint32_t box[3] = {kTmaBoxColumns, box_rows, 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  const CUresult r =
+      encode(map,
+             dtype == ElementType::kBF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                         : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+             3, const_cast<void*>(base), dims, strides, box, element_strides,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) {
+    return KernelStatus::Error(KernelStatus::Kind::kInternal,
+                               std::string("attention ") + kernel +
+                                   ": cuTensorMapEncodeTiled failed (CUresult " +
+                                   std::to_string(static_cast<int>(r)) + ")");
+  }
+  return KernelStatus::Ok();
+}
+
+}  // namespace an1::kernels::attention
