@@ -1,5 +1,6 @@
 // The decode kernel's split rule (kernels/attention/decode/tiles.h), a pure host function: no
-// split once the blocks fill the GPU, enough splits to fill it otherwise, never an empty split.
+// split once the blocks fill the GPU in whole waves, splits that even the waves out otherwise,
+// never an empty split.
 #include <gtest/gtest.h>
 
 #include "kernels/attention/decode/tiles.h"
@@ -22,6 +23,19 @@ TEST(DecodeSplitTest, OneLongSequenceIsSplitToFillTheGpu) {
   EXPECT_GE(s.units * s.splits, 0.85 * kSms * kBlocksPerSm);
   EXPECT_LE(s.units * s.splits, kSms * kBlocksPerSm);
   EXPECT_LE(s.splits, Tiles::kMaxSplits);
+}
+
+TEST(DecodeSplitTest, OneLongSequenceFillsEverySlotOnce) {
+  const Split s = ChooseSplit(1, 8, 4, 131072, kSms, kBlocksPerSm);
+  EXPECT_EQ(s.units * s.splits, kSms * kBlocksPerSm);  // 8 x 33 = 264: one full wave
+}
+
+TEST(DecodeSplitTest, ABatchThatWouldLeaveMostOfASecondWaveIdleIsSplit) {
+  // 300 blocks on 264 slots: a second wave of 36 would take as long as the first.
+  const Split s = ChooseSplit(75, 4, 4, 4096, kSms, kBlocksPerSm);
+  EXPECT_EQ(s.units, 300);
+  EXPECT_GT(s.splits, 1);
+  EXPECT_LE(s.splits, 8);
 }
 
 TEST(DecodeSplitTest, SplitsAreNeverEmptyAndCoverEveryTile) {

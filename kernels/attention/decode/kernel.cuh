@@ -43,6 +43,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   // TMA tiles: a K or V tile is kDim / 64 boxes of kN rows x 128 bytes, swizzled.
   constexpr uint32_t kTileBytes = TmaTileBytes(kDim, kBytes);
   constexpr uint32_t kBoxBytes = kN * 128;
+  constexpr int kHalves = kDim / 64;  // 64-column (128-byte) pieces of a row
   extern __shared__ __align__(16) unsigned char smem_raw[];
   // TMA's 128-byte swizzle is tied to address bits 7-9: its tiles start on a 1024-byte boundary.
   unsigned char* smem =
@@ -98,11 +99,11 @@ __global__ void __launch_bounds__(Tiles::kThreads)
     if constexpr (kTma) {
       ArriveExpectBytes(&full[stage], 2 * kTileBytes);
 #pragma unroll
-      for (int box = 0; box < kDim / 64; ++box) {
-        TmaLoad3d(reinterpret_cast<unsigned char*>(kv(stage, 0)) + box * kBoxBytes, &args.k_map,
-                  &full[stage], box * 64, tile * kN, static_cast<int>(bkv));
-        TmaLoad3d(reinterpret_cast<unsigned char*>(kv(stage, 1)) + box * kBoxBytes, &args.v_map,
-                  &full[stage], box * 64, tile * kN, static_cast<int>(bkv));
+      for (int box = 0; box < kHalves; ++box) {
+        TmaLoad3d(kv(stage, 0) + box * kBoxBytes / kBytes, &args.k_map, &full[stage], box * 64,
+                  tile * kN, static_cast<int>(bkv));
+        TmaLoad3d(kv(stage, 1) + box * kBoxBytes / kBytes, &args.v_map, &full[stage], box * 64,
+                  tile * kN, static_cast<int>(bkv));
       }
     } else {
       LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 0), k, tile * kN, kv_len);
