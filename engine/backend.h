@@ -86,7 +86,8 @@ class Backend {
 
   // Why a backend without its own paged attention refuses it.
   static constexpr const char* kPagedAttentionCpuOnly =
-      "paged attention runs on the CPU baseline only in this build (no GPU implementation yet)";
+      "this backend has no paged attention (the CPU baseline and, on a GPU, the an1 backend "
+      "have it)";
 };
 
 }  // namespace an1

@@ -9,37 +9,12 @@
 
 #include "engine/cpu_backend.h"
 #include "engine/cpu_parallel.h"
+#include "engine/paged_append.h"
 
 namespace an1 {
 namespace {
 
 constexpr int64_t kRowsPerTask = 16;  // query rows one task computes, for one head
-
-// Copies k_new and v_new into the caches at their sequences' last q_len positions.
-void Append(const ValidatedPagedAttention& problem, const std::vector<PagedSequence>& sequences,
-            const PagedAttentionInputs& in) {
-  const PagedAttentionDims& d = problem.dims;
-  const std::size_t row_bytes = static_cast<std::size_t>(d.kv_heads * d.head_dim) *
-                                DTypeSize(problem.dtype);  // one slot: (Hkv, D)
-  for (std::size_t b = 0; b < sequences.size(); ++b) {
-    const PagedSequence& s = sequences[b];
-    for (int64_t l = 0; l < s.q_len; ++l) {
-      const int64_t position = s.kv_len - s.q_len + l;
-      const std::size_t to = static_cast<std::size_t>(PagedCacheOffset(
-                                 problem, in.page_table, static_cast<int64_t>(b), position)) *
-                             DTypeSize(problem.dtype);
-      const std::size_t from = static_cast<std::size_t>(s.q_start + l) * row_bytes;
-      std::memcpy(in.k_cache_writable.data() + to, in.k_new->data.data() + from, row_bytes);
-      std::memcpy(in.v_cache_writable.data() + to, in.v_new->data.data() + from, row_bytes);
-      if (in.appended == nullptr) continue;
-      if (!in.appended->empty() && in.appended->back().offset + in.appended->back().size == to) {
-        in.appended->back().size += row_bytes;  // the next slot of the same page
-      } else {
-        in.appended->push_back({to, row_bytes});
-      }
-    }
-  }
-}
 
 // The keys [first, last] query position `i` of a sequence of `kv_len` keys sees; empty when
 // first > last.
@@ -67,7 +42,7 @@ Status CpuBackend::PagedAttention(const ValidatedPagedAttention& problem,
   for (const TensorView* t : {&in.q, &in.k_cache, &in.v_cache}) device = device || t->device >= 0;
   if (in.k_new) device = device || in.k_new->device >= 0 || in.v_new->device >= 0;
   if (device) return UnimplementedError("tensors in GPU memory need a GPU backend");
-  if (problem.append) Append(problem, sequences, in);
+  if (problem.append) AppendOnHost(problem, sequences, in);
 
   const PagedAttentionDims& d = problem.dims;
   std::vector<int64_t> sequence_of_row(static_cast<std::size_t>(d.total_q));

@@ -23,6 +23,12 @@ class GpuAn1Backend final : public Backend {
   Status Matmul(const ValidatedMatmul& problem, const TensorView& a, const TensorView& b,
                 std::span<std::byte> output, const ExecutionContext& context,
                 ExecutionTimes* times) override;
+  // Paged attention through the decode kernel's paged source (gpu_paged_attention.cc).
+  std::string UnsupportedPagedAttention(const ValidatedPagedAttention& problem) const override;
+  Status PagedAttention(const ValidatedPagedAttention& problem,
+                        const std::vector<PagedSequence>& sequences,
+                        const PagedAttentionInputs& inputs, std::span<std::byte> output,
+                        const ExecutionContext& context, ExecutionTimes* times) override;
 
  private:
   GpuContext* gpu_;

@@ -13,7 +13,7 @@
 set -euo pipefail
 out=${1:-gpu-bundle}
 build=${2:-build}
-programs=(an1d an1 an1d_with_test_keys an1-license gpu_devices_test gpu_engine_test
+programs=(an1d an1 an1d_with_test_keys an1-license gpu_devices_test gpu_engine_test gpu_paged_test
   gpu_fault_test attention_kernel_test engine_bench liban1_flash_bench.so)
 # Loaded from the host, never bundled: the C and C++ runtimes, the driver, CUDA.
 host_provided='/(ld-linux[^/]*|libc|libm|libpthread|libdl|librt|libutil|libresolv|libgcc_s|libstdc\+\+|libcuda|libnvidia-[^/]*|libcudart|libcublas[^/]*|libcudnn[^/]*)\.so'

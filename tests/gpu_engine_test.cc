@@ -8,8 +8,8 @@
 #include <cmath>
 
 #include "engine/engine.h"
-#include "engine/license/ed25519.h"
 #include "tests/engine_runner.h"
+#include "tests/gpu_engine_fixture.h"
 #include "tests/reference.h"
 
 namespace an1 {
@@ -26,26 +26,12 @@ using testing::Tolerance;
 class GpuEngineTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const kernels::GpuDiscovery gpus = kernels::DiscoverGpus();
-    if (gpus.devices.empty()) {
-      skip_reason_ = new std::string("no usable GPU: " + gpus.reason);
-      return;
+    skip_reason_ = new std::string;
+    engine_ = testing::MakeLicensedGpuEngine(skip_reason_).release();
+    if (engine_ != nullptr) {
+      delete skip_reason_;
+      skip_reason_ = nullptr;
     }
-    const license::Ed25519Seed seed = *license::Ed25519GenerateSeed();
-    license::LicenseClaims claims;
-    claims.license_id = "GPU-TEST";
-    claims.licensee = "tests";
-    claims.not_before = 0;
-    claims.expires_at = int64_t{1} << 40;
-    claims.features = {"an1"};
-    claims.key_id = "test";
-    EngineOptions options;
-    options.limits.max_tensor_bytes = std::size_t{4} << 30;
-    options.license.token = *license::IssueToken(claims, seed);
-    options.license.trusted_keys = {{"test", *license::Ed25519PublicKeyOf(seed)}};
-    auto engine = Engine::Create(options);
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    engine_ = engine->release();
   }
   static void TearDownTestSuite() {
     delete engine_;

@@ -15,6 +15,7 @@ namespace {
 
 using testing::PagedCase;
 using testing::PagedData;
+using testing::PagedRequest;
 
 std::unique_ptr<Engine> MakeEngine() {
   EngineOptions options;
@@ -24,51 +25,6 @@ std::unique_ptr<Engine> MakeEngine() {
   EXPECT_TRUE(engine.ok()) << engine.status().ToString();
   return std::move(engine).value();
 }
-
-TensorView View(DType dtype, std::vector<int64_t> shape, std::span<const std::byte> bytes) {
-  return TensorView{dtype, std::move(shape), bytes};
-}
-
-template <typename T>
-std::span<const std::byte> Bytes(const std::vector<T>& v) {
-  return std::as_bytes(std::span(v));
-}
-
-// A request's inputs over `data`, with the caches copied so that the append can write them.
-struct PagedRequest {
-  std::vector<std::byte> k_cache, v_cache;
-  std::vector<float> lse;
-  std::vector<CacheRange> appended;
-  PagedAttentionInputs inputs;
-
-  PagedRequest(const PagedCase& c, const PagedData& d, DType dtype, bool return_lse = true)
-      : k_cache(d.k_cache.bytes), v_cache(d.v_cache.bytes) {
-    const int64_t batch = static_cast<int64_t>(c.kv_lens.size());
-    const std::vector<int64_t> cache_shape{d.num_pages, c.page_size, c.kv_heads, c.head_dim};
-    inputs.q = View(dtype, {d.total_q, c.heads, c.head_dim}, d.q.bytes);
-    inputs.cu_seqlens_q = View(DType::kInt32, {batch + 1}, Bytes(d.cu_seqlens));
-    inputs.k_cache = View(dtype, cache_shape, k_cache);
-    inputs.v_cache = View(dtype, cache_shape, v_cache);
-    inputs.page_table = View(DType::kInt32, {batch, d.max_pages}, Bytes(d.page_table));
-    inputs.kv_lens = View(DType::kInt32, {batch}, Bytes(d.kv_lens));
-    if (c.append) {
-      inputs.k_new = View(dtype, {d.total_q, c.kv_heads, c.head_dim}, d.k_new.bytes);
-      inputs.v_new = View(dtype, {d.total_q, c.kv_heads, c.head_dim}, d.v_new.bytes);
-      inputs.k_cache_writable = k_cache;
-      inputs.v_cache_writable = v_cache;
-      inputs.appended = &appended;
-    }
-    inputs.causal = c.causal;
-    inputs.window_left = c.window_left;
-    inputs.window_right = c.window_right;
-    inputs.softcap = c.softcap;
-    if (return_lse) {
-      lse.assign(static_cast<std::size_t>(d.total_q * c.heads), 0.0f);
-      inputs.return_lse = true;
-      inputs.lse = lse;
-    }
-  }
-};
 
 // Runs the case and checks output and LSE against the reference; returns the output bytes.
 std::vector<std::byte> CheckCase(Engine& engine, const PagedCase& c, DType dtype, uint64_t seed) {
@@ -207,7 +163,7 @@ TEST(PagedAttentionTest, ExplicitAn1IsRefusedOnTheCpu) {
             StatusCode::kFailedPrecondition);
 }
 
-// A backend without paged attention (the GPU backends in this build) answers UNIMPLEMENTED.
+// A backend without paged attention (the GPU baseline) answers UNIMPLEMENTED.
 TEST(PagedAttentionTest, DefaultBackendIsUnimplemented) {
   class NoPaged final : public Backend {
     Status Attention(const ValidatedAttention&, const AttentionInputs&, std::span<std::byte>,

@@ -72,3 +72,85 @@ int an1_flash_attention(const void* q, const void* k, const void* v, void* o, in
                                    dtype, causal, scale, stream, "auto");
 }
 }
+
+// --- Paged attention (kernels/attention/decode/paged.h), for tests/bench/paged_bench.py.
+#include <vector>
+
+#include "kernels/attention/decode/paged.h"
+
+namespace {
+
+// The one prepared problem: its plan, uploaded metadata and workspace. Benchmark only: one caller
+// thread, one device; an1_paged_prepare replaces it.
+struct PreparedPaged {
+  an1::kernels::attention::decode::PagedProblem problem;
+  an1::kernels::attention::decode::PagedPlan plan;
+  void* metadata = nullptr;
+  void* workspace = nullptr;
+};
+PreparedPaged prepared_paged;
+
+}  // namespace
+
+extern "C" {
+
+// Plans a ragged batch: cu_seqlens_q (batch + 1) and kv_lens (batch) in host memory. Returns 0,
+// or prints why and returns 1. The label of the kernel is copied into `label` (64 bytes).
+int an1_paged_prepare(const int32_t* cu_seqlens_q, const int32_t* kv_lens, int64_t batch,
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t page_size,
+                      int64_t max_pages_per_seq, int dtype, int causal, float scale, char* label) {
+  namespace paged = an1::kernels::attention::decode;
+  namespace attention = an1::kernels::attention;
+  PreparedPaged& s = prepared_paged;
+  cudaFree(s.metadata);
+  cudaFree(s.workspace);
+  s = {};
+  paged::PagedProblem& p = s.problem;
+  p.dtype = dtype == 0 ? an1::kernels::ElementType::kF16 : an1::kernels::ElementType::kBF16;
+  p.batch = batch, p.total_q = cu_seqlens_q[batch], p.heads = heads, p.kv_heads = kv_heads;
+  p.head_dim = head_dim, p.page_size = page_size, p.max_pages_per_seq = max_pages_per_seq;
+  p.causal = causal != 0, p.scale = scale;
+  const cudaDeviceProp* props = nullptr;
+  if (!attention::CurrentDeviceProperties(&props).ok()) {
+    std::fprintf(stderr, "an1_paged_prepare: no CUDA device\n");
+    return 1;
+  }
+  if (std::string why = paged::PagedSupported(*props, p); !why.empty()) {
+    std::fprintf(stderr, "an1_paged_prepare: %s\n", why.c_str());
+    return 1;
+  }
+  std::vector<paged::PagedSpan> spans;
+  for (int64_t b = 0; b < batch; ++b) {
+    spans.push_back({cu_seqlens_q[b], cu_seqlens_q[b + 1] - cu_seqlens_q[b], kv_lens[b]});
+  }
+  s.plan = paged::PlanPaged(*props, p, spans);
+  const std::size_t bytes = s.plan.metadata.size() * sizeof(int32_t);
+  if (cudaMalloc(&s.metadata, bytes) != cudaSuccess ||
+      cudaMemcpy(s.metadata, s.plan.metadata.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
+      (s.plan.workspace_bytes > 0 && cudaMalloc(&s.workspace, s.plan.workspace_bytes) != cudaSuccess)) {
+    std::fprintf(stderr, "an1_paged_prepare: cannot allocate device memory\n");
+    return 1;
+  }
+  std::snprintf(label, 64, "%s", s.plan.label.c_str());
+  return 0;
+}
+
+// Runs the prepared problem on device tensors: q, o (total_q, H, D); caches (num_pages,
+// page_size, Hkv, D); page_table (batch, max_pages_per_seq), cu_seqlens_q, kv_lens int32.
+int an1_paged_run(const void* q, void* k_cache, void* v_cache, const int32_t* page_table,
+                  const int32_t* cu_seqlens_q, const int32_t* kv_lens, void* o, void* stream) {
+  namespace paged = an1::kernels::attention::decode;
+  const PreparedPaged& s = prepared_paged;
+  paged::PagedBuffers b;
+  b.q = q, b.k_cache = k_cache, b.v_cache = v_cache, b.page_table = page_table;
+  b.cu_seqlens_q = cu_seqlens_q, b.kv_lens = kv_lens, b.o = o;
+  b.metadata = static_cast<const int32_t*>(s.metadata), b.workspace = s.workspace;
+  const an1::kernels::KernelStatus status =
+      paged::RunPaged(s.problem, s.plan, b, static_cast<cudaStream_t>(stream));
+  if (!status.ok()) {
+    std::fprintf(stderr, "an1_paged_run: %s\n", status.message.c_str());
+    return 1;
+  }
+  return 0;
+}
+}

@@ -3,13 +3,13 @@
 # the real server end to end (the an1 backend through a licensed test daemon), `an1 bench` and
 # `an1 power` beside the PyTorch peers, and the 60-second energy agreement run. Expects a bundle
 # from scripts/gpu-bundle.sh in $1; sections may be picked (default: all).
-#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel decode python served bench power energy
-#                                              engine peers]
+#   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel decode paged python served bench power
+#                                              energy engine peers]
 set -uo pipefail
 bundle=$1
 out=${2:-/tmp/an1-gpu-run}
 shift 2 || true
-sections=${*:-tests kernel decode python served bench power energy engine peers}
+sections=${*:-tests kernel decode paged python served bench power energy engine peers}
 mkdir -p "$out"
 run() { "$bundle/run" "$@"; }
 want() { [[ " $sections " == *" $1 "* ]]; }
@@ -39,6 +39,7 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     run attention_kernel_test
     run gpu_engine_test
     run gpu_fault_test
+    run gpu_paged_test
     python3 tests/gpu_ipc_test.py --bundle "$bundle"
     python3 tests/gpu_sdpa_compare.py --bundle "$bundle"
   fi
@@ -53,7 +54,12 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     python3 tests/bench/decode_bench.py --an1-lib "$bundle/bin/liban1_flash_bench.so" --sweep \
       --iters 50 --warmup 10 --csv "$out/decode_sweep.csv"
   fi
-  if want decode || want python || want served || want bench || want power; then
+  if want paged; then
+    echo "== paged attention beside the dense kernels and SDPA, interleaved"
+    python3 tests/bench/paged_bench.py --an1-lib "$bundle/bin/liban1_flash_bench.so" \
+      --csv "$out/paged.csv"
+  fi
+  if want decode || want paged || want python || want served || want bench || want power; then
     start_licensed_daemon
     run an1 --server "$server" info
   fi
@@ -62,6 +68,13 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     run an1 --server "$server" attention --backend an1 --batch-size 64 --n-heads 32 \
       --n-kv-heads 8 --seq-len 1 --kv-seq-len 4096 --head-dim 128 --dtype fp16 \
       --transport cuda-ipc --repeat 100
+  fi
+  if want paged; then
+    echo "== served paged decode step (an1 backend, CUDA IPC): B=64, 32/8 heads, Sk=4096, page 16"
+    kv_lens=$(printf '4096,%.0s' $(seq 64)); q_lens=$(printf '1,%.0s' $(seq 64))
+    run an1 --server "$server" paged-attention --backend an1 --page-size 16 \
+      --kv-lens "${kv_lens%,}" --q-lens "${q_lens%,}" --n-heads 32 --n-kv-heads 8 --head-dim 128 \
+      --dtype fp16 --transport cuda-ipc --repeat 100
   fi
   if want python; then
     echo "== the Python client on torch CUDA tensors (CUDA IPC) beside in-process SDPA"
@@ -96,7 +109,7 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
         $causal --seq-len 2048 --duration 10 --warmup 3 --transport cuda-ipc --concurrency 4
     done
   fi
-  if want decode || want python || want served || want bench || want power; then
+  if want decode || want paged || want python || want served || want bench || want power; then
     stop_licensed_daemon
   fi
   if want energy; then

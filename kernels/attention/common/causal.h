@@ -24,4 +24,21 @@ AN1_HOST_DEVICE constexpr Int VisibleKeys(Int row, Int q_len, Int kv_len, bool c
   return limit < 0 ? Int{0} : (limit < kv_len ? limit : kv_len);
 }
 
+// The keys [*first, *end) query `row` (0-based, of `q_len`) sees among `kv_len` keys: with
+// bottom-right alignment its position is kv_len - q_len + row; causal: keys up to it; a sliding
+// window (FlashAttention's window_size): keys from position - window_left and up to position +
+// window_right (-1: unbounded on that side). Empty when *first >= *end.
+template <typename Int>
+AN1_HOST_DEVICE constexpr void VisibleRange(Int row, Int q_len, Int kv_len, bool causal,
+                                            int window_left, int window_right, Int* first,
+                                            Int* end) {
+  const Int position = kv_len - q_len + row;
+  Int lo = window_left < 0 ? Int{0} : position - window_left;
+  Int last = causal ? position : kv_len - 1;
+  if (window_right >= 0 && position + window_right < last) last = position + window_right;
+  if (last > kv_len - 1) last = kv_len - 1;
+  *first = lo < 0 ? Int{0} : lo;
+  *end = last + 1 < *first ? *first : last + 1;
+}
+
 }  // namespace an1::kernels::attention

@@ -99,6 +99,26 @@ __device__ __forceinline__ void LoadTile(T* smem, const T* global, int row0, int
   }
 }
 
+// As LoadTile, for rows anywhere in memory: row r of the tile is copied from row(r) (kDim
+// contiguous elements, 16-byte aligned), or zero-filled where row(r) is null (reading nothing:
+// `anywhere`, any valid address, stands in as the copy's source).
+template <int kRows, int kDim, int kThreads, int kPad, typename T, typename RowAddress>
+__device__ __forceinline__ void LoadRows(T* smem, RowAddress row, const T* anywhere) {
+  constexpr int kChunksPerRow = kDim / 8;
+  constexpr int kRowsPerPass = kThreads / kChunksPerRow;
+  static_assert(kThreads % kChunksPerRow == 0);
+  constexpr bool kWhole = kRows % kRowsPerPass == 0;
+  const int first = threadIdx.x / kChunksPerRow, col = (threadIdx.x % kChunksPerRow) * 8;
+#pragma unroll
+  for (int pass = 0; pass < (kRows + kRowsPerPass - 1) / kRowsPerPass; ++pass) {
+    const int r = first + pass * kRowsPerPass;
+    if (!kWhole && r >= kRows) break;
+    const T* src = row(r);
+    CopyAsync16(smem + r * (kDim + kPad) + col, src != nullptr ? src + col : anywhere,
+                src != nullptr);
+  }
+}
+
 // Flips the sign of the 16-byte chunks of a (kRows, kDim) tile that LoadTile had this thread
 // copy (so after this thread's cp.async wait they are visible to it without a barrier).
 template <int kRows, int kDim, int kThreads, int kPad, typename T>

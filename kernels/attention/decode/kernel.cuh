@@ -16,11 +16,13 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <utility>
 
 #include "kernels/attention/common/causal.h"
+#include "kernels/attention/common/launch_setup.h"
 #include "kernels/attention/common/mma_sync.cuh"
 #include "kernels/attention/common/online_softmax.cuh"
 #include "kernels/attention/common/tensor_map.h"
@@ -31,7 +33,10 @@
 
 namespace an1::kernels::attention::decode {
 
-template <typename T, int kDim>
+// kPaged: the block's rows and keys come from a ragged batch over a paged cache (args.paged)
+// instead of dense (B, H, S, D) tensors; K/V rows are then gathered through the page table by
+// cp.async, with sliding windows and softcap besides.
+template <typename T, int kDim, bool kPaged>
 __global__ void __launch_bounds__(Tiles::kThreads)
     DecodeKernel(const __grid_constant__ KernelArgs args) {
   constexpr int kM = Tiles::kRows, kN = Tiles::kBlockN, kStride = kDim + Tiles::kPad;
@@ -39,7 +44,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   constexpr int kDTiles = kDim / 8;   // n8 tiles of the output
   constexpr int kKSteps = kDim / 16;  // k16 steps of Q K^T
   constexpr uint32_t kBytes = sizeof(T);
-  constexpr bool kTma = Tiles::kTma;
+  constexpr bool kTma = Tiles::kTma && !kPaged;
   // TMA tiles: a K or V tile is kDim / 64 boxes of kN rows x 128 bytes, swizzled.
   constexpr uint32_t kTileBytes = TmaTileBytes(kDim, kBytes);
   constexpr uint32_t kBoxBytes = kN * 128;
@@ -57,38 +62,82 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   };
 
   const AttentionParams& p = args.params;
-  const int q_len = static_cast<int>(p.q_len), kv_len = static_cast<int>(p.kv_len);
+  const PagedArgs& pa = args.paged;
   const int group_size = static_cast<int>(p.heads / p.kv_heads);
-  const int rows = group_size * q_len;  // packed rows of one KV head
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, quad = lane % 4;
 
-  // blockIdx.x = ((b * kv_heads + kvh) * splits + split) * row_blocks + row_block: the row
-  // blocks of one KV head and split run side by side and share its K/V through L2.
-  int64_t index = blockIdx.x;
-  const int row_block = static_cast<int>(index % args.row_blocks);
-  index /= args.row_blocks;
-  const int split = static_cast<int>(index % args.splits);
-  const int64_t bkv = index / args.splits;  // b * kv_heads + kvh
-  const int64_t b = bkv / p.kv_heads, kvh = bkv % p.kv_heads;
+  // The block's (sequence, KV head, split, row block). Dense: blockIdx.x = ((b * kv_heads + kvh)
+  // * splits + split) * row_blocks + row_block, so the row blocks of one KV head and split run
+  // side by side and share its K/V through L2. Paged: the host's work list.
+  int64_t b, kvh;
+  int split, row_block, q_len, kv_len;
+  int64_t q_start = 0;  // paged: the sequence's first row of q
+  if constexpr (kPaged) {
+    const int4 w = pa.work[blockIdx.x];
+    b = w.x, kvh = w.y, row_block = w.z, split = w.w;
+    q_start = pa.cu_seqlens_q[b];
+    q_len = static_cast<int>(pa.cu_seqlens_q[b + 1] - q_start);
+    kv_len = pa.kv_lens[b];
+  } else {
+    int64_t index = blockIdx.x;
+    row_block = static_cast<int>(index % args.row_blocks);
+    index /= args.row_blocks;
+    split = static_cast<int>(index % args.splits);
+    const int64_t bkv = index / args.splits;  // b * kv_heads + kvh
+    b = bkv / p.kv_heads, kvh = bkv % p.kv_heads;
+    q_len = static_cast<int>(p.q_len), kv_len = static_cast<int>(p.kv_len);
+  }
+  const int64_t bkv = b * p.kv_heads + kvh;
+  const int rows = group_size * q_len;  // packed rows of one KV head
   const int row0 = row_block * kM;
   const int valid_rows = min(kM, rows - row0);
-  // Packed row r of this KV head is row base + r of q, o and the LSE, in (B, H, Sq) order.
+  // Packed row r of this KV head: dense, query head kvh * group + r / q_len at query r % q_len,
+  // which is row base + r of q, o and the LSE in (B, H, Sq) order; paged, query r / group of the
+  // sequence at head kvh * group + r % group, row (q_start + r / group) * heads + ... of the
+  // (total_q, heads) rows.
   const int64_t base = (b * p.heads + kvh * group_size) * p.q_len;
-  const T* q = static_cast<const T*>(p.q) + base * kDim;
+  auto query_of = [&](int r) { return kPaged ? r / group_size : r % q_len; };
+  auto row_of = [&](int r) -> int64_t {
+    if constexpr (kPaged) {
+      return (q_start + r / group_size) * p.heads + kvh * group_size + r % group_size;
+    } else {
+      return base + r;
+    }
+  };
+  const T* q = static_cast<const T*>(p.q) + base * kDim;  // dense
   const T* k = static_cast<const T*>(p.k) + bkv * p.kv_len * kDim;
   const T* v = static_cast<const T*>(p.v) + bkv * p.kv_len * kDim;
+  const int window_left = kPaged ? pa.window_left : -1;
+  const int window_right = kPaged ? pa.window_right : -1;
 
-  const int tile_begin = static_cast<int>(split * args.tiles_per_split);
+  // The keys the block's rows see: [max_first, min_end) by all of them, [min_first, max_end) by
+  // some. Only tiles within the latter are read; those not within the former are masked per
+  // element.
+  int min_first = kv_len, max_first = 0, min_end = kv_len, max_end = 0;
+  for (int r = row0; r < row0 + valid_rows; ++r) {
+    int first, end;
+    VisibleRange(query_of(r), q_len, kv_len, p.causal, window_left, window_right, &first, &end);
+    if (first >= end) continue;  // sees no key
+    min_first = min(min_first, first), max_first = max(max_first, first);
+    min_end = min(min_end, end), max_end = max(max_end, end);
+  }
   const int tiles = (kv_len + kN - 1) / kN;
-  const int tile_end = min(tile_begin + static_cast<int>(args.tiles_per_split), tiles);
-  // Every row sees the keys before `unmasked_end` (the first query sees the fewest); tiles
-  // beyond it are masked per element.
-  const int unmasked_end = VisibleKeys(0, q_len, kv_len, p.causal);
+  const int tile_begin =
+      max(static_cast<int>(split * args.tiles_per_split), min_first / kN);
+  const int tile_end = min(min(static_cast<int>((split + 1) * args.tiles_per_split), tiles),
+                           (max_end + kN - 1) / kN);
+  // How many splits this block's sequence has (dense: all the same).
+  const int splits = kPaged ? static_cast<int>((tiles + args.tiles_per_split - 1) /
+                                               args.tiles_per_split)
+                            : args.splits;
 
   // A negative scale flips the sign of Q's fragments below, so the max is taken on raw scores
   // with a positive scale; a zero scale becomes a tiny one (the same weights to fp32 precision).
-  const float scale = fmaxf(fabsf(args.scale_log2), 1e-30f);
+  // With a softcap, scores are capped in the natural-log domain first (softcap x tanh(s x |scale|
+  // / softcap)) and then only converted to log2.
+  const bool capped = kPaged && pa.softcap > 0;
+  const float scale = capped ? kLog2e : fmaxf(fabsf(args.scale_log2), 1e-30f);
 
   // cp.async: every thread copies 16-byte chunks (rows past the keys read as zeros). TMA: thread
   // 0 announces the tile's bytes on the stage's barrier and issues its boxes (keys past kv_len
@@ -105,9 +154,37 @@ __global__ void __launch_bounds__(Tiles::kThreads)
         TmaLoad3d(kv(stage, 1) + box * kBoxBytes / kBytes, &args.v_map, &full[stage], box * 64,
                   tile * kN, static_cast<int>(bkv));
       }
+    } else if constexpr (kPaged) {  // key j: slot page_table[b][j / page_size] x page_size + ...
+      const int32_t* pages = pa.page_table + b * pa.max_pages_per_seq;
+      const int64_t slot_mask = (int64_t{1} << pa.page_shift) - 1;
+      const T* k_cache = static_cast<const T*>(p.k);
+      const T* v_cache = static_cast<const T*>(p.v);
+      auto slot_row = [&](const T* cache) {
+        return [=](int r) -> const T* {
+          const int j = tile * kN + r;
+          if (j >= kv_len) return nullptr;  // never read: a slot past kv_len may hold anything
+          const int64_t slot = (int64_t{pages[j >> pa.page_shift]} << pa.page_shift) + (j & slot_mask);
+          return cache + (slot * p.kv_heads + kvh) * kDim;
+        };
+      };
+      LoadRows<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 0), slot_row(k_cache), k_cache);
+      LoadRows<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 1), slot_row(v_cache), v_cache);
     } else {
       LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 0), k, tile * kN, kv_len);
       LoadTile<kN, kDim, Tiles::kThreads, Tiles::kPad>(kv(stage, 1), v, tile * kN, kv_len);
+    }
+  };
+  auto load_q = [&] {
+    if constexpr (kPaged) {
+      const T* q_all = static_cast<const T*>(p.q);
+      LoadRows<kM, kDim, Tiles::kThreads, Tiles::kPad>(
+          q_smem,
+          [&](int r) -> const T* {
+            return row0 + r < rows ? q_all + row_of(row0 + r) * kDim : nullptr;
+          },
+          q_all);
+    } else {
+      LoadTile<kM, kDim, Tiles::kThreads, Tiles::kPad>(q_smem, q, row0, rows);
     }
   };
   if constexpr (kTma) {
@@ -120,12 +197,12 @@ __global__ void __launch_bounds__(Tiles::kThreads)
         if (tile_begin + s < tile_end) load_tile(s, tile_begin + s);
       }
     }
-    LoadTile<kM, kDim, Tiles::kThreads, Tiles::kPad>(q_smem, q, row0, rows);
+    load_q();
     CopyAsyncCommit();
     CopyAsyncWait<0>();
     __syncthreads();
   } else {
-    LoadTile<kM, kDim, Tiles::kThreads, Tiles::kPad>(q_smem, q, row0, rows);
+    load_q();
     // The ring: tiles tile_begin .. tile_begin + kStages - 2 in flight before the loop. Every
     // stage commits a group, empty or not, so that "wait until kStages - 2 are pending" always
     // means "this tile has landed".
@@ -158,11 +235,15 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   const uint32_t k_frag0 = SmemAddress(kv(0, 0)), v_frag0 = SmemAddress(kv(0, 1));
 
   // This thread's rows of the tile: `group` (lo) and `group + 8` (hi), and the keys each sees.
-  int visible[2];
+  int first[2], end[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int r = row0 + group + half * 8;
-    visible[half] = r < rows ? VisibleKeys(r % q_len, q_len, kv_len, p.causal) : kv_len;
+    first[half] = 0, end[half] = kv_len;
+    if (r < rows) {
+      VisibleRange(query_of(r), q_len, kv_len, p.causal, window_left, window_right, &first[half],
+                   &end[half]);
+    }
   }
 
   uint32_t qf[kKSteps][4];
@@ -206,14 +287,24 @@ __global__ void __launch_bounds__(Tiles::kThreads)
       Mma<T>(score[0], qf[s], kb[0], kb[1]);
       Mma<T>(score[1], qf[s], kb[2], kb[3]);
     }
-    if (tile * kN + kN > unmasked_end) {  // past the keys, or above the causal diagonal: -inf
+    if (capped) {
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) score[t][e] = pa.softcap * tanhf(score[t][e] * pa.softcap_scale);
+      }
+    }
+    // Keys a row does not see (past the keys, above the causal diagonal, outside the window):
+    // -inf, on the tiles where some row's range begins or ends.
+    if (tile * kN < max_first || tile * kN + kN > min_end) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
 #pragma unroll
         for (int t = 0; t < 2; ++t) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            if (n0 + t * 8 + quad * 2 + e >= visible[half]) score[t][half * 2 + e] = -INFINITY;
+            const int key = n0 + t * 8 + quad * 2 + e;
+            if (key < first[half] || key >= end[half]) score[t][half * 2 + e] = -INFINITY;
           }
         }
       }
@@ -314,17 +405,18 @@ __global__ void __launch_bounds__(Tiles::kThreads)
     const float m = merge_row_max[r], sum = merge_total[r];
     const float m_scaled = m == -INFINITY ? 0.0f : ScaleScore(m, scale);
     const float value = sum > 0.0f ? acc / sum : 0.0f;  // no visible key: zeros
-    const int64_t row = base + row0 + r;
-    if (args.splits == 1) {
+    const int64_t row = row_of(row0 + r);
+    if (splits == 1) {
       static_cast<T*>(p.o)[row * kDim + c] = MmaType<T>::ToPair(value, 0.0f).x;
       if (c == 0 && p.lse != nullptr) p.lse[row] = RowLogSumExp(m, sum, scale);
     } else {
       // The split's scaled max (log2 domain) and sum, not their LSE: an LSE of 1e10 (scores of
       // 1e11) has an ulp of 1024 and would lose the sum's logarithm entirely.
-      args.partial_o[(row * args.splits + split) * kDim + c] = value;
+      const int64_t slot = row * (kPaged ? pa.max_splits : args.splits) + split;
+      args.partial_o[slot * kDim + c] = value;
       if (c == 0) {
-        args.partial_max[row * args.splits + split] = m == -INFINITY ? -INFINITY : m_scaled;
-        args.partial_sum[row * args.splits + split] = sum;
+        args.partial_max[slot] = m == -INFINITY ? -INFINITY : m_scaled;
+        args.partial_sum[slot] = sum;
       }
     }
   }
@@ -336,23 +428,33 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 // gets zeros and -inf. Block: kDim x kCombineRows threads, a row per y.
 constexpr int kCombineRows = 4;
 
-template <typename T, int kDim>
+template <typename T, int kDim, bool kPaged>
 __global__ void __launch_bounds__(kDim* kCombineRows) CombineKernel(const KernelArgs args) {
   const AttentionParams& p = args.params;
+  const PagedArgs& pa = args.paged;
   const int64_t row = int64_t{blockIdx.x} * kCombineRows + threadIdx.y;
-  const int64_t total_rows = p.batch * p.heads * p.q_len;
+  const int64_t total_rows = kPaged ? pa.total_q * p.heads : p.batch * p.heads * p.q_len;
   if (row >= total_rows) return;
+  int splits = args.splits;
+  int64_t stride = args.splits;  // partial slots per row
+  if constexpr (kPaged) {  // this row's sequence's splits; with one, the block wrote o itself
+    const int kv_len = pa.kv_lens[pa.sequence_of_row[row / p.heads]];
+    const int64_t tiles = (kv_len + Tiles::kBlockN - 1) / Tiles::kBlockN;
+    splits = static_cast<int>((tiles + args.tiles_per_split - 1) / args.tiles_per_split);
+    stride = pa.max_splits;
+    if (splits <= 1) return;
+  }
   const int c = threadIdx.x;
-  const float* maxes = args.partial_max + row * args.splits;
-  const float* sums = args.partial_sum + row * args.splits;
+  const float* maxes = args.partial_max + row * stride;
+  const float* sums = args.partial_sum + row * stride;
   float m = -INFINITY;
-  for (int s = 0; s < args.splits; ++s) m = fmaxf(m, maxes[s]);
+  for (int s = 0; s < splits; ++s) m = fmaxf(m, maxes[s]);
   float sum = 0.0f, acc = 0.0f;
   if (m != -INFINITY) {
-    for (int s = 0; s < args.splits; ++s) {
+    for (int s = 0; s < splits; ++s) {
       const float weight = exp2f(maxes[s] - m) * sums[s];
       sum += weight;
-      acc += weight * args.partial_o[(row * args.splits + s) * kDim + c];
+      acc += weight * args.partial_o[(row * stride + s) * kDim + c];
     }
   }
   const float value = sum > 0.0f ? acc / sum : 0.0f;
@@ -360,29 +462,45 @@ __global__ void __launch_bounds__(kDim* kCombineRows) CombineKernel(const Kernel
   if (c == 0 && p.lse != nullptr) p.lse[row] = sum > 0.0f ? (m + log2f(sum)) * kLn2 : -INFINITY;
 }
 
-constexpr int kMaxDevices = 64;
+// The paged append: k_new and v_new row t (of sequence b, query i of q_len) into the caches at
+// position kv_len - q_len + i of b, through its page table; one 16-byte chunk per thread.
+template <typename T, int kDim>
+__global__ void AppendKernel(const KernelArgs args) {
+  const PagedArgs& pa = args.paged;
+  const int64_t kv_heads = args.params.kv_heads;
+  constexpr int kChunks = kDim / 8;
+  const int64_t chunks = pa.total_q * kv_heads * kChunks;
+  for (int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; c < chunks;
+       c += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t t = c / (kv_heads * kChunks);
+    const int64_t kvh = (c / kChunks) % kv_heads, col = (c % kChunks) * 8;
+    const int b = pa.sequence_of_row[t];
+    const int64_t q_start = pa.cu_seqlens_q[b], q_len = pa.cu_seqlens_q[b + 1] - q_start;
+    const int64_t j = pa.kv_lens[b] - q_len + (t - q_start);
+    const int64_t page = pa.page_table[int64_t{b} * pa.max_pages_per_seq + (j >> pa.page_shift)];
+    const int64_t slot = (page << pa.page_shift) + (j & ((int64_t{1} << pa.page_shift) - 1));
+    const int64_t to = (slot * kv_heads + kvh) * kDim + col, from = (t * kv_heads + kvh) * kDim + col;
+    reinterpret_cast<uint4*>(static_cast<T*>(pa.k_cache) + to)[0] =
+        reinterpret_cast<const uint4*>(static_cast<const T*>(pa.k_new) + from)[0];
+    reinterpret_cast<uint4*>(static_cast<T*>(pa.v_cache) + to)[0] =
+        reinterpret_cast<const uint4*>(static_cast<const T*>(pa.v_new) + from)[0];
+  }
+}
 
 template <typename T, int kDim>
 KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspace,
                     cudaStream_t stream) {
   constexpr int kSmem = SharedMemoryBytes(kDim, sizeof(T));
-  auto kernel = DecodeKernel<T, kDim>;
+  constexpr auto kernel = DecodeKernel<T, kDim, false>;
   const int64_t blocks = split.units * split.splits;
   if (blocks > 0x7fffffff || p.kv_len > 0x7fffffff - Tiles::kBlockN) {
     return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
                                "attention decode: at most 2^31 blocks and keys per call");
   }
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= kMaxDevices) {
-    return KernelStatus::Error(KernelStatus::Kind::kInternal, "attention decode: no device");
-  }
-  // Per device, once: the shared-memory opt-in (a per-device function attribute).
-  static std::atomic<bool> configured[kMaxDevices] = {};
-  if (!configured[device].load(std::memory_order_acquire)) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
-    if (e != cudaSuccess) return FromCuda(e, "attention decode setup");
-    configured[device].store(true, std::memory_order_release);
+  static DeviceSetUp set_up;
+  int sms = 0;
+  if (KernelStatus s = SetUpOnce(kernel, kSmem, "attention decode", set_up, &sms); !s.ok()) {
+    return s;
   }
   KernelArgs args;
   args.params = p;
@@ -411,10 +529,50 @@ KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspac
   if (split.splits > 1) {
     const int64_t rows = p.batch * p.heads * p.q_len;
     const dim3 block(kDim, kCombineRows);
-    CombineKernel<T, kDim>
+    CombineKernel<T, kDim, false>
         <<<static_cast<unsigned>((rows + kCombineRows - 1) / kCombineRows), block, 0, stream>>>(
             args);
     return FromCuda(cudaGetLastError(), "attention decode combine launch");
+  }
+  return KernelStatus::Ok();
+}
+
+// The paged source: `args` complete (paged.cc fills it), `blocks` work items; with `append`, the
+// append kernel runs first on the same stream, so the attention reads the appended rows.
+template <typename T, int kDim>
+KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append,
+                         cudaStream_t stream) {
+  constexpr int kSmem = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/false);
+  constexpr auto kernel = DecodeKernel<T, kDim, true>;
+  if (blocks > 0x7fffffff) {
+    return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
+                               "paged attention: at most 2^31 blocks per call");
+  }
+  static DeviceSetUp set_up;
+  int sms = 0;
+  if (KernelStatus s = SetUpOnce(kernel, kSmem, "paged attention", set_up, &sms); !s.ok()) {
+    return s;
+  }
+  if (append && args.paged.total_q > 0) {
+    const int64_t chunks = args.paged.total_q * args.params.kv_heads * (kDim / 8);
+    const int64_t grid = std::min<int64_t>((chunks + 255) / 256, 65535);
+    AppendKernel<T, kDim><<<static_cast<unsigned>(grid), 256, 0, stream>>>(args);
+    if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
+      return FromCuda(e, "paged attention append launch");
+    }
+  }
+  if (blocks == 0) return KernelStatus::Ok();
+  kernel<<<static_cast<unsigned>(blocks), Tiles::kThreads, kSmem, stream>>>(args);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
+    return FromCuda(e, "paged attention launch");
+  }
+  if (args.paged.max_splits > 1) {
+    const int64_t rows = args.paged.total_q * args.params.heads;
+    const dim3 block(kDim, kCombineRows);
+    CombineKernel<T, kDim, true>
+        <<<static_cast<unsigned>((rows + kCombineRows - 1) / kCombineRows), block, 0, stream>>>(
+            args);
+    return FromCuda(cudaGetLastError(), "paged attention combine launch");
   }
   return KernelStatus::Ok();
 }

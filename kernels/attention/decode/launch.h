@@ -16,7 +16,32 @@
 
 namespace an1::kernels::attention::decode {
 
+// The paged source of the decode kernel (paged.h): a ragged batch over a paged KV cache. All
+// device pointers; the index tensors were checked on the host (every entry in range).
+struct PagedArgs {
+  const int32_t* page_table = nullptr;       // (batch, max_pages_per_seq)
+  const int32_t* cu_seqlens_q = nullptr;     // (batch + 1)
+  const int32_t* kv_lens = nullptr;          // (batch), after the append
+  const int4* work = nullptr;                // per block: {sequence, kv head, row block, split}
+  const int32_t* sequence_of_row = nullptr;  // (total_q)
+  const void* k_new = nullptr;               // (total_q, kv_heads, head_dim) or null
+  const void* v_new = nullptr;
+  void* k_cache = nullptr;  // the caches again, writable, for the append
+  void* v_cache = nullptr;
+  int64_t total_q = 0;
+  int max_pages_per_seq = 0;
+  int page_shift = 0;  // log2(page_size)
+  int window_left = -1;
+  int window_right = -1;
+  float softcap = 0;        // 0: off
+  float softcap_scale = 0;  // |scale| / softcap
+  int max_splits = 1;       // partial slots per (row, head) in the workspace
+};
+
 // What the kernels receive: the caller's parameters and what the launcher derives from them.
+// For the paged source, params.k and params.v are the caches ((num_pages, page_size, kv_heads,
+// head_dim)), params.q and params.o (total_q, heads, head_dim), params.batch the sequences and
+// params.q_len / kv_len unused.
 struct KernelArgs {
   // With Tiles::kTma, TMA maps of k and v (common/tensor_map.h), boxes of 64 columns x kBlockN
   // keys. Tensor maps must sit in parameter space, 64-byte aligned: the kernel takes KernelArgs
@@ -33,6 +58,7 @@ struct KernelArgs {
   float* partial_max = nullptr;
   float* partial_sum = nullptr;
   float* partial_o = nullptr;
+  PagedArgs paged;
 };
 
 // Floats of the partial max and sum arrays together (each half of it), rounded up so that each
@@ -43,7 +69,9 @@ constexpr int64_t PartialStatsFloats(int64_t rows, int splits) {
 
 #define AN1_DECODE_INSTANCE(ELEMENT, HEAD_DIM, NAME)                                            \
   KernelStatus Launch##NAME(const AttentionParams& params, const Split& split, void* workspace, \
-                            cudaStream_t stream);
+                            cudaStream_t stream);                                               \
+  KernelStatus LaunchPaged##NAME(const KernelArgs& args, int64_t blocks, bool append,           \
+                                 cudaStream_t stream);
 #include "kernels/attention/decode/instances.inc"
 #undef AN1_DECODE_INSTANCE
 

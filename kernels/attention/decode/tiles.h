@@ -55,10 +55,11 @@ constexpr int TmaTileBytes(int head_dim, int element_bytes) {
 // kPad. TMA: kStages K/V tile pairs from a 1024-byte boundary (the swizzle's period; up to 1024
 // bytes go to aligning the base), the padded Q tile and one mbarrier per stage. The cross-warp
 // merge at the end reuses it (fp32 partial outputs of every warp, their max and sum).
-constexpr int SharedMemoryBytes(int head_dim, int element_bytes) {
+// (`tma`: whether this instantiation loads by TMA; the paged one gathers rows by cp.async.)
+constexpr int SharedMemoryBytes(int head_dim, int element_bytes, bool tma = Tiles::kTma) {
   const int q_tile = Tiles::kRows * (head_dim + Tiles::kPad) * element_bytes;
   const int pipeline =
-      Tiles::kTma
+      tma
           ? 1024 + 2 * Tiles::kStages * TmaTileBytes(head_dim, element_bytes) + q_tile +
                 8 * Tiles::kStages
           : q_tile + 2 * Tiles::kStages * Tiles::kBlockN * (head_dim + Tiles::kPad) * element_bytes;

@@ -1,0 +1,198 @@
+// Paged attention on the GPU (label `gpu`): the an1 backend's paged kernel against the float64
+// reference of tests/paged_case.h — ragged batches (lengths of 1, primes, prefill chunks beside
+// decode rows, a sequence with no query rows), page sizes 1 to 256, GQA 5, windows, softcap,
+// non-causal, fp16/bf16, head_dim 64/128, KV splits, the LSE — with every cache slot that must
+// not be read holding NaN and the output poisoned. The append runs on both paths: caches in host
+// memory (appended on the host, then uploaded) and caches in GPU memory (appended by the kernel
+// in place, as for a CUDA IPC region). Skipped, with the reason, where no GPU is usable.
+#include <gtest/gtest.h>
+#if AN1_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#include <cmath>
+#include <cstring>
+
+#include "tests/engine_runner.h"
+#include "tests/gpu_engine_fixture.h"
+#include "tests/paged_case.h"
+
+namespace an1 {
+namespace {
+
+using testing::PagedCase;
+using testing::PagedData;
+using testing::PagedRequest;
+
+class GpuPagedTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    skip_reason_ = new std::string;
+    engine_ = testing::MakeLicensedGpuEngine(skip_reason_).release();
+  }
+  static void TearDownTestSuite() {
+    delete engine_;
+    engine_ = nullptr;
+  }
+  void SetUp() override {
+    if (engine_ == nullptr) GTEST_SKIP() << *skip_reason_;
+    ASSERT_TRUE(engine_->Info().gpu_mode) << engine_->Info().mode_reason;
+  }
+
+  // Runs `c` through the an1 backend and checks output and LSE against float64; with
+  // `device_caches` the caches live in GPU memory and are checked for the appended rows.
+  void Check(const PagedCase& c, DType dtype, uint64_t seed, bool device_caches = false) {
+    std::mt19937_64 rng(seed);
+    const PagedData d = testing::MakePagedData(c, dtype, rng);
+    PagedRequest r(c, d, dtype);
+    void* device_k = nullptr;
+    void* device_v = nullptr;
+#if !AN1_HAVE_CUDA
+    if (device_caches) GTEST_SKIP() << "built without CUDA";
+#else
+    if (device_caches) {
+      ASSERT_EQ(cudaMalloc(&device_k, r.k_cache.size()), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&device_v, r.v_cache.size()), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(device_k, r.k_cache.data(), r.k_cache.size(), cudaMemcpyHostToDevice),
+                cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(device_v, r.v_cache.data(), r.v_cache.size(), cudaMemcpyHostToDevice),
+                cudaSuccess);
+      const std::span<std::byte> k{static_cast<std::byte*>(device_k), r.k_cache.size()};
+      const std::span<std::byte> v{static_cast<std::byte*>(device_v), r.v_cache.size()};
+      r.inputs.k_cache.data = k;
+      r.inputs.v_cache.data = v;
+      r.inputs.k_cache.device = r.inputs.v_cache.device = 0;
+      if (c.append) {
+        r.inputs.k_cache_writable = k;
+        r.inputs.v_cache_writable = v;
+      }
+    }
+#endif
+    std::fill(r.lse.begin(), r.lse.end(), 12345.0f);  // poisoned
+    std::vector<std::byte> out(static_cast<std::size_t>(d.total_q * c.heads * c.head_dim) *
+                                   DTypeSize(dtype),
+                               std::byte{0x7f});  // poisoned: NaN in fp16 and bf16
+    const testing::RunResult result = testing::RunToCompletion(
+        *engine_, engine_->PreparePagedAttention(r.inputs, BackendKind::kAn1), &out);
+    ASSERT_TRUE(result.status.ok()) << result.status.ToString();
+    EXPECT_EQ(result.report.kernel.rfind("an1.paged", 0), 0u) << result.report.kernel;
+    std::vector<double> want_lse;
+    const std::vector<double> want =
+        testing::ReferencePaged(c, d, 1.0 / std::sqrt(double(c.head_dim)), &want_lse);
+    const std::vector<float> got = testing::Decode(out, dtype);
+    ASSERT_EQ(got.size(), want.size());
+    for (float x : got) ASSERT_TRUE(std::isfinite(x)) << "a NaN slot was read, or a row unwritten";
+    EXPECT_LE(testing::RelativeError(got, want), testing::Tolerance(dtype));
+    EXPECT_EQ(testing::CompareLse(r.lse, want_lse, 1e-3, 1e-4), "");
+#if AN1_HAVE_CUDA
+    if (device_caches) {
+      std::vector<std::byte> k_after(r.k_cache.size());
+      ASSERT_EQ(cudaMemcpy(k_after.data(), device_k, k_after.size(), cudaMemcpyDeviceToHost),
+                cudaSuccess);
+      if (c.append) {  // each appended row where its page table puts it
+        const std::size_t slot = c.kv_heads * c.head_dim * DTypeSize(dtype);
+        for (std::size_t b = 0; b < c.kv_lens.size(); ++b) {
+          for (int64_t l = 0; l < c.q_lens[b]; ++l) {
+            const int64_t j = c.kv_lens[b] - c.q_lens[b] + l;
+            const int64_t page = d.page_table[b * d.max_pages + j / c.page_size];
+            EXPECT_EQ(std::memcmp(k_after.data() + (page * c.page_size + j % c.page_size) * slot,
+                                  d.k_new.bytes.data() + (d.cu_seqlens[b] + l) * slot, slot),
+                      0)
+                << "sequence " << b << " row " << l;
+          }
+        }
+      }
+      cudaFree(device_k);
+      cudaFree(device_v);
+    }
+#endif
+  }
+
+  static inline Engine* engine_ = nullptr;
+  static inline std::string* skip_reason_ = nullptr;
+};
+
+TEST_F(GpuPagedTest, RaggedPrimesAcrossPageSizesAndDtypes) {
+  for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+    for (int64_t head_dim : {64, 128}) {
+      for (int64_t page_size : {1, 16, 256}) {
+        PagedCase c;
+        c.kv_lens = {1, 37, 131, 2, 1000, 64};
+        c.q_lens = {1, 1, 17, 0, 3, 64};  // sequence 3: no query rows, skipped
+        c.heads = 8;
+        c.kv_heads = 2;
+        c.head_dim = head_dim;
+        c.page_size = page_size;
+        SCOPED_TRACE(std::string(DTypeName(dtype)) + " head_dim " + std::to_string(head_dim) +
+                     " page_size " + std::to_string(page_size));
+        Check(c, dtype, 10 + page_size);
+      }
+    }
+  }
+}
+
+TEST_F(GpuPagedTest, MixedPrefillAndDecodeWithSplits) {
+  PagedCase c;
+  c.kv_lens = {300, 5000, 1, 4099};  // long ones: the KV length is split across blocks
+  c.q_lens = {300, 1, 1, 16};        // a whole prefill chunk beside decode and speculative rows
+  c.heads = 32;
+  c.kv_heads = 8;
+  c.head_dim = 128;
+  Check(c, DType::kFloat16, 21);
+}
+
+TEST_F(GpuPagedTest, WindowsSoftcapNonCausal) {
+  PagedCase c;
+  c.kv_lens = {97, 12, 400};
+  c.q_lens = {9, 12, 2};
+  c.head_dim = 64;
+  for (bool causal : {true, false}) {
+    for (auto [left, right] : {std::pair{0, 0}, {7, -1}, {-1, 3}, {16, 5}, {200, -1}}) {
+      c.causal = causal;
+      c.window_left = left;
+      c.window_right = right;
+      c.softcap = left == 7 ? 0.0f : 1.5f;
+      SCOPED_TRACE("causal " + std::to_string(causal) + " window " + std::to_string(left) + "," +
+                   std::to_string(right));
+      Check(c, DType::kBFloat16, 31);
+    }
+  }
+}
+
+TEST_F(GpuPagedTest, GqaGroupFiveAndMqa) {
+  PagedCase c;
+  c.kv_lens = {101, 7, 555};
+  c.q_lens = {19, 2, 1};
+  c.heads = 10;
+  c.kv_heads = 2;
+  c.head_dim = 128;
+  Check(c, DType::kFloat16, 41);
+  c.kv_heads = 1;
+  Check(c, DType::kBFloat16, 42);
+}
+
+TEST_F(GpuPagedTest, AppendWithHostCaches) {
+  PagedCase c;
+  c.kv_lens = {40, 3, 77, 1};
+  c.q_lens = {5, 3, 1, 1};
+  c.head_dim = 64;
+  c.append = true;
+  Check(c, DType::kFloat16, 51);
+}
+
+TEST_F(GpuPagedTest, AppendInGpuMemoryIsOrderedBeforeTheReads) {
+  PagedCase c;
+  c.kv_lens = {40, 3, 2077, 1};
+  c.q_lens = {5, 3, 1, 1};
+  c.heads = 8;
+  c.kv_heads = 2;
+  c.head_dim = 128;
+  c.page_size = 16;
+  c.append = true;
+  Check(c, DType::kBFloat16, 61, /*device_caches=*/true);
+  c.append = false;
+  Check(c, DType::kFloat16, 62, /*device_caches=*/true);
+}
+
+}  // namespace
+}  // namespace an1
