@@ -22,6 +22,7 @@ paged::PagedProblem ToPagedProblem(const ValidatedPagedAttention& problem) {
   p.heads = d.heads;
   p.kv_heads = d.kv_heads;
   p.head_dim = d.head_dim;
+  p.num_pages = d.num_pages;
   p.page_size = d.page_size;
   p.max_pages_per_seq = d.max_pages_per_seq;
   p.scale = problem.scale;

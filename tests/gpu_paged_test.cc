@@ -115,7 +115,7 @@ class GpuPagedTest : public ::testing::Test {
 TEST_F(GpuPagedTest, RaggedPrimesAcrossPageSizesAndDtypes) {
   for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
     for (int64_t head_dim : {64, 128}) {
-      for (int64_t page_size : {1, 16, 256}) {
+      for (int64_t page_size : {1, 8, 16, 64, 256}) {
         PagedCase c;
         c.kv_lens = {1, 37, 131, 2, 1000, 64};
         c.q_lens = {1, 1, 17, 0, 3, 64};  // sequence 3: no query rows, skipped

@@ -350,8 +350,12 @@ int Run(int argc, char** argv) {
     an1::client::PagedAttentionArgs args;
     if (!MakePagedArgs(paged_flags, dtype, rng, &args)) return kExitError;
     args.backend = backend;
-    std::vector<HostTensor*> inputs = {&args.q,       &args.cu_seqlens_q, &args.k_cache,
-                                       &args.v_cache, &args.page_table,   &args.kv_lens};
+    // Index tensors go inline with --transport cuda-ipc: the server checks every entry on the
+    // host before use, so it takes them inline or in system shared memory only.
+    std::vector<HostTensor*> inputs = {&args.q, &args.k_cache, &args.v_cache};
+    if (transport != "cuda-ipc") {
+      inputs.insert(inputs.end(), {&args.cu_seqlens_q, &args.page_table, &args.kv_lens});
+    }
     if (args.k_new) inputs.insert(inputs.end(), {&*args.k_new, &*args.v_new});
     Placement placement;
     if (!placement.Place(client, transport, device, inputs, args.q.bytes.size(),

@@ -97,8 +97,9 @@ extern "C" {
 // Plans a ragged batch: cu_seqlens_q (batch + 1) and kv_lens (batch) in host memory. Returns 0,
 // or prints why and returns 1. The label of the kernel is copied into `label` (64 bytes).
 int an1_paged_prepare(const int32_t* cu_seqlens_q, const int32_t* kv_lens, int64_t batch,
-                      int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t page_size,
-                      int64_t max_pages_per_seq, int dtype, int causal, float scale, char* label) {
+                      int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t num_pages,
+                      int64_t page_size, int64_t max_pages_per_seq, int dtype, int causal,
+                      float scale, char* label) {
   namespace paged = an1::kernels::attention::decode;
   namespace attention = an1::kernels::attention;
   PreparedPaged& s = prepared_paged;
@@ -108,7 +109,8 @@ int an1_paged_prepare(const int32_t* cu_seqlens_q, const int32_t* kv_lens, int64
   paged::PagedProblem& p = s.problem;
   p.dtype = dtype == 0 ? an1::kernels::ElementType::kF16 : an1::kernels::ElementType::kBF16;
   p.batch = batch, p.total_q = cu_seqlens_q[batch], p.heads = heads, p.kv_heads = kv_heads;
-  p.head_dim = head_dim, p.page_size = page_size, p.max_pages_per_seq = max_pages_per_seq;
+  p.head_dim = head_dim, p.num_pages = num_pages, p.page_size = page_size;
+  p.max_pages_per_seq = max_pages_per_seq;
   p.causal = causal != 0, p.scale = scale;
   const cudaDeviceProp* props = nullptr;
   if (!attention::CurrentDeviceProperties(&props).ok()) {

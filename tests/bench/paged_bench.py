@@ -35,7 +35,7 @@ H, HKV, D, PAGE = 32, 8, 128, 16
 
 def bind_paged(lib):
     lib.an1_paged_prepare.restype = ctypes.c_int
-    lib.an1_paged_prepare.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 6 + [
+    lib.an1_paged_prepare.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int64] * 7 + [
         ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_char_p]
     lib.an1_paged_run.restype = ctypes.c_int
     lib.an1_paged_run.argtypes = [ctypes.c_void_p] * 8
@@ -104,7 +104,7 @@ def main():
         cu_host = (ctypes.c_int32 * len(cu))(*cu)
         kv_host = (ctypes.c_int32 * len(kv_lens))(*kv_lens)
         label = ctypes.create_string_buffer(64)
-        if lib.an1_paged_prepare(cu_host, kv_host, len(kv_lens), H, HKV, D, PAGE,
+        if lib.an1_paged_prepare(cu_host, kv_host, len(kv_lens), H, HKV, D, k_cache.shape[0], PAGE,
                                  page_table.shape[1], 0, 1, ctypes.c_float(scale), label) != 0:
             sys.exit("an1_paged_prepare failed")
         cu_dev = torch.tensor(cu, dtype=torch.int32, device="cuda")

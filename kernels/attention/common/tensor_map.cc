@@ -25,26 +25,27 @@ PFN_cuTensorMapEncodeTiled_v12000 EncodeFunction() {
 
 }  // namespace
 
-KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dtype,
-                            const void* base, int64_t head_dim, int64_t rows, int64_t matrices,
-                            uint32_t box_rows) {
+KernelStatus EncodeTiles3d(const char* kernel, CUtensorMap* map, ElementType dtype,
+                           const void* base, const int64_t (&dims)[3],
+                           const int64_t (&stride_bytes)[2], const uint32_t (&box)[3]) {
   PFN_cuTensorMapEncodeTiled_v12000 encode = EncodeFunction();
   if (encode == nullptr) {
     return KernelStatus::Error(KernelStatus::Kind::kInternal,
                                std::string("attention ") + kernel +
                                    ": the driver has no cuTensorMapEncodeTiled");
   }
-  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(rows),
-                              static_cast<cuuint64_t>(matrices)};
-  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(head_dim * 2),
-                                 static_cast<cuuint64_t>(rows * head_dim * 2)};
-  const cuuint32_t box[3] = {kTmaBoxColumns, box_rows, 1};
+  const cuuint64_t global_dims[3] = {static_cast<cuuint64_t>(dims[0]),
+                                     static_cast<cuuint64_t>(dims[1]),
+                                     static_cast<cuuint64_t>(dims[2])};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(stride_bytes[0]),
+                                 static_cast<cuuint64_t>(stride_bytes[1])};
+  const cuuint32_t box_dims[3] = {box[0], box[1], box[2]};
   const cuuint32_t element_strides[3] = {1, 1, 1};
   const CUresult r =
       encode(map,
              dtype == ElementType::kBF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                                          : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-             3, const_cast<void*>(base), dims, strides, box, element_strides,
+             3, const_cast<void*>(base), global_dims, strides, box_dims, element_strides,
              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
@@ -54,6 +55,13 @@ KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dt
                                    std::to_string(static_cast<int>(r)) + ")");
   }
   return KernelStatus::Ok();
+}
+
+KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dtype,
+                            const void* base, int64_t head_dim, int64_t rows, int64_t matrices,
+                            uint32_t box_rows) {
+  return EncodeTiles3d(kernel, map, dtype, base, {head_dim, rows, matrices},
+                       {head_dim * 2, rows * head_dim * 2}, {kTmaBoxColumns, box_rows, 1});
 }
 
 }  // namespace an1::kernels::attention

@@ -25,4 +25,12 @@ KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dt
                             const void* base, int64_t head_dim, int64_t rows, int64_t matrices,
                             uint32_t box_rows);
 
+// The general form: a 3-D tensor of 16-bit elements with `dims` (innermost first, dims[0]
+// contiguous), byte strides of dims 1 and 2 (multiples of 16), boxes of `box` elements (box[0] =
+// kTmaBoxColumns), the 128-byte swizzle. EncodeRowTiles is this with dims (head_dim, rows,
+// matrices). Same errors.
+KernelStatus EncodeTiles3d(const char* kernel, CUtensorMap* map, ElementType dtype,
+                           const void* base, const int64_t (&dims)[3],
+                           const int64_t (&stride_bytes)[2], const uint32_t (&box)[3]);
+
 }  // namespace an1::kernels::attention

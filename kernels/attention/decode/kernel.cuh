@@ -34,9 +34,10 @@
 namespace an1::kernels::attention::decode {
 
 // kPaged: the block's rows and keys come from a ragged batch over a paged cache (args.paged)
-// instead of dense (B, H, S, D) tensors; K/V rows are then gathered through the page table by
-// cp.async, with sliding windows and softcap besides.
-template <typename T, int kDim, bool kPaged>
+// instead of dense (B, H, S, D) tensors, with sliding windows and softcap besides; K/V rows are
+// gathered through the page table by TMA, a box per page (or per 64 slots of one), with
+// kPagedTma (pages of 16 slots or more), else by cp.async, a row at a time.
+template <typename T, int kDim, bool kPaged, bool kPagedTma = false>
 __global__ void __launch_bounds__(Tiles::kThreads)
     DecodeKernel(const __grid_constant__ KernelArgs args) {
   constexpr int kM = Tiles::kRows, kN = Tiles::kBlockN, kStride = kDim + Tiles::kPad;
@@ -44,7 +45,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   constexpr int kDTiles = kDim / 8;   // n8 tiles of the output
   constexpr int kKSteps = kDim / 16;  // k16 steps of Q K^T
   constexpr uint32_t kBytes = sizeof(T);
-  constexpr bool kTma = Tiles::kTma && !kPaged;
+  constexpr bool kTma = kPaged ? kPagedTma : Tiles::kTma;
   // TMA tiles: a K or V tile is kDim / 64 boxes of kN rows x 128 bytes, swizzled.
   constexpr uint32_t kTileBytes = TmaTileBytes(kDim, kBytes);
   constexpr uint32_t kBoxBytes = kN * 128;
@@ -145,7 +146,30 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   // (Measured on an H200: one copy-engine bulk copy per K/V row, issued by one warp, ran at half
   // the cp.async speed; deeper rings and 128-key tiles did not beat three 64-key stages.)
   auto load_tile = [&](int stage, int tile) {
-    if constexpr (kTma) {
+    if constexpr (kTma && kPaged) {
+      // Boxes of `box_rows` slots of one page (the map's box: min(page_size, kN) slots of this
+      // KV head), only those holding keys below kv_len: page-table entries past a sequence's
+      // last page are never read. The rows of the tile at or past kv_len are zeroed after the
+      // wait (the slots there may hold anything, NaN included).
+      const int box_rows = min(1 << pa.page_shift, kN);
+      const int32_t* pages = pa.page_table + b * pa.max_pages_per_seq;
+      const int slot_mask = (1 << pa.page_shift) - 1;
+      const int j0 = tile * kN;
+      const int boxes = min(kN, kv_len - j0 + box_rows - 1) / box_rows;  // those with keys
+      ArriveExpectBytes(&full[stage], boxes * box_rows * 128 * kHalves * 2);
+      for (int x = 0; x < boxes; ++x) {
+        const int j = j0 + x * box_rows;
+        const int slot = (pages[j >> pa.page_shift] << pa.page_shift) + (j & slot_mask);
+#pragma unroll
+        for (int half = 0; half < kHalves; ++half) {
+          const int at = (half * kBoxBytes + x * box_rows * 128) / kBytes;
+          TmaLoad3d(kv(stage, 0) + at, &args.k_map, &full[stage], half * 64, static_cast<int>(kvh),
+                    slot);
+          TmaLoad3d(kv(stage, 1) + at, &args.v_map, &full[stage], half * 64, static_cast<int>(kvh),
+                    slot);
+        }
+      }
+    } else if constexpr (kTma) {
       ArriveExpectBytes(&full[stage], 2 * kTileBytes);
 #pragma unroll
       for (int box = 0; box < kHalves; ++box) {
@@ -255,6 +279,19 @@ __global__ void __launch_bounds__(Tiles::kThreads)
     const int next = tile + kStages - 1;
     if constexpr (kTma) {
       Wait(&full[stage], ((tile - tile_begin) / kStages) & 1);
+      if (kPaged && tile * kN + kN > kv_len) {
+        // The last tile's V rows at or past kv_len: zeros (their P is 0, but 0 x NaN is NaN).
+        // K there is masked. Generic writes, ordered before the next TMA into this stage.
+        unsigned char* v_tile = reinterpret_cast<unsigned char*>(kv(stage, 1));
+        for (int c = threadIdx.x; c < kN * kHalves * 8; c += Tiles::kThreads) {
+          const int half = c / (kN * 8), row = (c / 8) % kN;
+          if (tile * kN + row >= kv_len) {
+            *reinterpret_cast<uint4*>(v_tile + half * kBoxBytes + row * 128 + (c % 8) * 16) =
+                make_uint4(0, 0, 0, 0);
+          }
+        }
+        FenceAsyncShared();
+      }
       __syncthreads();  // everyone is done with the previous tile: its stage is refilled
       if (threadIdx.x == 0 && next < tile_end) load_tile((next - tile_begin) % kStages, next);
     } else {
@@ -542,15 +579,21 @@ KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspac
 template <typename T, int kDim>
 KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append,
                          cudaStream_t stream) {
-  constexpr int kSmem = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/false);
-  constexpr auto kernel = DecodeKernel<T, kDim, true>;
+  constexpr int kSmemGather = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/false);
+  constexpr int kSmemTma = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/true);
+  constexpr auto gather = DecodeKernel<T, kDim, true, false>;
+  constexpr auto tma = DecodeKernel<T, kDim, true, true>;
+  const bool by_tma = PagedByTma(args.paged.page_shift);
   if (blocks > 0x7fffffff) {
     return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
                                "paged attention: at most 2^31 blocks per call");
   }
-  static DeviceSetUp set_up;
+  static DeviceSetUp set_up_gather, set_up_tma;
   int sms = 0;
-  if (KernelStatus s = SetUpOnce(kernel, kSmem, "paged attention", set_up, &sms); !s.ok()) {
+  if (KernelStatus s = by_tma ? SetUpOnce(tma, kSmemTma, "paged attention", set_up_tma, &sms)
+                              : SetUpOnce(gather, kSmemGather, "paged attention", set_up_gather,
+                                          &sms);
+      !s.ok()) {
     return s;
   }
   if (append && args.paged.total_q > 0) {
@@ -562,7 +605,11 @@ KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append,
     }
   }
   if (blocks == 0) return KernelStatus::Ok();
-  kernel<<<static_cast<unsigned>(blocks), Tiles::kThreads, kSmem, stream>>>(args);
+  if (by_tma) {
+    tma<<<static_cast<unsigned>(blocks), Tiles::kThreads, kSmemTma, stream>>>(args);
+  } else {
+    gather<<<static_cast<unsigned>(blocks), Tiles::kThreads, kSmemGather, stream>>>(args);
+  }
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
     return FromCuda(e, "paged attention launch");
   }

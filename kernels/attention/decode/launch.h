@@ -16,6 +16,10 @@
 
 namespace an1::kernels::attention::decode {
 
+// Whether the paged kernel loads K/V by TMA (a box per page, or per kBlockN slots of a larger
+// one) for pages of 2^page_shift slots: from 16 slots up; smaller pages are gathered row by row.
+constexpr bool PagedByTma(int page_shift) { return page_shift >= 4; }
+
 // The paged source of the decode kernel (paged.h): a ragged batch over a paged KV cache. All
 // device pointers; the index tensors were checked on the host (every entry in range).
 struct PagedArgs {
@@ -44,7 +48,8 @@ struct PagedArgs {
 // params.q_len / kv_len unused.
 struct KernelArgs {
   // With Tiles::kTma, TMA maps of k and v (common/tensor_map.h), boxes of 64 columns x kBlockN
-  // keys. Tensor maps must sit in parameter space, 64-byte aligned: the kernel takes KernelArgs
+  // keys; paged by TMA, maps of the caches as (head_dim, kv_heads, slots), boxes of 64 columns x
+  // 1 head x min(page_size, kBlockN) slots. Tensor maps must sit in parameter space, 64-byte aligned: the kernel takes KernelArgs
   // by value as a __grid_constant__.
   CUtensorMap k_map;
   CUtensorMap v_map;

@@ -4,7 +4,9 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
+#include "kernels/attention/common/tensor_map.h"
 #include "kernels/attention/decode/launch.h"
 
 namespace an1::kernels::attention::decode {
@@ -15,8 +17,9 @@ constexpr int64_t kCompiledHeadDims[] = {64, 128};
 bool Aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 // Blocks of the paged kernel an SM holds at once, from its shared memory.
-int PagedBlocksPerSm(const cudaDeviceProp& device, int64_t head_dim) {
-  const int smem = SharedMemoryBytes(static_cast<int>(head_dim), 2, /*tma=*/false) + 1024;
+int PagedBlocksPerSm(const cudaDeviceProp& device, const PagedProblem& p) {
+  const bool tma = PagedByTma(std::countr_zero(static_cast<uint64_t>(p.page_size)));
+  const int smem = SharedMemoryBytes(static_cast<int>(p.head_dim), 2, tma) + 1024;
   return std::clamp(static_cast<int>(device.sharedMemPerMultiprocessor / smem), 1,
                     Tiles::kMaxBlocksPerSm);
 }
@@ -55,7 +58,7 @@ PagedPlan PlanPaged(const cudaDeviceProp& device, const PagedProblem& p,
   // The dense rule (tiles.h, ChooseSplit) on the batch's blocks and its longest sequence; each
   // sequence then has as many splits of tiles_per_split tiles as its own length needs.
   const Split split = ChooseSplit(std::max<int64_t>(units, 1), 1, 1, max_kv_len,
-                                  device.multiProcessorCount, PagedBlocksPerSm(device, p.head_dim));
+                                  device.multiProcessorCount, PagedBlocksPerSm(device, p));
   plan.tiles_per_split = split.tiles_per_split;
   std::vector<int32_t>& m = plan.metadata;
   for (std::size_t b = 0; b < sequences.size(); ++b) {
@@ -136,6 +139,17 @@ KernelStatus RunPaged(const PagedProblem& p, const PagedPlan& plan, const PagedB
   pa.softcap = p.softcap;
   pa.softcap_scale = p.softcap > 0 ? std::abs(p.scale) / p.softcap : 0.0f;
   pa.max_splits = plan.max_splits;
+  if (PagedByTma(pa.page_shift)) {  // the caches as (head_dim, kv_heads, slots)
+    const int64_t slots = p.num_pages * p.page_size;
+    const uint32_t box_rows = static_cast<uint32_t>(std::min<int64_t>(p.page_size, Tiles::kBlockN));
+    for (auto [map, base] : {std::pair{&args.k_map, static_cast<const void*>(buf.k_cache)},
+                             std::pair{&args.v_map, static_cast<const void*>(buf.v_cache)}}) {
+      KernelStatus s = EncodeTiles3d("paged", map, p.dtype, base, {p.head_dim, p.kv_heads, slots},
+                                     {p.head_dim * 2, p.kv_heads * p.head_dim * 2},
+                                     {kTmaBoxColumns, 1, box_rows});
+      if (!s.ok()) return s;
+    }
+  }
   if (plan.max_splits > 1) {
     const int64_t rows = p.total_q * p.heads;
     const int64_t stats = PartialStatsFloats(rows, plan.max_splits);

@@ -33,6 +33,7 @@ struct PagedProblem {
   int64_t heads = 0;
   int64_t kv_heads = 0;  // heads % kv_heads == 0
   int64_t head_dim = 0;
+  int64_t num_pages = 0;
   int64_t page_size = 1;  // a power of two
   int64_t max_pages_per_seq = 0;
   bool causal = true;
