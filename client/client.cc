@@ -55,7 +55,16 @@ Client::Client(const ClientOptions& options) : options_(options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
-  channel_ = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls->root_certs;
+    ssl.pem_cert_chain = options.tls->cert_chain;
+    ssl.pem_private_key = options.tls->private_key;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls->server_name.empty()) args.SetSslTargetNameOverride(options.tls->server_name);
+  }
+  channel_ = grpc::CreateCustomChannel(options.target, credentials, args);
   stub_ = v1::An1::NewStub(channel_);
   health_ = grpc::health::v1::Health::NewStub(channel_);
 }

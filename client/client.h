@@ -28,6 +28,15 @@ struct HostTensor {
   std::optional<v1::RegionRef> region;
 };
 
+// TLS to an1d (its --tls-cert): PEM contents, not paths.
+struct ClientTls {
+  std::string root_certs;   // CA bundle the server's certificate must chain to; empty: the
+                            // system's roots
+  std::string cert_chain;   // this client's certificate, for a server that requires mTLS
+  std::string private_key;  // its key
+  std::string server_name;  // expected name in the server's certificate; empty: from the target
+};
+
 struct ClientOptions {
   std::string target = "localhost:50051";  // host:port of an1d
   // Largest message sent or received; must cover the tensors (the server has its own limit).
@@ -36,6 +45,7 @@ struct ClientOptions {
   std::chrono::milliseconds timeout{0};
   // Sent as `an1-client-id` metadata: shared memory regions belong to this id.
   std::string client_id;
+  std::optional<ClientTls> tls;  // none: plaintext
 };
 
 struct AttentionArgs {

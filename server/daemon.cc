@@ -90,6 +90,11 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   app.add_option("--metrics-listen", options.metrics_listen,
                  "Prometheus /metrics address host:port; empty disables")
       ->capture_default_str();
+  app.add_option("--tls-cert", options.tls.cert_file,
+                 "PEM certificate chain: serve gRPC over TLS (with --tls-key)");
+  app.add_option("--tls-key", options.tls.key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", options.tls.client_ca_file,
+                 "PEM CA bundle: mutual TLS, every client must present a certificate it signed");
   app.add_option("--backend", backend,
                  "Policy for requests that ask for auto: auto|an1|baseline [env AN1_BACKEND]")
       ->capture_default_str();
@@ -250,6 +255,13 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
         spdlog::warn("--backend an1 but an1 is unavailable: requests asking for auto will fail");
       }
     }
+  }
+  if (!options.tls.enabled()) {
+    spdlog::warn("gRPC is plaintext (no --tls-cert): use TLS on any network others can reach");
+  } else {
+    spdlog::info("gRPC over TLS{}", options.tls.client_ca_file.empty()
+                                       ? ""
+                                       : ", client certificates required (mutual TLS)");
   }
   spdlog::info("serving gRPC on port {} (from {}), default backend policy {}", (*server)->port(),
                options.listen, backend);

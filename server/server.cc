@@ -15,6 +15,9 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   if (options.max_message_bytes < 1024) {
     return InvalidArgumentError("max_message_bytes must be at least 1024");
   }
+  StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<An1Server> server(new An1Server());
   StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(options.engine);
   if (!engine.ok()) return engine.status();
@@ -38,7 +41,7 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   });
   server->health_ = std::make_unique<HealthService>();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.listen, *credentials, &server->port_);
   // Refuse to share the port with another process (gRPC sets SO_REUSEPORT by default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const ConnectionOptions& c = options.connections;

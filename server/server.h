@@ -17,6 +17,7 @@
 #include "server/metrics.h"
 #include "server/service.h"
 #include "server/shared_memory.h"
+#include "server/tls.h"
 
 namespace an1::server {
 
@@ -46,6 +47,7 @@ struct ServerOptions {
   EngineOptions engine;
   SharedMemoryOptions shared_memory;
   ConnectionOptions connections;
+  TlsOptions tls;  // TLS / mTLS on the gRPC port (tls.h); none: plaintext
 };
 
 class An1Server {

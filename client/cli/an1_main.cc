@@ -11,11 +11,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "client/cli/bench.h"
 #include "client/cli/cli_common.h"
@@ -170,8 +174,8 @@ int Run(int argc, char** argv) {
   // the last one wins.
   app.fallthrough();
   app.footer(
-      "Global options --server, --timeout and --max-message-bytes go before or after the "
-      "subcommand; given more than once, the last wins.");
+      "Global options --server, --timeout, --max-message-bytes and --tls-* go before or after "
+      "the subcommand; given more than once, the last wins.");
   app.add_option("--server", options.target, "an1d address host:port [env AN1_SERVER]")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->capture_default_str();
@@ -182,6 +186,16 @@ int Run(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::Range(1024, 2147483647))
       ->capture_default_str();
+
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  for (auto [flag, into, help] :
+       {std::tuple{"--tls-ca", &tls_ca, "PEM CA bundle: connect over TLS, trusting this CA"},
+        {"--tls-cert", &tls_cert, "PEM client certificate, for a server requiring mutual TLS"},
+        {"--tls-key", &tls_key, "PEM private key of --tls-cert"},
+        {"--tls-server-name", &tls_server_name,
+         "Name the server's certificate must carry (default: the host of --server)"}}) {
+    app.add_option(flag, *into, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  }
 
   app.add_subcommand("health", "Check the server's health (exit 0 when SERVING)");
   app.add_subcommand("info", "Print the server's version, devices, backends, license, limits");
@@ -290,6 +304,26 @@ int Run(int argc, char** argv) {
   }
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
   options.client_id = "an1-cli-" + std::to_string(getpid());
+  if (!tls_ca.empty() || !tls_cert.empty() || !tls_key.empty() || !tls_server_name.empty()) {
+    if (tls_cert.empty() != tls_key.empty()) {
+      return UsageError("--tls-cert and --tls-key go together");
+    }
+    an1::client::ClientTls& tls = options.tls.emplace();
+    tls.server_name = tls_server_name;
+    for (auto [path, into] : {std::pair{&tls_ca, &tls.root_certs},
+                              std::pair{&tls_cert, &tls.cert_chain},
+                              std::pair{&tls_key, &tls.private_key}}) {
+      if (path->empty()) continue;
+      std::ifstream in(*path, std::ios::binary);
+      std::ostringstream text;
+      if (in) text << in.rdbuf();
+      if (!in || text.str().empty()) {
+        std::cerr << "error: cannot read " << *path << "\n";
+        return kExitError;
+      }
+      *into = text.str();
+    }
+  }
   Client client(options);
 
   if (app.got_subcommand("health")) {

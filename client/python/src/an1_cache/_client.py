@@ -60,20 +60,41 @@ class Client:
     timeout: seconds allowed per call (None: no deadline)
     client_id: the `an1-client-id` sent with every call; shared-memory regions belong to it
              (default: 32 random hex digits, unguessable, so no other client can touch them)
+    tls_ca: path of a PEM CA bundle: connect over TLS (an1d --tls-cert), trusting this CA
+    tls_cert, tls_key: paths of this client's PEM certificate and key, for mutual TLS
+             (an1d --tls-client-ca)
+    tls_server_name: the name the server's certificate must carry (default: the host)
 
     Thread-safe: threads may share a Client. Close it (or use `with Client(...) as c:`) to
     unregister its regions and close the channel.
     """
 
     def __init__(self, server=None, *, timeout=None, client_id=None,
-                 max_message_bytes=1 << 30):
+                 max_message_bytes=1 << 30, tls_ca=None, tls_cert=None, tls_key=None,
+                 tls_server_name=None):
         self.server = server or os.environ.get("AN1_SERVER") or DEFAULT_SERVER
         self.timeout = timeout
         self.client_id = client_id or "an1-py-" + secrets.token_hex(16)
         self._metadata = (("an1-client-id", self.client_id),)
-        self._channel = grpc.insecure_channel(self.server, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes)])
+        options = [("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.max_receive_message_length", max_message_bytes)]
+        if tls_ca or tls_cert or tls_key or tls_server_name:
+            if bool(tls_cert) != bool(tls_key):
+                raise ValueError("tls_cert and tls_key go together")
+
+            def read(path):
+                if not path:
+                    return None
+                with open(path, "rb") as f:
+                    return f.read()
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=read(tls_ca), private_key=read(tls_key),
+                certificate_chain=read(tls_cert))
+            if tls_server_name:
+                options.append(("grpc.ssl_target_name_override", tls_server_name))
+            self._channel = grpc.secure_channel(self.server, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(self.server, options=options)
         self._stub = pb_grpc.An1Stub(self._channel)
         self._lock = threading.Lock()
         self._shm = []  # live _SystemRegion, looked up by address
