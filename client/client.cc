@@ -74,6 +74,9 @@ void Client::Prepare(grpc::ClientContext* context) const {
     context->set_deadline(std::chrono::system_clock::now() + options_.timeout);
   }
   if (!options_.client_id.empty()) context->AddMetadata("an1-client-id", options_.client_id);
+  if (!options_.bearer_token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + options_.bearer_token);
+  }
 }
 
 grpc::Status Client::RegisterSystemSharedMemory(const std::string& name, const std::string& key,

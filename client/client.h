@@ -46,6 +46,9 @@ struct ClientOptions {
   // Sent as `an1-client-id` metadata: shared memory regions belong to this id.
   std::string client_id;
   std::optional<ClientTls> tls;  // none: plaintext
+  // Sent as `authorization: Bearer TOKEN` to a server with --auth-tokens; empty: none. Use it
+  // over TLS: the token travels with every call.
+  std::string bearer_token;
 };
 
 struct AttentionArgs {

@@ -25,6 +25,7 @@ enum class StatusCode {
   kInternal,
   kUnavailable,
   kUnauthenticated,
+  kPermissionDenied,
 };
 
 // Returns the canonical upper-case name, e.g. "INVALID_ARGUMENT".

@@ -30,6 +30,8 @@ grpc::Status ToGrpcStatus(const Status& status) {
       return {grpc::StatusCode::UNAVAILABLE, status.message()};
     case StatusCode::kUnauthenticated:
       return {grpc::StatusCode::UNAUTHENTICATED, status.message()};
+    case StatusCode::kPermissionDenied:
+      return {grpc::StatusCode::PERMISSION_DENIED, status.message()};
     case StatusCode::kInternal:
       break;
   }

@@ -8,13 +8,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
 
+#include "server/auth.h"
 #include "server/library_logs.h"
 #include "server/server.h"
 #include "server/version.h"
@@ -95,6 +98,12 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   app.add_option("--tls-key", options.tls.key_file, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", options.tls.client_ca_file,
                  "PEM CA bundle: mutual TLS, every client must present a certificate it signed");
+  app.add_option("--auth-tokens", options.auth_tokens_file,
+                 "Bearer tokens: lines of 'SHA256HEX PRINCIPAL SCOPE[,SCOPE...]' (infer, shm, "
+                 "admin); without it every caller may do everything");
+  bool hash_token = false;
+  app.add_flag("--hash-token", hash_token,
+               "Read a token on standard input, print the SHA-256 a token file holds for it, exit");
   app.add_option("--backend", backend,
                  "Policy for requests that ask for auto: auto|an1|baseline [env AN1_BACKEND]")
       ->capture_default_str();
@@ -200,6 +209,16 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   app.add_option("--ready-file", ready_file,
                  "Once serving, write 'grpc_port=N' and 'metrics_port=M' lines to this file");
   CLI11_PARSE(app, argc, argv);
+  if (hash_token) {
+    std::string token;
+    std::getline(std::cin, token);
+    if (token.empty()) {
+      std::fprintf(stderr, "an1d: --hash-token reads a token on standard input\n");
+      return 2;
+    }
+    std::printf("%s\n", TokenHash(token).c_str());
+    return 0;
+  }
 
   auto logger = spdlog::stderr_color_mt("an1d");
   spdlog::set_default_logger(logger);
@@ -255,6 +274,9 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
         spdlog::warn("--backend an1 but an1 is unavailable: requests asking for auto will fail");
       }
     }
+  }
+  if (options.auth_tokens_file.empty()) {
+    spdlog::warn("no authentication configured (--auth-tokens): every caller may run every RPC");
   }
   if (!options.tls.enabled()) {
     spdlog::warn("gRPC is plaintext (no --tls-cert): use TLS on any network others can reach");

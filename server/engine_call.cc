@@ -67,7 +67,12 @@ StatusOr<std::string> ClientId(const std::multimap<grpc::string_ref, grpc::strin
 
 EngineCall::EngineCall(grpc::CallbackServerContext* context, const CallEnvironment& env,
                        const char* rpc)
-    : env_(env), rpc_(rpc), client_(ClientId(context->client_metadata())), started_(Clock::now()) {
+    : env_(env),
+      rpc_(rpc),
+      caller_(Authorize(env.auth, *context, Scope::kInfer)),
+      client_(caller_.ok() ? RegionOwner(*caller_, context->client_metadata())
+                           : StatusOr<std::string>(caller_.status())),
+      started_(Clock::now()) {
   control_.deadline = SteadyDeadline(context->deadline());
   control_.cancelled = std::make_shared<std::atomic<bool>>(false);
   env_.metrics->in_flight().Increment();

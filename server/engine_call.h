@@ -19,6 +19,7 @@
 
 #include "an1/v1/an1.grpc.pb.h"
 #include "engine/engine.h"
+#include "server/auth.h"
 #include "server/metrics.h"
 #include "server/shared_memory.h"
 
@@ -31,6 +32,7 @@ struct CallEnvironment {
   RegionRegistry* regions = nullptr;
   uint64_t max_message_bytes = 0;
   uint64_t max_tensor_bytes = 0;
+  const Authenticator* auth = nullptr;  // null: no authentication (auth.h)
 };
 
 // The longest `an1-client-id` accepted, in bytes: a longer one is refused, never shortened.
@@ -51,6 +53,9 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   // The caller left or its deadline passed: a request still queued leaves the queue at once.
   void OnCancel() override { env_.engine->Withdraw(control_); }
   void OnDone() override { delete this; }
+
+  // OK when the caller may run inference (auth.h): every handler checks it first.
+  Status Authorized() const { return caller_.status(); }
 
   // A request tensor as a view: inline bytes stay in the request; a region's bytes are read into
   // a buffer this call owns. Errors as in ToTensorView and Region::Read, NOT_FOUND for an unknown
@@ -99,6 +104,7 @@ class EngineCall final : public grpc::ServerUnaryReactor {
 
   CallEnvironment env_;
   const char* rpc_;
+  StatusOr<Caller> caller_;       // the call's authorization (infer scope)
   StatusOr<std::string> client_;  // checked only when a region is used: inline calls need no id
   std::chrono::steady_clock::time_point started_;
   RequestControl control_;

@@ -10,6 +10,7 @@ grpc::ServerUnaryReactor* An1Service::PagedAttention(grpc::CallbackServerContext
                                                      const v1::PagedAttentionRequest* request,
                                                      v1::PagedAttentionResponse* response) {
   auto* call = new EngineCall(context, env_, "PagedAttention");
+  if (Status allowed = call->Authorized(); !allowed.ok()) return call->Reject(allowed), call;
   PagedAttentionInputs inputs;
   for (const auto& [name, present, tensor, into] :
        {std::tuple{"q", request->has_q(), &request->q(), &inputs.q},

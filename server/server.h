@@ -39,8 +39,10 @@ struct ConnectionOptions {
 };
 
 struct ServerOptions {
-  std::string listen = "0.0.0.0:50051";         // gRPC address; port 0 picks a free port
-  std::string metrics_listen = "0.0.0.0:9464";  // Prometheus /metrics; empty disables it
+  // Loopback by default: only this host's clients, until a deployment says otherwise (the image
+  // and the manifests pass 0.0.0.0; docs/security.md).
+  std::string listen = "127.0.0.1:50051";         // gRPC address; port 0 picks a free port
+  std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; empty disables it
   // Largest request or response message. 1 GiB carries an inline fp16 attention at B=8, H=32,
   // S=2048, D=128 (384 MiB of q, k and v); gRPC caps it at 2 GiB - 1.
   int max_message_bytes = 1 << 30;
@@ -48,6 +50,7 @@ struct ServerOptions {
   SharedMemoryOptions shared_memory;
   ConnectionOptions connections;
   TlsOptions tls;  // TLS / mTLS on the gRPC port (tls.h); none: plaintext
+  std::string auth_tokens_file;  // bearer tokens (auth.h); empty: no authentication
 };
 
 class An1Server {
@@ -72,6 +75,7 @@ class An1Server {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<RegionRegistry> regions_;
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<An1Service> service_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> grpc_server_;

@@ -9,10 +9,17 @@ namespace an1::server {
 
 using Clock = std::chrono::steady_clock;
 
+StatusOr<std::string> An1Service::ShmOwner(const grpc::CallbackServerContext& context) const {
+  const StatusOr<Caller> caller = Authorize(env_.auth, context, Scope::kShm);
+  if (!caller.ok()) return caller.status();
+  return RegionOwner(*caller, context.client_metadata());
+}
+
 grpc::ServerUnaryReactor* An1Service::Attention(grpc::CallbackServerContext* context,
                                                 const v1::AttentionRequest* request,
                                                 v1::AttentionResponse* response) {
   auto* call = new EngineCall(context, env_, "Attention");
+  if (Status allowed = call->Authorized(); !allowed.ok()) return call->Reject(allowed), call;
   StatusOr<TensorView> q = call->Input("q", request->has_q(), request->q());
   if (!q.ok()) return call->Reject(q.status()), call;
   StatusOr<TensorView> k = call->Input("k", request->has_k(), request->k());
@@ -46,6 +53,7 @@ grpc::ServerUnaryReactor* An1Service::Matmul(grpc::CallbackServerContext* contex
                                              const v1::MatmulRequest* request,
                                              v1::MatmulResponse* response) {
   auto* call = new EngineCall(context, env_, "Matmul");
+  if (Status allowed = call->Authorized(); !allowed.ok()) return call->Reject(allowed), call;
   StatusOr<TensorView> a = call->Input("a", request->has_a(), request->a());
   if (!a.ok()) return call->Reject(a.status()), call;
   StatusOr<TensorView> b = call->Input("b", request->has_b(), request->b());
@@ -76,8 +84,14 @@ grpc::ServerUnaryReactor* An1Service::GetServerInfo(grpc::CallbackServerContext*
                                                     const v1::GetServerInfoRequest* /*request*/,
                                                     v1::GetServerInfoResponse* response) {
   const auto started = Clock::now();
+  const StatusOr<Caller> caller = Authorize(env_.auth, *context, Scope::kInfer);
+  if (!caller.ok()) return FinishNow(context, "GetServerInfo", started, caller.status());
   FillServerInfo(env_.engine->Info(), env_.engine->ReadGpuEnergy(), env_.max_message_bytes,
                  response);
+  if (!caller->admin) {  // who holds the license is for administrators
+    response->mutable_license()->clear_licensee();
+    response->mutable_license()->clear_license_id();
+  }
   return FinishNow(context, "GetServerInfo", started, OkStatus());
 }
 
@@ -85,7 +99,7 @@ grpc::ServerUnaryReactor* An1Service::RegisterSystemSharedMemory(
     grpc::CallbackServerContext* context, const v1::RegisterSystemSharedMemoryRequest* request,
     v1::RegisterSharedMemoryResponse* /*response*/) {
   const auto started = Clock::now();
-  const StatusOr<std::string> client = ClientId(context->client_metadata());
+  const StatusOr<std::string> client = ShmOwner(*context);
   return FinishNow(context, "RegisterSystemSharedMemory", started,
                    !client.ok()
                        ? client.status()
@@ -97,7 +111,7 @@ grpc::ServerUnaryReactor* An1Service::RegisterCudaSharedMemory(
     grpc::CallbackServerContext* context, const v1::RegisterCudaSharedMemoryRequest* request,
     v1::RegisterSharedMemoryResponse* /*response*/) {
   const auto started = Clock::now();
-  const StatusOr<std::string> client = ClientId(context->client_metadata());
+  const StatusOr<std::string> client = ShmOwner(*context);
   return FinishNow(context, "RegisterCudaSharedMemory", started,
                    !client.ok()
                        ? client.status()
@@ -109,7 +123,7 @@ grpc::ServerUnaryReactor* An1Service::UnregisterSharedMemory(
     grpc::CallbackServerContext* context, const v1::UnregisterSharedMemoryRequest* request,
     v1::UnregisterSharedMemoryResponse* response) {
   const auto started = Clock::now();
-  const StatusOr<std::string> client = ClientId(context->client_metadata());
+  const StatusOr<std::string> client = ShmOwner(*context);
   Status status = client.status();
   if (status.ok() && request->all()) {
     response->set_unregistered(env_.regions->UnregisterAll(*client));
@@ -124,7 +138,7 @@ grpc::ServerUnaryReactor* An1Service::ListSharedMemory(grpc::CallbackServerConte
                                                        const v1::ListSharedMemoryRequest* /*req*/,
                                                        v1::ListSharedMemoryResponse* response) {
   const auto started = Clock::now();
-  const StatusOr<std::string> client = ClientId(context->client_metadata());
+  const StatusOr<std::string> client = ShmOwner(*context);
   if (!client.ok()) return FinishNow(context, "ListSharedMemory", started, client.status());
   for (const RegionInfo& info : env_.regions->List(*client)) {
     v1::SharedMemoryRegion* region = response->add_regions();

@@ -42,6 +42,8 @@ class An1Service final : public v1::An1::CallbackService {
 
  private:
   // Finishes a quick RPC (no engine work) with `status`, recording its metrics.
+  // The owner of the caller's regions for a shared memory RPC (shm scope; auth.h).
+  StatusOr<std::string> ShmOwner(const grpc::CallbackServerContext& context) const;
   grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context, const char* rpc,
                                       std::chrono::steady_clock::time_point started,
                                       const Status& status);

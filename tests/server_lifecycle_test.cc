@@ -243,7 +243,14 @@ TEST(ServerConnectionTest, OldConnectionsAreRecycledAndLargeMetadataRefused) {
   };
   ASSERT_TRUE(check("").ok());
   EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
-  std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // age 1 s (+10%) + grace 1 s
+  // Age 1 s (+10% jitter) + grace 1 s; polled up to 15 s, since timers run late on a loaded
+  // machine (tests run in parallel).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  while (channel->GetState(false) == GRPC_CHANNEL_READY &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   EXPECT_NE(channel->GetState(false), GRPC_CHANNEL_READY) << "the connection outlived its age";
   EXPECT_TRUE(check("").ok());  // a new connection serves
   EXPECT_FALSE(check(std::string(6000, 'x')).ok());

@@ -187,11 +187,13 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(1024, 2147483647))
       ->capture_default_str();
 
-  std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  std::string tls_ca, tls_cert, tls_key, tls_server_name, token_file;
   for (auto [flag, into, help] :
        {std::tuple{"--tls-ca", &tls_ca, "PEM CA bundle: connect over TLS, trusting this CA"},
         {"--tls-cert", &tls_cert, "PEM client certificate, for a server requiring mutual TLS"},
         {"--tls-key", &tls_key, "PEM private key of --tls-cert"},
+        {"--token-file", &token_file,
+         "File holding a bearer token for a server with --auth-tokens [env AN1_TOKEN: the token]"},
         {"--tls-server-name", &tls_server_name,
          "Name the server's certificate must carry (default: the host of --server)"}}) {
     app.add_option(flag, *into, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -322,6 +324,14 @@ int Run(int argc, char** argv) {
         return kExitError;
       }
       *into = text.str();
+    }
+  }
+  if (const char* token = std::getenv("AN1_TOKEN"); token != nullptr) options.bearer_token = token;
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!std::getline(in, options.bearer_token) || options.bearer_token.empty()) {
+      std::cerr << "error: cannot read a token from " << token_file << "\n";
+      return kExitError;
     }
   }
   Client client(options);

@@ -64,6 +64,7 @@ class Client:
     tls_cert, tls_key: paths of this client's PEM certificate and key, for mutual TLS
              (an1d --tls-client-ca)
     tls_server_name: the name the server's certificate must carry (default: the host)
+    token: bearer token for a server with --auth-tokens (default: env AN1_TOKEN); use TLS
 
     Thread-safe: threads may share a Client. Close it (or use `with Client(...) as c:`) to
     unregister its regions and close the channel.
@@ -71,11 +72,14 @@ class Client:
 
     def __init__(self, server=None, *, timeout=None, client_id=None,
                  max_message_bytes=1 << 30, tls_ca=None, tls_cert=None, tls_key=None,
-                 tls_server_name=None):
+                 tls_server_name=None, token=None):
         self.server = server or os.environ.get("AN1_SERVER") or DEFAULT_SERVER
         self.timeout = timeout
         self.client_id = client_id or "an1-py-" + secrets.token_hex(16)
         self._metadata = (("an1-client-id", self.client_id),)
+        token = token or os.environ.get("AN1_TOKEN")
+        if token:
+            self._metadata += (("authorization", "Bearer " + token),)
         options = [("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.max_receive_message_length", max_message_bytes)]
         if tls_ca or tls_cert or tls_key or tls_server_name:

@@ -1,0 +1,56 @@
+// Bearer-token authentication and scopes (docs/security.md). A token file maps the SHA-256 of
+// each token (never the token) to a principal and its scopes; a call carries
+// `authorization: Bearer TOKEN` metadata. Without a token file every caller is anonymous with
+// every scope, and shared memory regions belong to the caller's `an1-client-id`; with one,
+// UNAUTHENTICATED without a valid token, PERMISSION_DENIED without the scope, and regions belong
+// to the principal. Health (grpc.health.v1) stays open.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "engine/status.h"
+
+namespace an1::server {
+
+enum class Scope { kInfer, kShm, kAdmin };
+
+struct Caller {
+  std::string principal;  // empty: no authentication configured
+  bool infer = true;      // Attention, Matmul, PagedAttention, GetServerInfo
+  bool shm = true;        // shared memory registration, release, listing
+  bool admin = true;      // GetServerInfo's license details
+};
+
+class Authenticator {
+ public:
+  // Reads a token file: one line per token, `SHA256HEX PRINCIPAL SCOPE[,SCOPE...]` (scopes
+  // infer, shm, admin; '#' starts a comment line). INVALID_ARGUMENT naming the line otherwise.
+  static StatusOr<std::unique_ptr<Authenticator>> FromFile(const std::string& path);
+
+  // The caller of a call with `metadata`; UNAUTHENTICATED without a valid bearer token.
+  StatusOr<Caller> Authenticate(
+      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
+
+  std::size_t tokens() const { return by_hash_.size(); }
+
+ private:
+  std::map<std::string, Caller> by_hash_;  // lowercase hex SHA-256 of the token -> caller
+};
+
+// Lowercase hex SHA-256 of `token` (OpenSSL), as the token file holds it.
+std::string TokenHash(const std::string& token);
+
+// The caller of `context`'s call, required to hold `needed`: every scope without `auth`.
+StatusOr<Caller> Authorize(const Authenticator* auth, const grpc::CallbackServerContext& context,
+                           Scope needed);
+
+// The owner of the caller's shared memory regions: with authentication "principal:NAME", else
+// the call's `an1-client-id` (ClientId, engine_call.h).
+StatusOr<std::string> RegionOwner(const Caller& caller,
+                                  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+
+}  // namespace an1::server
