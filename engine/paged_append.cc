@@ -6,8 +6,8 @@
 
 namespace an1 {
 
-void AppendOnHost(const ValidatedPagedAttention& problem, const std::vector<PagedSequence>& sequences,
-            const PagedAttentionInputs& in) {
+void AppendOnHost(const ValidatedPagedAttention& problem,
+                  const std::vector<PagedSequence>& sequences, const PagedAttentionInputs& in) {
   const PagedAttentionDims& d = problem.dims;
   const std::size_t row_bytes = static_cast<std::size_t>(d.kv_heads * d.head_dim) *
                                 DTypeSize(problem.dtype);  // one slot: (Hkv, D)

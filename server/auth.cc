@@ -36,8 +36,9 @@ StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFile(const std::stri
       return InvalidArgumentError(where + ": want SHA256HEX PRINCIPAL SCOPE[,SCOPE...]");
     }
     if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      return InvalidArgumentError(where + ": the token's hash must be 64 lowercase hex digits "
-                                          "(an1d --hash-token prints it)");
+      return InvalidArgumentError(where +
+                                  ": the token's hash must be 64 lowercase hex digits "
+                                  "(an1d --hash-token prints it)");
     }
     Caller caller{principal, false, false, false};
     std::istringstream list(scopes);
@@ -49,15 +50,15 @@ StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFile(const std::stri
       } else if (scope == "admin") {
         caller.admin = true;
       } else {
-        return InvalidArgumentError(where + ": unknown scope '" + scope +
-                                    "' (infer, shm, admin)");
+        return InvalidArgumentError(where + ": unknown scope '" + scope + "' (infer, shm, admin)");
       }
     }
     if (!auth->by_hash_.emplace(hash, caller).second) {
       return InvalidArgumentError(where + ": the same token twice");
     }
   }
-  if (auth->by_hash_.empty()) return InvalidArgumentError("the token file " + path + " has no token");
+  if (auth->by_hash_.empty())
+    return InvalidArgumentError("the token file " + path + " has no token");
   return auth;
 }
 

@@ -50,7 +50,7 @@ StatusOr<Caller> Authorize(const Authenticator* auth, const grpc::CallbackServer
 
 // The owner of the caller's shared memory regions: with authentication "principal:NAME", else
 // the call's `an1-client-id` (ClientId, engine_call.h).
-StatusOr<std::string> RegionOwner(const Caller& caller,
-                                  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+StatusOr<std::string> RegionOwner(
+    const Caller& caller, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
 
 }  // namespace an1::server

@@ -282,8 +282,8 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
     spdlog::warn("gRPC is plaintext (no --tls-cert): use TLS on any network others can reach");
   } else {
     spdlog::info("gRPC over TLS{}", options.tls.client_ca_file.empty()
-                                       ? ""
-                                       : ", client certificates required (mutual TLS)");
+                                        ? ""
+                                        : ", client certificates required (mutual TLS)");
   }
   spdlog::info("serving gRPC on port {} (from {}), default backend policy {}", (*server)->port(),
                options.listen, backend);

@@ -35,10 +35,10 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     if (!auth.ok()) return auth.status();
     server->auth_ = std::move(auth).value();
   }
-  server->service_ = std::make_unique<An1Service>(CallEnvironment{
-      server->engine_.get(), server->metrics_.get(), server->regions_.get(),
-      static_cast<uint64_t>(options.max_message_bytes), options.engine.limits.max_tensor_bytes,
-      server->auth_.get()});
+  server->service_ = std::make_unique<An1Service>(
+      CallEnvironment{server->engine_.get(), server->metrics_.get(), server->regions_.get(),
+                      static_cast<uint64_t>(options.max_message_bytes),
+                      options.engine.limits.max_tensor_bytes, server->auth_.get()});
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {

@@ -49,7 +49,7 @@ struct ServerOptions {
   EngineOptions engine;
   SharedMemoryOptions shared_memory;
   ConnectionOptions connections;
-  TlsOptions tls;  // TLS / mTLS on the gRPC port (tls.h); none: plaintext
+  TlsOptions tls;                // TLS / mTLS on the gRPC port (tls.h); none: plaintext
   std::string auth_tokens_file;  // bearer tokens (auth.h); empty: no authentication
 };
 

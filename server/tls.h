@@ -16,7 +16,9 @@ struct TlsOptions {
   std::string key_file;        // PEM private key of that certificate
   std::string client_ca_file;  // PEM CA bundle: mTLS, every client must present a certificate
                                // it signed
-  bool enabled() const { return !cert_file.empty() || !key_file.empty() || !client_ca_file.empty(); }
+  bool enabled() const {
+    return !cert_file.empty() || !key_file.empty() || !client_ca_file.empty();
+  }
 };
 
 // Plaintext credentials without TLS options; otherwise TLS (and mTLS with a client CA) from the

@@ -69,9 +69,9 @@ class GpuPagedTest : public ::testing::Test {
     }
 #endif
     std::fill(r.lse.begin(), r.lse.end(), 12345.0f);  // poisoned
-    std::vector<std::byte> out(static_cast<std::size_t>(d.total_q * c.heads * c.head_dim) *
-                                   DTypeSize(dtype),
-                               std::byte{0x7f});  // poisoned: NaN in fp16 and bf16
+    std::vector<std::byte> out(
+        static_cast<std::size_t>(d.total_q * c.heads * c.head_dim) * DTypeSize(dtype),
+        std::byte{0x7f});  // poisoned: NaN in fp16 and bf16
     const testing::RunResult result = testing::RunToCompletion(
         *engine_, engine_->PreparePagedAttention(r.inputs, BackendKind::kAn1), &out);
     ASSERT_TRUE(result.status.ok()) << result.status.ToString();

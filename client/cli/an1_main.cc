@@ -312,9 +312,9 @@ int Run(int argc, char** argv) {
     }
     an1::client::ClientTls& tls = options.tls.emplace();
     tls.server_name = tls_server_name;
-    for (auto [path, into] : {std::pair{&tls_ca, &tls.root_certs},
-                              std::pair{&tls_cert, &tls.cert_chain},
-                              std::pair{&tls_key, &tls.private_key}}) {
+    for (auto [path, into] :
+         {std::pair{&tls_ca, &tls.root_certs}, std::pair{&tls_cert, &tls.cert_chain},
+          std::pair{&tls_key, &tls.private_key}}) {
       if (path->empty()) continue;
       std::ifstream in(*path, std::ios::binary);
       std::ostringstream text;

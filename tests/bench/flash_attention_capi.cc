@@ -128,8 +128,10 @@ int an1_paged_prepare(const int32_t* cu_seqlens_q, const int32_t* kv_lens, int64
   s.plan = paged::PlanPaged(*props, p, spans);
   const std::size_t bytes = s.plan.metadata.size() * sizeof(int32_t);
   if (cudaMalloc(&s.metadata, bytes) != cudaSuccess ||
-      cudaMemcpy(s.metadata, s.plan.metadata.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
-      (s.plan.workspace_bytes > 0 && cudaMalloc(&s.workspace, s.plan.workspace_bytes) != cudaSuccess)) {
+      cudaMemcpy(s.metadata, s.plan.metadata.data(), bytes, cudaMemcpyHostToDevice) !=
+          cudaSuccess ||
+      (s.plan.workspace_bytes > 0 &&
+       cudaMalloc(&s.workspace, s.plan.workspace_bytes) != cudaSuccess)) {
     std::fprintf(stderr, "an1_paged_prepare: cannot allocate device memory\n");
     return 1;
   }

@@ -30,9 +30,9 @@ KernelStatus EncodeTiles3d(const char* kernel, CUtensorMap* map, ElementType dty
                            const int64_t (&stride_bytes)[2], const uint32_t (&box)[3]) {
   PFN_cuTensorMapEncodeTiled_v12000 encode = EncodeFunction();
   if (encode == nullptr) {
-    return KernelStatus::Error(KernelStatus::Kind::kInternal,
-                               std::string("attention ") + kernel +
-                                   ": the driver has no cuTensorMapEncodeTiled");
+    return KernelStatus::Error(
+        KernelStatus::Kind::kInternal,
+        std::string("attention ") + kernel + ": the driver has no cuTensorMapEncodeTiled");
   }
   const cuuint64_t global_dims[3] = {static_cast<cuuint64_t>(dims[0]),
                                      static_cast<cuuint64_t>(dims[1]),

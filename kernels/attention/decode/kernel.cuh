@@ -124,14 +124,13 @@ __global__ void __launch_bounds__(Tiles::kThreads)
     min_end = min(min_end, end), max_end = max(max_end, end);
   }
   const int tiles = (kv_len + kN - 1) / kN;
-  const int tile_begin =
-      max(static_cast<int>(split * args.tiles_per_split), min_first / kN);
+  const int tile_begin = max(static_cast<int>(split * args.tiles_per_split), min_first / kN);
   const int tile_end = min(min(static_cast<int>((split + 1) * args.tiles_per_split), tiles),
                            (max_end + kN - 1) / kN);
   // How many splits this block's sequence has (dense: all the same).
-  const int splits = kPaged ? static_cast<int>((tiles + args.tiles_per_split - 1) /
-                                               args.tiles_per_split)
-                            : args.splits;
+  const int splits =
+      kPaged ? static_cast<int>((tiles + args.tiles_per_split - 1) / args.tiles_per_split)
+             : args.splits;
 
   // A negative scale flips the sign of Q's fragments below, so the max is taken on raw scores
   // with a positive scale; a zero scale becomes a tiny one (the same weights to fp32 precision).
@@ -187,7 +186,8 @@ __global__ void __launch_bounds__(Tiles::kThreads)
         return [=](int r) -> const T* {
           const int j = tile * kN + r;
           if (j >= kv_len) return nullptr;  // never read: a slot past kv_len may hold anything
-          const int64_t slot = (int64_t{pages[j >> pa.page_shift]} << pa.page_shift) + (j & slot_mask);
+          const int64_t slot =
+              (int64_t{pages[j >> pa.page_shift]} << pa.page_shift) + (j & slot_mask);
           return cache + (slot * p.kv_heads + kvh) * kDim;
         };
       };
@@ -328,7 +328,8 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 #pragma unroll
       for (int t = 0; t < 2; ++t) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) score[t][e] = pa.softcap * tanhf(score[t][e] * pa.softcap_scale);
+        for (int e = 0; e < 4; ++e)
+          score[t][e] = pa.softcap * tanhf(score[t][e] * pa.softcap_scale);
       }
     }
     // Keys a row does not see (past the keys, above the causal diagonal, outside the window):
@@ -389,7 +390,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   // shared memory, which the pipeline no longer needs.
   if constexpr (!kTma) CopyAsyncWait<0>();  // the ring's empty groups
   __syncthreads();
-  float* merge_out = reinterpret_cast<float*>(smem);     // [kWarps][kM][kDim]
+  float* merge_out = reinterpret_cast<float*>(smem);         // [kWarps][kM][kDim]
   float* merge_max = merge_out + Tiles::kWarps * kM * kDim;  // [kWarps][kM]
   float* merge_sum = merge_max + Tiles::kWarps * kM;         // [kWarps][kM]
   float* merge_weight = merge_sum + Tiles::kWarps * kM;      // [kWarps][kM]
@@ -474,7 +475,7 @@ __global__ void __launch_bounds__(kDim* kCombineRows) CombineKernel(const Kernel
   if (row >= total_rows) return;
   int splits = args.splits;
   int64_t stride = args.splits;  // partial slots per row
-  if constexpr (kPaged) {  // this row's sequence's splits; with one, the block wrote o itself
+  if constexpr (kPaged) {        // this row's sequence's splits; with one, the block wrote o itself
     const int kv_len = pa.kv_lens[pa.sequence_of_row[row / p.heads]];
     const int64_t tiles = (kv_len + Tiles::kBlockN - 1) / Tiles::kBlockN;
     splits = static_cast<int>((tiles + args.tiles_per_split - 1) / args.tiles_per_split);
@@ -516,7 +517,8 @@ __global__ void AppendKernel(const KernelArgs args) {
     const int64_t j = pa.kv_lens[b] - q_len + (t - q_start);
     const int64_t page = pa.page_table[int64_t{b} * pa.max_pages_per_seq + (j >> pa.page_shift)];
     const int64_t slot = (page << pa.page_shift) + (j & ((int64_t{1} << pa.page_shift) - 1));
-    const int64_t to = (slot * kv_heads + kvh) * kDim + col, from = (t * kv_heads + kvh) * kDim + col;
+    const int64_t to = (slot * kv_heads + kvh) * kDim + col,
+                  from = (t * kv_heads + kvh) * kDim + col;
     reinterpret_cast<uint4*>(static_cast<T*>(pa.k_cache) + to)[0] =
         reinterpret_cast<const uint4*>(static_cast<const T*>(pa.k_new) + from)[0];
     reinterpret_cast<uint4*>(static_cast<T*>(pa.v_cache) + to)[0] =
@@ -577,8 +579,7 @@ KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspac
 // The paged source: `args` complete (paged.cc fills it), `blocks` work items; with `append`, the
 // append kernel runs first on the same stream, so the attention reads the appended rows.
 template <typename T, int kDim>
-KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append,
-                         cudaStream_t stream) {
+KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append, cudaStream_t stream) {
   constexpr int kSmemGather = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/false);
   constexpr int kSmemTma = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/true);
   constexpr auto gather = DecodeKernel<T, kDim, true, false>;
@@ -590,9 +591,9 @@ KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append,
   }
   static DeviceSetUp set_up_gather, set_up_tma;
   int sms = 0;
-  if (KernelStatus s = by_tma ? SetUpOnce(tma, kSmemTma, "paged attention", set_up_tma, &sms)
-                              : SetUpOnce(gather, kSmemGather, "paged attention", set_up_gather,
-                                          &sms);
+  if (KernelStatus s = by_tma
+                           ? SetUpOnce(tma, kSmemTma, "paged attention", set_up_tma, &sms)
+                           : SetUpOnce(gather, kSmemGather, "paged attention", set_up_gather, &sms);
       !s.ok()) {
     return s;
   }

@@ -49,8 +49,8 @@ struct PagedArgs {
 struct KernelArgs {
   // With Tiles::kTma, TMA maps of k and v (common/tensor_map.h), boxes of 64 columns x kBlockN
   // keys; paged by TMA, maps of the caches as (head_dim, kv_heads, slots), boxes of 64 columns x
-  // 1 head x min(page_size, kBlockN) slots. Tensor maps must sit in parameter space, 64-byte aligned: the kernel takes KernelArgs
-  // by value as a __grid_constant__.
+  // 1 head x min(page_size, kBlockN) slots. Tensor maps must sit in parameter space, 64-byte
+  // aligned: the kernel takes KernelArgs by value as a __grid_constant__.
   CUtensorMap k_map;
   CUtensorMap v_map;
   AttentionParams params;

@@ -33,7 +33,8 @@ std::string PagedSupported(const cudaDeviceProp& device, const PagedProblem& p) 
     return "the paged kernel takes head_dim 64 or 128, not " + std::to_string(p.head_dim);
   }
   if (p.kv_heads < 1 || p.heads % p.kv_heads != 0) return "heads must be a multiple of kv_heads";
-  if (p.page_size < 1 || p.page_size > 256 || !std::has_single_bit(static_cast<uint64_t>(p.page_size))) {
+  if (p.page_size < 1 || p.page_size > 256 ||
+      !std::has_single_bit(static_cast<uint64_t>(p.page_size))) {
     return "page_size must be a power of two from 1 to 256";
   }
   const int smem = SharedMemoryBytes(static_cast<int>(p.head_dim), 2, /*tma=*/false);
@@ -65,7 +66,8 @@ PagedPlan PlanPaged(const cudaDeviceProp& device, const PagedProblem& p,
     const PagedSpan& s = sequences[b];
     if (s.q_len == 0) continue;
     const int64_t tiles = (s.kv_len + Tiles::kBlockN - 1) / Tiles::kBlockN;
-    const int64_t splits = std::max<int64_t>(1, (tiles + plan.tiles_per_split - 1) / plan.tiles_per_split);
+    const int64_t splits =
+        std::max<int64_t>(1, (tiles + plan.tiles_per_split - 1) / plan.tiles_per_split);
     plan.max_splits = std::max(plan.max_splits, static_cast<int>(splits));
     const int64_t row_blocks = (group * s.q_len + Tiles::kRows - 1) / Tiles::kRows;
     for (int64_t kvh = 0; kvh < p.kv_heads; ++kvh) {
@@ -97,9 +99,10 @@ PagedPlan PlanPaged(const cudaDeviceProp& device, const PagedProblem& p,
 
 KernelStatus RunPaged(const PagedProblem& p, const PagedPlan& plan, const PagedBuffers& buf,
                       cudaStream_t stream) {
-  for (const void* ptr : {buf.q, static_cast<const void*>(buf.k_cache),
-                          static_cast<const void*>(buf.v_cache), buf.k_new, buf.v_new,
-                          static_cast<const void*>(buf.metadata), static_cast<const void*>(buf.o)}) {
+  for (const void* ptr :
+       {buf.q, static_cast<const void*>(buf.k_cache), static_cast<const void*>(buf.v_cache),
+        buf.k_new, buf.v_new, static_cast<const void*>(buf.metadata),
+        static_cast<const void*>(buf.o)}) {
     if (!Aligned16(ptr)) {
       return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
                                  "paged attention: tensors must be 16-byte aligned");

@@ -74,7 +74,7 @@ struct PagedBuffers {
   const int32_t* kv_lens = nullptr;
   const int32_t* metadata = nullptr;  // PagedPlan::metadata, uploaded
   void* o = nullptr;
-  float* lse = nullptr;  // (total_q, heads) or null
+  float* lse = nullptr;       // (total_q, heads) or null
   void* workspace = nullptr;  // PagedPlan::workspace_bytes
 };
 

@@ -59,8 +59,7 @@ constexpr int TmaTileBytes(int head_dim, int element_bytes) {
 constexpr int SharedMemoryBytes(int head_dim, int element_bytes, bool tma = Tiles::kTma) {
   const int q_tile = Tiles::kRows * (head_dim + Tiles::kPad) * element_bytes;
   const int pipeline =
-      tma
-          ? 1024 + 2 * Tiles::kStages * TmaTileBytes(head_dim, element_bytes) + q_tile +
+      tma ? 1024 + 2 * Tiles::kStages * TmaTileBytes(head_dim, element_bytes) + q_tile +
                 8 * Tiles::kStages
           : q_tile + 2 * Tiles::kStages * Tiles::kBlockN * (head_dim + Tiles::kPad) * element_bytes;
   // Per warp and row: the output, max, sum and weight; per row: the total and the max.

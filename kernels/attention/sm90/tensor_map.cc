@@ -20,8 +20,8 @@ KernelStatus EncodeTensorMaps(const AttentionParams& p, KernelArgs* args) {
               {&args->v_map, p.v, p.kv_len, bhkv, Tiles::kBlockN},
               {&args->o_map, p.o, p.q_len, bh, 64}};
   for (const auto& m : maps) {
-    KernelStatus s = EncodeRowTiles("sm90", m.map, p.dtype, m.base, p.head_dim, m.rows,
-                                    m.matrices, m.box_rows);
+    KernelStatus s =
+        EncodeRowTiles("sm90", m.map, p.dtype, m.base, p.head_dim, m.rows, m.matrices, m.box_rows);
     if (!s.ok()) return s;
   }
   return KernelStatus::Ok();
