@@ -52,6 +52,23 @@ class An1dProcess:
         return code
 
 
+def start_refusal(an1d, flags, word):
+    """None when an1d started with `flags` exits non-zero at once saying `word`; else what it
+    did (for the test's failure message)."""
+    result = subprocess.run([an1d, "--no-gpu", "--listen", "127.0.0.1:0", "--metrics-listen", "",
+                             *flags], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0 and word in result.stdout + result.stderr:
+        return None
+    return f"exit {result.returncode}\n{result.stdout}{result.stderr}"
+
+
+def report(problems):
+    """Prints the problems and exits 1 if there are any, else 0."""
+    for problem in problems:
+        print("FAIL:", problem)
+    sys.exit(1 if problems else 0)
+
+
 def licensed_env(an1_license, work):
     """The environment for the test daemon (an1d_with_test_keys) with a valid license: a key
     made here with `an1_license` (a command list), trusted through AN1_TEST_TRUSTED_LICENSE_KEYS,

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from an1d_process import An1dProcess, licensed_env  # noqa: E402
+from an1d_process import An1dProcess, licensed_env, report, start_refusal  # noqa: E402
 
 TOKENS = {"alice": ("alice-secret-1", "infer,shm"), "bob": ("bob-secret-2", "infer"),
           "carol": ("carol-secret-3", "infer,shm"), "root": ("root-secret-4", "infer,admin")}
@@ -96,17 +96,12 @@ def main():
                                ("no token", "# nothing\n")):
             with open(tokens, "w") as f:
                 f.write(content)
-            result = subprocess.run([args.an1d, "--no-gpu", "--listen", "127.0.0.1:0",
-                                     "--metrics-listen", "", "--auth-tokens", tokens],
-                                    capture_output=True, text=True, timeout=60)
-            if result.returncode == 0 or "token" not in (result.stdout + result.stderr):
-                problems.append(f"an1d with {label}: exit {result.returncode}\n"
-                                f"{result.stdout}{result.stderr}")
+            failed = start_refusal(args.an1d, ["--auth-tokens", tokens], "token")
+            if failed:
+                problems.append(f"an1d with {label}: {failed}")
             else:
                 print(f"ok: an1d refuses a token file with {label}")
-    for problem in problems:
-        print("FAIL:", problem)
-    sys.exit(1 if problems else 0)
+    report(problems)
 
 
 if __name__ == "__main__":

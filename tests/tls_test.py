@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from an1d_process import An1dProcess  # noqa: E402
+from an1d_process import An1dProcess, report, start_refusal  # noqa: E402
 
 
 def openssl(*args):
@@ -109,17 +109,12 @@ def main():
                               ["--tls-client-ca", pki + "-ca.pem"]),
                              ("a key file that does not exist",
                               ["--tls-cert", pki + "-server.pem", "--tls-key", work + "/none"])):
-            result = subprocess.run([args.an1d, "--no-gpu", "--listen", "127.0.0.1:0",
-                                     "--metrics-listen", "", *flags], capture_output=True,
-                                    text=True, timeout=60)
-            if result.returncode == 0 or "TLS" not in result.stdout + result.stderr:
-                problems.append(f"an1d with {label}: exit {result.returncode}\n"
-                                f"{result.stdout}{result.stderr}")
+            failed = start_refusal(args.an1d, flags, "TLS")
+            if failed:
+                problems.append(f"an1d with {label}: {failed}")
             else:
                 print(f"ok: an1d refuses {label}")
-    for problem in problems:
-        print("FAIL:", problem)
-    sys.exit(1 if problems else 0)
+    report(problems)
 
 
 if __name__ == "__main__":
