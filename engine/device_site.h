@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/cost_model.h"
 #include "engine/device_health.h"
 #include "engine/device_id.h"
 #include "engine/device_queue.h"
@@ -33,6 +34,7 @@ struct DeviceSite {
   std::string energy_unavailable;
   std::unique_ptr<DeviceQueue> queue;
   int executors = 1;  // executor threads the queue starts (one per slot)
+  CostModel cost;     // the rates its runs have shown, for deadline admission
 
   bool healthy() const { return health == nullptr || health->healthy(); }
   std::string fault() const { return health ? health->fault() : std::string(); }

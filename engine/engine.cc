@@ -150,6 +150,9 @@ StatusOr<PreparedRequest> Engine::PrepareAttention(const AttentionInputs& inputs
   request.output = problem->output;
   request.inputs = {inputs.q, inputs.k, inputs.v};
   request.tokens = static_cast<uint64_t>(problem->dims.batch * problem->dims.q_len);  // B * Sq
+  const AttentionDims& d = problem->dims;
+  request.work = 4.0 * double(d.batch) * double(d.heads) * double(d.q_len) * double(d.kv_len) *
+                 double(d.head_dim);
   request.extra_output_bytes = inputs.lse.size_bytes();
   request.run = [problem = std::move(problem).value(), inputs](
                     Backend& backend, const ExecutionContext& context, std::span<std::byte> output,
@@ -225,6 +228,9 @@ StatusOr<PreparedRequest> Engine::PrepareMatmul(const TensorView& a, const Tenso
   request.output = problem->output;
   request.inputs = {a, b};
   request.tokens = OutputRows(problem->output);  // rows of the output over every batch
+  double outputs = 1;
+  for (int64_t extent : problem->output.shape) outputs *= double(extent);
+  request.work = 2.0 * outputs * double(problem->dims.k);
   request.run = [problem = std::move(problem).value(), a, b](
                     Backend& backend, const ExecutionContext& context, std::span<std::byte> output,
                     ExecutionTimes* times) {
@@ -262,6 +268,22 @@ Status Engine::Submit(PreparedRequest request, OutputProvider output, RequestCon
   if (target == nullptr) {
     return UnavailableError("no device can run this request: every GPU is out of service (" +
                             faults + ")");
+  }
+
+  // A request that could not finish before its deadline even at the fastest rate this device has
+  // shown is refused now, not run until the deadline cuts it off (holding a worker meanwhile).
+  if (const std::optional<double> estimate =
+          target->cost.Estimate(request.choice.kind, request.op, request.work);
+      estimate && control.deadline != Clock::time_point::max()) {
+    const double left = SecondsBetween(Clock::now(), control.deadline);
+    if (*estimate > left) {
+      return DeadlineExceededError(
+          "the request needs about " + std::to_string(static_cast<int64_t>(*estimate * 1e3)) +
+          " ms of compute on " + target->device.ToString() + " (" +
+          std::string(BackendKindName(request.choice.kind)) +
+          ", at the fastest rate it has shown); its deadline leaves " +
+          std::to_string(static_cast<int64_t>(left * 1e3)) + " ms");
+    }
   }
 
   Job job;
@@ -329,6 +351,9 @@ void Engine::Run(DeviceSite& site, Job& job, int slot) {
     report.copy_seconds = times.copy_seconds;
     report.copied_bytes = times.copied_bytes;
     report.kernel = std::move(times.kernel);
+    if (status.ok()) {
+      site.cost.Record(request.choice.kind, request.op, request.work, report.compute_seconds);
+    }
     if (site.energy) report.energy_joules = site.energy->End(energy_token);
     if (!site.healthy()) NotifyHealth();
   }

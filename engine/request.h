@@ -35,6 +35,9 @@ struct PreparedRequest {
   std::vector<TensorView> inputs;  // the op's tensors (their bytes stay the caller's)
   // attention: B * Sq; paged attention: total_q; matmul: rows of the output over every batch
   uint64_t tokens = 0;
+  // Floating-point operations of the op (attention 4 B H Sq Sk D, matmul 2 M N K per batch), for
+  // the admission-time deadline estimate (cost_model.h); 0: unknown, never refused for time.
+  double work = 0;
   std::size_t extra_output_bytes = 0;  // outputs besides `output` (the LSE), for the byte budget
   // Runs the op on `backend` into `output` (exactly output.byte_size bytes).
   std::function<Status(Backend& backend, const ExecutionContext& context,
