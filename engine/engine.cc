@@ -277,12 +277,12 @@ Status Engine::Submit(PreparedRequest request, OutputProvider output, RequestCon
       estimate && control.deadline != Clock::time_point::max()) {
     const double left = SecondsBetween(Clock::now(), control.deadline);
     if (*estimate > left) {
-      return DeadlineExceededError(
-          "the request needs about " + std::to_string(static_cast<int64_t>(*estimate * 1e3)) +
-          " ms of compute on " + target->device.ToString() + " (" +
-          std::string(BackendKindName(request.choice.kind)) +
-          ", at the fastest rate it has shown); its deadline leaves " +
-          std::to_string(static_cast<int64_t>(left * 1e3)) + " ms");
+      return DeadlineExceededError("the request needs about " +
+                                   std::to_string(static_cast<int64_t>(*estimate * 1e3)) +
+                                   " ms of compute on " + target->device.ToString() + " (" +
+                                   std::string(BackendKindName(request.choice.kind)) +
+                                   ", at the fastest rate it has shown); its deadline leaves " +
+                                   std::to_string(static_cast<int64_t>(left * 1e3)) + " ms");
     }
   }
 

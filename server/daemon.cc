@@ -157,6 +157,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
                  "Shared memory regions of all clients together (each holds a descriptor)")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
+  app.add_option("--region-idle-seconds", options.shared_memory.idle_expiry_seconds,
+                 "Release the regions of a client not seen for this long (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--max-region-bytes", options.shared_memory.max_total_bytes,
                  "Registered shared memory bytes, all clients together")
       ->check(CLI::PositiveNumber)

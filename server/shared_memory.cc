@@ -1,6 +1,7 @@
 #include "server/shared_memory.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -130,8 +131,34 @@ Status RegionRegistry::CheckName(const std::string& name) const {
   return OkStatus();
 }
 
+void RegionRegistry::TouchAndExpire(const std::string& client) const {
+  const auto now = std::chrono::steady_clock::now();
+  last_seen_[client] = now;
+  if (options_.idle_expiry_seconds <= 0) return;
+  const auto limit = std::chrono::seconds(options_.idle_expiry_seconds);
+  for (auto seen = last_seen_.begin(); seen != last_seen_.end();) {
+    if (now - seen->second <= limit) {
+      ++seen;
+      continue;
+    }
+    int released = 0;
+    for (auto it = regions_.lower_bound({seen->first, ""});
+         it != regions_.end() && it->first.first == seen->first;) {
+      total_bytes_ -= it->second->byte_size();
+      it = regions_.erase(it);  // requests still using it keep their lease
+      ++released;
+    }
+    if (released > 0) {
+      spdlog::info("released {} shared memory region(s) of a client idle for over {} s", released,
+                   options_.idle_expiry_seconds);
+    }
+    seen = last_seen_.erase(seen);
+  }
+}
+
 Status RegionRegistry::Insert(const std::string& client, std::shared_ptr<Region> region) {
   std::lock_guard lock(mutex_);
+  TouchAndExpire(client);
   const auto id = std::make_pair(client, region->name());
   if (regions_.count(id)) {
     return AlreadyExistsError("region '" + region->name() + "' is already registered");
@@ -214,6 +241,7 @@ Status RegionRegistry::RegisterCuda(const std::string& client, const std::string
 Status RegionRegistry::Unregister(const std::string& client, const std::string& name) {
   AN1_RETURN_IF_ERROR(CheckEnabled(client));
   std::lock_guard lock(mutex_);
+  TouchAndExpire(client);
   const auto it = regions_.find({client, name});
   if (it == regions_.end()) return NotFoundError("no region '" + name + "' is registered");
   total_bytes_ -= it->second->byte_size();
@@ -223,6 +251,7 @@ Status RegionRegistry::Unregister(const std::string& client, const std::string& 
 
 int RegionRegistry::UnregisterAll(const std::string& client) {
   std::lock_guard lock(mutex_);
+  TouchAndExpire(client);
   int removed = 0;
   for (auto it = regions_.begin(); it != regions_.end();) {
     if (it->first.first == client) {
@@ -238,6 +267,7 @@ int RegionRegistry::UnregisterAll(const std::string& client) {
 
 std::vector<RegionInfo> RegionRegistry::List(const std::string& client) const {
   std::lock_guard lock(mutex_);
+  TouchAndExpire(client);
   std::vector<RegionInfo> out;
   for (const auto& [id, region] : regions_) {
     if (id.first == client) {
@@ -252,6 +282,7 @@ StatusOr<std::shared_ptr<Region>> RegionRegistry::Lease(const std::string& clien
                                                         const std::string& name) const {
   AN1_RETURN_IF_ERROR(CheckEnabled(client));
   std::lock_guard lock(mutex_);
+  TouchAndExpire(client);
   const auto it = regions_.find({client, name});
   if (it == regions_.end()) return NotFoundError("no region '" + name + "' is registered");
   return it->second;
@@ -260,6 +291,7 @@ StatusOr<std::shared_ptr<Region>> RegionRegistry::Lease(const std::string& clien
 void RegionRegistry::Clear() {
   std::lock_guard lock(mutex_);
   regions_.clear();
+  last_seen_.clear();
   total_bytes_ = 0;
 }
 

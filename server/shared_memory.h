@@ -9,6 +9,7 @@
 // Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,6 +31,9 @@ struct SharedMemoryOptions {
   // a per-client limit alone does not). Keep it well under the process's RLIMIT_NOFILE.
   int max_regions_total = 256;
   uint64_t max_total_bytes = uint64_t{256} << 30;  // registered bytes, all clients together
+  // A client (an owner of regions) not seen for this long is gone: its regions are released at
+  // the next registry operation of anyone. 0: never.
+  int idle_expiry_seconds = 3600;
 };
 
 class Region {
@@ -105,12 +109,16 @@ class RegionRegistry {
   Status CheckEnabled(const std::string& client) const;
   Status CheckName(const std::string& name) const;
   Status Insert(const std::string& client, std::shared_ptr<Region> region);
+  // Under mutex_: marks `client` seen now and releases the regions of clients idle too long.
+  void TouchAndExpire(const std::string& client) const;
 
   SharedMemoryOptions options_;
   Engine* engine_;
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, std::shared_ptr<Region>> regions_;
-  uint64_t total_bytes_ = 0;
+  // Mutable: a lookup (Lease, List) also counts as the client being seen, and expires others.
+  mutable std::map<std::pair<std::string, std::string>, std::shared_ptr<Region>> regions_;
+  mutable std::map<std::string, std::chrono::steady_clock::time_point> last_seen_;
+  mutable uint64_t total_bytes_ = 0;
 };
 
 }  // namespace an1::server

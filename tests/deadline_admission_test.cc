@@ -48,9 +48,9 @@ TEST(DeadlineAdmissionTest, RefusesAtOnceWhatCannotFinishInTime) {
   std::vector<std::byte> out;
 
   // Nothing measured yet: a tight deadline is not refused for time at admission.
-  const testing::RunResult first = testing::RunToCompletion(
-      **engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto), &out,
-      DeadlineIn(std::chrono::seconds(60)));
+  const testing::RunResult first =
+      testing::RunToCompletion(**engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto),
+                               &out, DeadlineIn(std::chrono::seconds(60)));
   ASSERT_TRUE(first.status.ok()) << first.status.ToString();
   const double measured = first.report.compute_seconds;
   ASSERT_GT(measured, 0.0);
@@ -68,9 +68,9 @@ TEST(DeadlineAdmissionTest, RefusesAtOnceWhatCannotFinishInTime) {
   EXPECT_LT(took, measured / 2) << "the refusal must not wait for the computation";
 
   // Time enough: admitted and served.
-  const testing::RunResult served = testing::RunToCompletion(
-      **engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto), &out,
-      DeadlineIn(std::chrono::seconds(60)));
+  const testing::RunResult served =
+      testing::RunToCompletion(**engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto),
+                               &out, DeadlineIn(std::chrono::seconds(60)));
   EXPECT_TRUE(served.status.ok()) << served.status.ToString();
 }
 
@@ -82,7 +82,7 @@ TEST(DeadlineAdmissionTest, CostModelKeepsTheFastestRateAndIgnoresSmallRuns) {
   model.Record(BackendKind::kBaseline, OpKind::kMatmul, 1e9, 0.1);
   model.Record(BackendKind::kBaseline, OpKind::kMatmul, 1e9, 0.5);  // slower: decays 1% only
   EXPECT_NEAR(*model.Estimate(BackendKind::kBaseline, OpKind::kMatmul, 2e9), 0.202, 1e-9);
-  EXPECT_FALSE(model.Estimate(BackendKind::kAn1, OpKind::kMatmul, 1e9));  // per backend
+  EXPECT_FALSE(model.Estimate(BackendKind::kAn1, OpKind::kMatmul, 1e9));     // per backend
   EXPECT_FALSE(model.Estimate(BackendKind::kBaseline, OpKind::kMatmul, 0));  // unknown work
 }
 

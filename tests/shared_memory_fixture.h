@@ -61,8 +61,9 @@ class SharedMemoryTest : public ::testing::Test {
   void SetUp() override { Start(true); }
 
   void Start(bool enabled, int max_regions = 64, uint64_t max_message_bytes = 0,
-             int max_regions_total = 256) {
+             int max_regions_total = 256, int idle_expiry_seconds = 3600) {
     server::ServerOptions options;
+    options.shared_memory.idle_expiry_seconds = idle_expiry_seconds;
     options.shared_memory.max_regions_total = max_regions_total;
     if (max_message_bytes > 0) options.max_message_bytes = max_message_bytes;
     options.shared_memory.max_regions_per_client = max_regions;

@@ -1,6 +1,9 @@
 // Shared memory regions end to end: a real server on loopback, the real client library, real
 // POSIX shared memory objects. Tensors in and outputs out of regions, and every misuse answered
 // with its status code while the server keeps serving.
+#include <chrono>
+#include <thread>
+
 #include "tests/shared_memory_fixture.h"
 
 namespace an1 {
@@ -258,6 +261,27 @@ TEST_F(SharedMemoryTest, RegionsOfAllClientsTogetherAreLimited) {
   EXPECT_TRUE(serving);
   ASSERT_TRUE(clients[0]->UnregisterSharedMemory("r").ok());  // a freed slot is usable again
   EXPECT_TRUE(clients[7]->RegisterSystemSharedMemory("r", shm.key(), 0, 16).ok());
+}
+
+// A client gone quiet past --region-idle-seconds has its regions released at the next registry
+// operation of anyone, so abandoned regions do not hold descriptors and slots for ever; a client
+// that keeps calling keeps its own.
+TEST_F(SharedMemoryTest, RegionsOfAGoneClientExpire) {
+  Start(true, 64, 0, /*max_regions_total=*/1, /*idle_expiry_seconds=*/1);
+  ShmObject shm(4096);
+  ASSERT_TRUE(alice_->RegisterSystemSharedMemory("r", shm.key(), 0, 16).ok());
+  EXPECT_EQ(bob_->RegisterSystemSharedMemory("r", shm.key(), 0, 16).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);               // the one slot is alice's
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));  // alice is silent: gone
+  EXPECT_TRUE(bob_->RegisterSystemSharedMemory("r", shm.key(), 0, 16).ok());
+  v1::ListSharedMemoryResponse listed;
+  ASSERT_TRUE(alice_->ListSharedMemory(&listed).ok());
+  EXPECT_EQ(listed.regions_size(), 0);
+  for (int i = 0; i < 3; ++i) {  // bob stays active: his region stays
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    ASSERT_TRUE(bob_->ListSharedMemory(&listed).ok());
+    EXPECT_EQ(listed.regions_size(), 1);
+  }
 }
 
 TEST_F(SharedMemoryTest, DisabledByTheServer) {
