@@ -32,9 +32,6 @@ paged::PagedProblem ToPagedProblem(const ValidatedPagedAttention& problem) {
 }  // namespace
 
 std::string GpuAn1Backend::UnsupportedPagedAttention(const ValidatedPagedAttention& problem) const {
-  if (problem.dtype != DType::kFloat16 && problem.dtype != DType::kBFloat16) {
-    return "the paged kernel takes fp16 or bf16, not " + std::string(DTypeName(problem.dtype));
-  }
   return paged::PagedSupported(gpu_->properties(), ToPagedProblem(problem));
 }
 

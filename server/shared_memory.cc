@@ -134,7 +134,9 @@ Status RegionRegistry::CheckName(const std::string& name) const {
 void RegionRegistry::TouchAndExpire(const std::string& client) const {
   const auto now = std::chrono::steady_clock::now();
   last_seen_[client] = now;
-  if (options_.idle_expiry_seconds <= 0) return;
+  if (options_.idle_expiry_seconds <= 0 || now < next_sweep_) return;
+  // Leases run on every region tensor of every request: sweep at most once a second.
+  next_sweep_ = now + std::chrono::seconds(1);
   const auto limit = std::chrono::seconds(options_.idle_expiry_seconds);
   for (auto seen = last_seen_.begin(); seen != last_seen_.end();) {
     if (now - seen->second <= limit) {

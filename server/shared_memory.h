@@ -118,6 +118,7 @@ class RegionRegistry {
   // Mutable: a lookup (Lease, List) also counts as the client being seen, and expires others.
   mutable std::map<std::pair<std::string, std::string>, std::shared_ptr<Region>> regions_;
   mutable std::map<std::string, std::chrono::steady_clock::time_point> last_seen_;
+  mutable std::chrono::steady_clock::time_point next_sweep_{};  // the next expiry sweep
   mutable uint64_t total_bytes_ = 0;
 };
 
