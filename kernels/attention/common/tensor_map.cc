@@ -23,11 +23,25 @@ PFN_cuTensorMapEncodeTiled_v12000 EncodeFunction() {
   return encode;
 }
 
+CUtensorMapL2promotion Promotion(int bytes) {
+  switch (bytes) {
+    case 0:
+      return CU_TENSOR_MAP_L2_PROMOTION_NONE;
+    case 64:
+      return CU_TENSOR_MAP_L2_PROMOTION_L2_64B;
+    case 128:
+      return CU_TENSOR_MAP_L2_PROMOTION_L2_128B;
+    default:
+      return CU_TENSOR_MAP_L2_PROMOTION_L2_256B;
+  }
+}
+
 }  // namespace
 
 KernelStatus EncodeTiles3d(const char* kernel, CUtensorMap* map, ElementType dtype,
                            const void* base, const int64_t (&dims)[3],
-                           const int64_t (&stride_bytes)[2], const uint32_t (&box)[3]) {
+                           const int64_t (&stride_bytes)[2], const uint32_t (&box)[3],
+                           int l2_promotion_bytes) {
   PFN_cuTensorMapEncodeTiled_v12000 encode = EncodeFunction();
   if (encode == nullptr) {
     return KernelStatus::Error(
@@ -47,7 +61,7 @@ KernelStatus EncodeTiles3d(const char* kernel, CUtensorMap* map, ElementType dty
                                          : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
              3, const_cast<void*>(base), global_dims, strides, box_dims, element_strides,
              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+             Promotion(l2_promotion_bytes), CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS) {
     return KernelStatus::Error(KernelStatus::Kind::kInternal,
                                std::string("attention ") + kernel +
@@ -59,9 +73,10 @@ KernelStatus EncodeTiles3d(const char* kernel, CUtensorMap* map, ElementType dty
 
 KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dtype,
                             const void* base, int64_t head_dim, int64_t rows, int64_t matrices,
-                            uint32_t box_rows) {
+                            uint32_t box_rows, int l2_promotion_bytes) {
   return EncodeTiles3d(kernel, map, dtype, base, {head_dim, rows, matrices},
-                       {head_dim * 2, rows * head_dim * 2}, {kTmaBoxColumns, box_rows, 1});
+                       {head_dim * 2, rows * head_dim * 2}, {kTmaBoxColumns, box_rows, 1},
+                       l2_promotion_bytes);
 }
 
 }  // namespace an1::kernels::attention

@@ -21,9 +21,10 @@ inline constexpr uint32_t kTmaBoxColumns = 64;
 // read or written in boxes of kTmaBoxColumns columns x `box_rows` rows (at most 256) with the
 // 128-byte swizzle; elements outside the tensor load as zeros and are not stored. kInternal,
 // naming `kernel`, when the driver has no cuTensorMapEncodeTiled or refuses the map.
+// `l2_promotion_bytes` (0, 64, 128 or 256): the L2 line size a box's reads are promoted to.
 KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dtype,
                             const void* base, int64_t head_dim, int64_t rows, int64_t matrices,
-                            uint32_t box_rows);
+                            uint32_t box_rows, int l2_promotion_bytes = 256);
 
 // The general form: a 3-D tensor of 16-bit elements with `dims` (innermost first, dims[0]
 // contiguous), byte strides of dims 1 and 2 (multiples of 16), boxes of `box` elements (box[0] =
@@ -31,6 +32,7 @@ KernelStatus EncodeRowTiles(const char* kernel, CUtensorMap* map, ElementType dt
 // matrices). Same errors.
 KernelStatus EncodeTiles3d(const char* kernel, CUtensorMap* map, ElementType dtype,
                            const void* base, const int64_t (&dims)[3],
-                           const int64_t (&stride_bytes)[2], const uint32_t (&box)[3]);
+                           const int64_t (&stride_bytes)[2], const uint32_t (&box)[3],
+                           int l2_promotion_bytes = 256);
 
 }  // namespace an1::kernels::attention

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "kernels/attention/common/causal.h"
+#include "kernels/attention/common/dependent_launch.cuh"
 #include "kernels/attention/common/launch_setup.h"
 #include "kernels/attention/common/mma_sync.cuh"
 #include "kernels/attention/common/online_softmax.cuh"
@@ -62,6 +63,7 @@ __global__ void __launch_bounds__(Tiles::kThreads)
                 : q_smem + (kM + (stage * 2 + which) * kN) * kStride;
   };
 
+  AllowDependentLaunch();  // the combine kernel may be placed now; it waits for our writes
   const AttentionParams& p = args.params;
   const PagedArgs& pa = args.paged;
   const int group_size = static_cast<int>(p.heads / p.kv_heads);
@@ -463,16 +465,22 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 // Merges the splits of every row: with m_s a split's scaled max (log2 domain), l_s its sum and
 // M the largest m_s (whose factor is exactly exp2(0) = 1), o = sum_s w_s o_s / sum_s w_s with
 // w_s = exp2(m_s - M) l_s, and the LSE (M + log2(sum_s w_s)) ln 2. A row no split saw a key for
-// gets zeros and -inf. Block: kDim x kCombineRows threads, a row per y.
-constexpr int kCombineRows = 4;
+// gets zeros and -inf. Block: one row, kDim x kCombineGroups threads; the first warp works out
+// the weights (a lane per split), then thread (c, g) sums column c over splits g, g + groups,
+// ... with four loads in flight, and the groups add up in shared memory: a row has up to
+// kMaxSplits splits, and a loop of dependent loads over them took 10 us at B=1, Sk=128k.
+// Launched as a programmatic dependent of the decode kernel, it waits for that kernel's writes
+// in WaitForPrimaryGrid instead of for a second launch.
+constexpr int kCombineGroups = 4;
 
 template <typename T, int kDim, bool kPaged>
-__global__ void __launch_bounds__(kDim* kCombineRows) CombineKernel(const KernelArgs args) {
+__global__ void __launch_bounds__(kDim* kCombineGroups) CombineKernel(const KernelArgs args) {
+  __shared__ float weights[Tiles::kMaxSplits];
+  __shared__ float group_acc[kCombineGroups - 1][kDim];
+  __shared__ float row_total, row_max;
   const AttentionParams& p = args.params;
   const PagedArgs& pa = args.paged;
-  const int64_t row = int64_t{blockIdx.x} * kCombineRows + threadIdx.y;
-  const int64_t total_rows = kPaged ? pa.total_q * p.heads : p.batch * p.heads * p.q_len;
-  if (row >= total_rows) return;
+  const int64_t row = blockIdx.x;
   int splits = args.splits;
   int64_t stride = args.splits;  // partial slots per row
   if constexpr (kPaged) {        // this row's sequence's splits; with one, the block wrote o itself
@@ -480,24 +488,54 @@ __global__ void __launch_bounds__(kDim* kCombineRows) CombineKernel(const Kernel
     const int64_t tiles = (kv_len + Tiles::kBlockN - 1) / Tiles::kBlockN;
     splits = static_cast<int>((tiles + args.tiles_per_split - 1) / args.tiles_per_split);
     stride = pa.max_splits;
-    if (splits <= 1) return;
+    if (splits <= 1) return;  // the whole block: the condition is the row's
   }
-  const int c = threadIdx.x;
-  const float* maxes = args.partial_max + row * stride;
-  const float* sums = args.partial_sum + row * stride;
-  float m = -INFINITY;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, maxes[s]);
-  float sum = 0.0f, acc = 0.0f;
-  if (m != -INFINITY) {
-    for (int s = 0; s < splits; ++s) {
-      const float weight = exp2f(maxes[s] - m) * sums[s];
+  WaitForPrimaryGrid();
+  const int c = threadIdx.x, g = threadIdx.y;
+  if (g == 0 && c < 32) {
+    const float* maxes = args.partial_max + row * stride;
+    const float* sums = args.partial_sum + row * stride;
+    float m = -INFINITY;
+    for (int s = c; s < splits; s += 32) m = fmaxf(m, maxes[s]);
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) {
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+    }
+    float sum = 0.0f;
+    for (int s = c; s < splits; s += 32) {
+      const float weight = m == -INFINITY ? 0.0f : exp2f(maxes[s] - m) * sums[s];
+      weights[s] = weight;
       sum += weight;
-      acc += weight * args.partial_o[(row * stride + s) * kDim + c];
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2) {
+      sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    }
+    if (c == 0) row_total = sum, row_max = m;
+  }
+  __syncthreads();
+  const float* partial = args.partial_o + row * stride * kDim + c;
+  float acc[4] = {};
+  int s = g;
+  for (; s + 3 * kCombineGroups < splits; s += 4 * kCombineGroups) {
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      acc[x] += weights[s + x * kCombineGroups] * partial[(s + x * kCombineGroups) * kDim];
     }
   }
-  const float value = sum > 0.0f ? acc / sum : 0.0f;
+  for (; s < splits; s += kCombineGroups) acc[0] += weights[s] * partial[s * kDim];
+  const float mine = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  if (g > 0) group_acc[g - 1][c] = mine;
+  __syncthreads();
+  if (g > 0) return;
+  float total = mine;
+#pragma unroll
+  for (int x = 0; x < kCombineGroups - 1; ++x) total += group_acc[x][c];
+  const float value = row_total > 0.0f ? total / row_total : 0.0f;
   static_cast<T*>(p.o)[row * kDim + c] = MmaType<T>::ToPair(value, 0.0f).x;
-  if (c == 0 && p.lse != nullptr) p.lse[row] = sum > 0.0f ? (m + log2f(sum)) * kLn2 : -INFINITY;
+  if (c == 0 && p.lse != nullptr) {
+    p.lse[row] = row_total > 0.0f ? (row_max + log2f(row_total)) * kLn2 : -INFINITY;
+  }
 }
 
 // The paged append: k_new and v_new row t (of sequence b, query i of q_len) into the caches at
@@ -549,8 +587,9 @@ KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspac
   args.tiles_per_split = split.tiles_per_split;
   if constexpr (Tiles::kTma) {
     for (auto [map, base] : {std::pair{&args.k_map, p.k}, std::pair{&args.v_map, p.v}}) {
-      KernelStatus s = EncodeRowTiles("decode", map, p.dtype, base, kDim, p.kv_len,
-                                      p.batch * p.kv_heads, Tiles::kBlockN);
+      KernelStatus s =
+          EncodeRowTiles("decode", map, p.dtype, base, kDim, p.kv_len, p.batch * p.kv_heads,
+                         Tiles::kBlockN, Tiles::kL2PromotionBytes);
       if (!s.ok()) return s;
     }
   }
@@ -567,11 +606,10 @@ KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspac
   }
   if (split.splits > 1) {
     const int64_t rows = p.batch * p.heads * p.q_len;
-    const dim3 block(kDim, kCombineRows);
-    CombineKernel<T, kDim, false>
-        <<<static_cast<unsigned>((rows + kCombineRows - 1) / kCombineRows), block, 0, stream>>>(
-            args);
-    return FromCuda(cudaGetLastError(), "attention decode combine launch");
+    return FromCuda(
+        LaunchDependent(CombineKernel<T, kDim, false>, dim3(static_cast<unsigned>(rows)),
+                        dim3(kDim, kCombineGroups), 0, stream, args),
+        "attention decode combine launch");
   }
   return KernelStatus::Ok();
 }
@@ -616,11 +654,9 @@ KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append, cu
   }
   if (args.paged.max_splits > 1) {
     const int64_t rows = args.paged.total_q * args.params.heads;
-    const dim3 block(kDim, kCombineRows);
-    CombineKernel<T, kDim, true>
-        <<<static_cast<unsigned>((rows + kCombineRows - 1) / kCombineRows), block, 0, stream>>>(
-            args);
-    return FromCuda(cudaGetLastError(), "paged attention combine launch");
+    return FromCuda(LaunchDependent(CombineKernel<T, kDim, true>, dim3(static_cast<unsigned>(rows)),
+                                    dim3(kDim, kCombineGroups), 0, stream, args),
+                    "paged attention combine launch");
   }
   return KernelStatus::Ok();
 }

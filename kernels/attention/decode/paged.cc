@@ -149,7 +149,7 @@ KernelStatus RunPaged(const PagedProblem& p, const PagedPlan& plan, const PagedB
                              std::pair{&args.v_map, static_cast<const void*>(buf.v_cache)}}) {
       KernelStatus s = EncodeTiles3d("paged", map, p.dtype, base, {p.head_dim, p.kv_heads, slots},
                                      {p.head_dim * 2, p.kv_heads * p.head_dim * 2},
-                                     {kTmaBoxColumns, 1, box_rows});
+                                     {kTmaBoxColumns, 1, box_rows}, Tiles::kL2PromotionBytes);
       if (!s.ok()) return s;
     }
   }

@@ -19,6 +19,14 @@
 #define AN1_DECODE_TMA 1
 #endif
 
+// The L2 line size TMA's K/V reads are promoted to (tensor_map.h). 128: a box row is 128 bytes,
+// fetched as is. Promoting to 256 bytes (the other half of a head_dim 128 row, which the next
+// box reads anyway) cost 6-8% of the bandwidth on an H200 (4.11 against 4.42 TB/s at B=64,
+// Sk=4096): the second box's reads then wait on the first's promoted misses.
+#ifndef AN1_DECODE_L2_PROMOTION
+#define AN1_DECODE_L2_PROMOTION 128
+#endif
+
 namespace an1::kernels::attention::decode {
 
 struct Tiles {
@@ -36,6 +44,7 @@ struct Tiles {
   // not padded but stored with the 128-byte swizzle, which ldmatrix reads conflict-free too.
   static constexpr int kPad = 8;
   static constexpr bool kTma = AN1_DECODE_TMA != 0;
+  static constexpr int kL2PromotionBytes = AN1_DECODE_L2_PROMOTION;
   // Three K/V stages in flight (two loading while one is computed): 104 KiB at head_dim 128,
   // so two blocks share an SM and about 140 KiB per SM stay in flight, several times what the
   // bandwidth-latency product of HBM3e needs.
