@@ -67,6 +67,24 @@ __device__ __forceinline__ void TmaLoad3d(void* dst, const CUtensorMap* map, uin
       : "memory");
 }
 
+// An L2 cache policy for data read once: its lines are evicted first (createpolicy, PTX ISA).
+__device__ __forceinline__ uint64_t EvictFirstPolicy() {
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+
+// TmaLoad3d with an L2 cache policy (EvictFirstPolicy) for the box's lines.
+__device__ __forceinline__ void TmaLoad3d(void* dst, const CUtensorMap* map, uint64_t* bar, int c0,
+                                          int c1, int c2, uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+      " [%0], [%1, {%3, %4, %5}], [%2], %6;\n" ::"r"(SmemAddress(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(SmemAddress(bar)), "r"(c0), "r"(c1), "r"(c2),
+      "l"(policy)
+      : "memory");
+}
+
 // Stores the box at (c0, c1, c2) from `src`; elements outside the tensor are not written.
 __device__ __forceinline__ void TmaStore3d(const CUtensorMap* map, const void* src, int c0, int c1,
                                            int c2) {

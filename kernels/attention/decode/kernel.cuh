@@ -146,6 +146,8 @@ __global__ void __launch_bounds__(Tiles::kThreads)
   // land as zeros; the map's last-but-one dimension is this (batch, KV head)'s kv_len).
   // (Measured on an H200: one copy-engine bulk copy per K/V row, issued by one warp, ran at half
   // the cp.async speed; deeper rings and 128-key tiles did not beat three 64-key stages.)
+  // K and V are read once: their L2 lines go first (an H200 read 1-2% faster with the hint).
+  const uint64_t policy = EvictFirstPolicy();
   auto load_tile = [&](int stage, int tile) {
     if constexpr (kTma && kPaged) {
       // Boxes of `box_rows` slots of one page (the map's box: min(page_size, kN) slots of this
@@ -165,9 +167,9 @@ __global__ void __launch_bounds__(Tiles::kThreads)
         for (int half = 0; half < kHalves; ++half) {
           const int at = (half * kBoxBytes + x * box_rows * 128) / kBytes;
           TmaLoad3d(kv(stage, 0) + at, &args.k_map, &full[stage], half * 64, static_cast<int>(kvh),
-                    slot);
+                    slot, policy);
           TmaLoad3d(kv(stage, 1) + at, &args.v_map, &full[stage], half * 64, static_cast<int>(kvh),
-                    slot);
+                    slot, policy);
         }
       }
     } else if constexpr (kTma) {
@@ -175,9 +177,9 @@ __global__ void __launch_bounds__(Tiles::kThreads)
 #pragma unroll
       for (int box = 0; box < kHalves; ++box) {
         TmaLoad3d(kv(stage, 0) + box * kBoxBytes / kBytes, &args.k_map, &full[stage], box * 64,
-                  tile * kN, static_cast<int>(bkv));
+                  tile * kN, static_cast<int>(bkv), policy);
         TmaLoad3d(kv(stage, 1) + box * kBoxBytes / kBytes, &args.v_map, &full[stage], box * 64,
-                  tile * kN, static_cast<int>(bkv));
+                  tile * kN, static_cast<int>(bkv), policy);
       }
     } else if constexpr (kPaged) {  // key j: slot page_table[b][j / page_size] x page_size + ...
       const int32_t* pages = pa.page_table + b * pa.max_pages_per_seq;
