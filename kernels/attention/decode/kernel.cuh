@@ -30,6 +30,7 @@
 #include "kernels/attention/common/tma.cuh"
 #include "kernels/attention/decode/launch.h"
 #include "kernels/attention/decode/tiles.h"
+#include "kernels/attention/sm80/kernel.cuh"
 #include "kernels/cuda_check.h"
 
 namespace an1::kernels::attention::decode {
@@ -485,10 +486,9 @@ __global__ void __launch_bounds__(kDim* kCombineGroups) CombineKernel(const Kern
   const int64_t row = blockIdx.x;
   int splits = args.splits;
   int64_t stride = args.splits;  // partial slots per row
-  if constexpr (kPaged) {        // this row's sequence's splits; with one, the block wrote o itself
-    const int kv_len = pa.kv_lens[pa.sequence_of_row[row / p.heads]];
-    const int64_t tiles = (kv_len + Tiles::kBlockN - 1) / Tiles::kBlockN;
-    splits = static_cast<int>((tiles + args.tiles_per_split - 1) / args.tiles_per_split);
+  if constexpr (kPaged) {  // this row's sequence's splits; with one (or none: a prefill chunk, or
+                           // no rows), the row's o was written by the kernel that computed it
+    splits = pa.splits_of_sequence[pa.sequence_of_row[row / p.heads]];
     stride = pa.max_splits;
     if (splits <= 1) return;  // the whole block: the condition is the row's
   }
@@ -643,6 +643,17 @@ KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append, cu
     AppendKernel<T, kDim><<<static_cast<unsigned>(grid), 256, 0, stream>>>(args);
     if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) {
       return FromCuda(e, "paged attention append launch");
+    }
+  }
+  if (args.paged.prefill_blocks > 0) {  // the causal prefill chunks, 128 query rows a block
+    sm80::KernelArgs prefill;
+    prefill.params = args.params;
+    prefill.scale_log2 = args.scale_log2;
+    prefill.paged = {args.paged.prefill_work, args.paged.cu_seqlens_q,      args.paged.kv_lens,
+                     args.paged.page_table,   args.paged.max_pages_per_seq, args.paged.page_shift};
+    if (KernelStatus s = sm80::LaunchPaged<T, kDim>(prefill, args.paged.prefill_blocks, stream);
+        !s.ok()) {
+      return s;
     }
   }
   if (blocks == 0) return KernelStatus::Ok();

@@ -23,12 +23,15 @@ constexpr bool PagedByTma(int page_shift) { return page_shift >= 4; }
 // The paged source of the decode kernel (paged.h): a ragged batch over a paged KV cache. All
 // device pointers; the index tensors were checked on the host (every entry in range).
 struct PagedArgs {
-  const int32_t* page_table = nullptr;       // (batch, max_pages_per_seq)
-  const int32_t* cu_seqlens_q = nullptr;     // (batch + 1)
-  const int32_t* kv_lens = nullptr;          // (batch), after the append
-  const int4* work = nullptr;                // per block: {sequence, kv head, row block, split}
-  const int32_t* sequence_of_row = nullptr;  // (total_q)
-  const void* k_new = nullptr;               // (total_q, kv_heads, head_dim) or null
+  const int32_t* page_table = nullptr;          // (batch, max_pages_per_seq)
+  const int32_t* cu_seqlens_q = nullptr;        // (batch + 1)
+  const int32_t* kv_lens = nullptr;             // (batch), after the append
+  const int4* work = nullptr;                   // per block: {sequence, kv head, row block, split}
+  const int32_t* sequence_of_row = nullptr;     // (total_q)
+  const int32_t* splits_of_sequence = nullptr;  // (batch): decode splits, 0 for none
+  const int4* prefill_work = nullptr;  // per sm80 prefill block: {sequence, head, query block, 0}
+  int64_t prefill_blocks = 0;
+  const void* k_new = nullptr;  // (total_q, kv_heads, head_dim) or null
   const void* v_new = nullptr;
   void* k_cache = nullptr;  // the caches again, writable, for the append
   void* v_cache = nullptr;

@@ -24,6 +24,12 @@ int PagedBlocksPerSm(const cudaDeviceProp& device, const PagedProblem& p) {
                     Tiles::kMaxBlocksPerSm);
 }
 
+// Whether sequence `s` runs in the sm80 prefill kernel's paged source (paged.h).
+bool PrefillRoute(const PagedProblem& p, const PagedSpan& s) {
+  return s.q_len > kPrefillMinQueries && p.causal && p.window_left < 0 && p.window_right < 0 &&
+         p.softcap == 0;
+}
+
 }  // namespace
 
 std::string PagedSupported(const cudaDeviceProp& device, const PagedProblem& p) {
@@ -52,22 +58,30 @@ PagedPlan PlanPaged(const cudaDeviceProp& device, const PagedProblem& p,
   const int64_t group = p.heads / p.kv_heads;
   int64_t units = 0, max_kv_len = 1;
   for (const PagedSpan& s : sequences) {
-    if (s.q_len == 0) continue;
+    if (s.q_len == 0 || PrefillRoute(p, s)) continue;
     units += p.kv_heads * ((group * s.q_len + Tiles::kRows - 1) / Tiles::kRows);
     max_kv_len = std::max(max_kv_len, s.kv_len);
   }
-  // The dense rule (tiles.h, ChooseSplit) on the batch's blocks and its longest sequence; each
-  // sequence then has as many splits of tiles_per_split tiles as its own length needs.
+  // The dense rule (tiles.h, ChooseSplit) on the batch's decode blocks and its longest decode
+  // sequence; each sequence then has as many splits of tiles_per_split tiles as its own length
+  // needs.
   const Split split = ChooseSplit(std::max<int64_t>(units, 1), 1, 1, max_kv_len,
                                   device.multiProcessorCount, PagedBlocksPerSm(device, p));
   plan.tiles_per_split = split.tiles_per_split;
   std::vector<int32_t>& m = plan.metadata;
+  std::vector<int32_t> splits_of_sequence(sequences.size(), 0);
+  std::vector<std::size_t> prefill_sequences;
   for (std::size_t b = 0; b < sequences.size(); ++b) {
     const PagedSpan& s = sequences[b];
     if (s.q_len == 0) continue;
+    if (PrefillRoute(p, s)) {
+      prefill_sequences.push_back(b);
+      continue;
+    }
     const int64_t tiles = (s.kv_len + Tiles::kBlockN - 1) / Tiles::kBlockN;
     const int64_t splits =
         std::max<int64_t>(1, (tiles + plan.tiles_per_split - 1) / plan.tiles_per_split);
+    splits_of_sequence[b] = static_cast<int32_t>(splits);
     plan.max_splits = std::max(plan.max_splits, static_cast<int>(splits));
     const int64_t row_blocks = (group * s.q_len + Tiles::kRows - 1) / Tiles::kRows;
     for (int64_t kvh = 0; kvh < p.kv_heads; ++kvh) {
@@ -80,11 +94,32 @@ PagedPlan PlanPaged(const cudaDeviceProp& device, const PagedProblem& p,
     }
   }
   plan.blocks = static_cast<int64_t>(m.size() / 4);
+  plan.sequence_of_row_offset = plan.blocks * 4;
   m.resize(m.size() + static_cast<std::size_t>(p.total_q), 0);
   for (std::size_t b = 0; b < sequences.size(); ++b) {
     const PagedSpan& s = sequences[b];
-    std::fill_n(m.begin() + plan.blocks * 4 + s.q_start, s.q_len, static_cast<int32_t>(b));
+    std::fill_n(m.begin() + plan.sequence_of_row_offset + s.q_start, s.q_len,
+                static_cast<int32_t>(b));
   }
+  plan.splits_of_sequence_offset = static_cast<int64_t>(m.size());
+  m.insert(m.end(), splits_of_sequence.begin(), splits_of_sequence.end());
+  // The prefill chunks' blocks ({sequence, head, query block, 0}, 16-byte aligned), the longest
+  // KV first so that the heaviest blocks start first.
+  m.resize((m.size() + 3) / 4 * 4, 0);
+  plan.prefill_work_offset = static_cast<int64_t>(m.size());
+  std::stable_sort(
+      prefill_sequences.begin(), prefill_sequences.end(),
+      [&](std::size_t x, std::size_t y) { return sequences[x].kv_len > sequences[y].kv_len; });
+  for (std::size_t b : prefill_sequences) {
+    const int64_t query_blocks = (sequences[b].q_len + kPrefillBlockRows - 1) / kPrefillBlockRows;
+    for (int64_t qb = query_blocks - 1; qb >= 0; --qb) {  // the last rows see the most keys
+      for (int64_t h = 0; h < p.heads; ++h) {
+        m.insert(m.end(),
+                 {static_cast<int32_t>(b), static_cast<int32_t>(h), static_cast<int32_t>(qb), 0});
+      }
+    }
+  }
+  plan.prefill_blocks = (static_cast<int64_t>(m.size()) - plan.prefill_work_offset) / 4;
   if (plan.max_splits > 1) {
     const int64_t rows = p.total_q * p.heads;
     const int64_t floats =
@@ -94,6 +129,7 @@ PagedPlan PlanPaged(const cudaDeviceProp& device, const PagedProblem& p,
   } else {
     plan.label = "an1.paged";
   }
+  if (plan.prefill_blocks > 0) plan.label += "+sm80";
   return plan;
 }
 
@@ -129,7 +165,10 @@ KernelStatus RunPaged(const PagedProblem& p, const PagedPlan& plan, const PagedB
   pa.cu_seqlens_q = buf.cu_seqlens_q;
   pa.kv_lens = buf.kv_lens;
   pa.work = reinterpret_cast<const int4*>(buf.metadata);
-  pa.sequence_of_row = buf.metadata + plan.blocks * 4;
+  pa.sequence_of_row = buf.metadata + plan.sequence_of_row_offset;
+  pa.splits_of_sequence = buf.metadata + plan.splits_of_sequence_offset;
+  pa.prefill_work = reinterpret_cast<const int4*>(buf.metadata + plan.prefill_work_offset);
+  pa.prefill_blocks = plan.prefill_blocks;
   pa.k_new = buf.k_new;
   pa.v_new = buf.v_new;
   pa.k_cache = buf.k_cache;

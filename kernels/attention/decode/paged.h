@@ -6,8 +6,12 @@
 // max_pages_per_seq); kv_lens int32 (batch) after the append; bottom-right causal per sequence,
 // sliding window (window_left, window_right; -1 unbounded), softcap (0 off), natural-log LSE.
 //
-// One launch for the whole batch, prefill chunks and decode rows alike: a block takes 16 packed
-// rows (query heads of one KV group x queries) of one sequence against a split of its keys. The
+// Two launches for the whole batch (after the append): the decode kernel, a block taking 16
+// packed rows (query heads of one KV group x queries) of one sequence against a split of its
+// keys, for decode rows and for chunks with a window or softcap; and, for causal prefill chunks
+// of more than kPrefillMinQueries queries, the sm80 prefill kernel's paged source (128 query rows
+// of one head per block, K/V gathered through the page table), which reads each K/V tile once
+// per 128 rows where 16-row blocks read it eight times as often. The
 // host plans the blocks from the sequences' lengths (which it has checked: every page-table
 // entry a sequence uses is in range), so the kernel never reads outside a tensor and never reads
 // a cache slot at or past a sequence's kv_len.
@@ -25,6 +29,10 @@
 #include "kernels/kernel_status.h"
 
 namespace an1::kernels::attention::decode {
+
+// Sequences with more queries than this (causal, no window or softcap) run in the prefill kernel.
+inline constexpr int64_t kPrefillMinQueries = 16;
+inline constexpr int64_t kPrefillBlockRows = 128;  // sm80::Tiles<true>::kBlockM
 
 struct PagedProblem {
   ElementType dtype = ElementType::kF16;  // of q, the caches, k_new, v_new and o
@@ -53,10 +61,16 @@ struct PagedSpan {
 
 struct PagedPlan {
   std::string label;  // "an1.paged" or "an1.paged.splitkv/N": the kernel that runs
-  // To be uploaded (int32, 16-byte aligned): 4 ints per block {sequence, kv head, row block,
-  // split}, then the sequence of each of the total_q rows.
+  // To be uploaded (int32, 16-byte aligned): 4 ints per decode block {sequence, kv head, row
+  // block, split}; the sequence of each of the total_q rows; the decode splits of each sequence
+  // (0: none, or a prefill chunk); then, from a multiple of 4, 4 ints per prefill block
+  // {sequence, head, query block, 0}.
   std::vector<int32_t> metadata;
-  int64_t blocks = 0;
+  int64_t blocks = 0;  // decode blocks
+  int64_t prefill_blocks = 0;
+  int64_t sequence_of_row_offset = 0;  // into metadata, in ints
+  int64_t splits_of_sequence_offset = 0;
+  int64_t prefill_work_offset = 0;
   int64_t tiles_per_split = 1;
   int max_splits = 1;  // the most splits of any sequence
   std::size_t workspace_bytes = 0;

@@ -23,7 +23,10 @@
 
 namespace an1::kernels::attention::sm80 {
 
-template <typename T, int kDim, bool kCausal>
+// kPaged: the block's rows and keys are those of one sequence of a ragged batch over a paged
+// cache (args.paged, a host-planned work list); Q rows and K/V rows are gathered a row at a
+// time (K/V through the page table), slots at or past the sequence's kv_len never read.
+template <typename T, int kDim, bool kCausal, bool kPaged = false>
 __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
     Sm80Kernel(const __grid_constant__ KernelArgs args) {
   using Tile = Tiles<kCausal>;
@@ -41,21 +44,60 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
   };
 
   const AttentionParams& p = args.params;
+  const PagedRows& pa = args.paged;
   // Lengths fit an int (Launch checks), so in-head indices are 32-bit: fewer registers.
-  const int q_len = static_cast<int>(p.q_len), kv_len = static_cast<int>(p.kv_len);
+  int q_len, kv_len, m0;
+  int64_t bh;
+  int64_t q_start = 0;  // paged: the sequence's first row of q
+  if constexpr (kPaged) {
+    const int4 w = pa.work[blockIdx.x];
+    q_start = pa.cu_seqlens_q[w.x];
+    q_len = static_cast<int>(pa.cu_seqlens_q[w.x + 1] - q_start);
+    kv_len = pa.kv_lens[w.x];
+    bh = int64_t{w.x} * p.heads + w.y;
+    m0 = w.z * kM;
+  } else {
+    q_len = static_cast<int>(p.q_len), kv_len = static_cast<int>(p.kv_len);
+    const int64_t blocks_m = (p.q_len + kM - 1) / kM;
+    const QueryBlock block =
+        HeadGroupedBlock(blockIdx.x, blocks_m, p.batch * p.heads, args.heads_per_group, kCausal);
+    bh = block.bh;
+    m0 = block.block_m * kM;
+  }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, quad = lane % 4;
-  const int64_t blocks_m = (p.q_len + kM - 1) / kM;
-  const QueryBlock block =
-      HeadGroupedBlock(blockIdx.x, blocks_m, p.batch * p.heads, args.heads_per_group, kCausal);
-  const int64_t bh = block.bh;
   const int64_t b = bh / p.heads, h = bh % p.heads;
   const int64_t kv_head = b * p.kv_heads + h / (p.heads / p.kv_heads);
-  const int m0 = block.block_m * kM;
-  const T* q = static_cast<const T*>(p.q) + bh * p.q_len * kDim;
-  const T* k = static_cast<const T*>(p.k) + kv_head * p.kv_len * kDim;
-  const T* v = static_cast<const T*>(p.v) + kv_head * p.kv_len * kDim;
-  T* o = static_cast<T*>(p.o) + bh * p.q_len * kDim;
+  const T* q = static_cast<const T*>(p.q) + (kPaged ? 0 : bh * p.q_len * kDim);
+  const T* k = static_cast<const T*>(p.k) + (kPaged ? 0 : kv_head * p.kv_len * kDim);
+  const T* v = static_cast<const T*>(p.v) + (kPaged ? 0 : kv_head * p.kv_len * kDim);
+  T* o = static_cast<T*>(p.o) + (kPaged ? 0 : bh * p.q_len * kDim);
+  // Row r (0-based, of the sequence or head) of q, o and the LSE: dense, row r of this head's
+  // (q_len, head_dim) matrix; paged, row (q_start + r) x heads + h of the (total_q, heads) rows.
+  auto q_row = [&](int r) -> int64_t { return kPaged ? (q_start + r) * p.heads + h : r; };
+  // K/V tile loads: dense, rows n0.. of this KV head's matrix; paged, key j's cache slot
+  // page_table[b][j >> page_shift] << page_shift | (j & mask), KV head h / group of it.
+  auto load_kv = [&](int buffer, int n0) {
+    if constexpr (kPaged) {
+      const int32_t* pages = pa.page_table + b * pa.max_pages_per_seq;
+      const int64_t slot_mask = (int64_t{1} << pa.page_shift) - 1;
+      const int64_t kvh = h / (p.heads / p.kv_heads);
+      auto slot_row = [&](const T* cache) {
+        return [=](int r) -> const T* {
+          const int j = n0 + r;
+          if (j >= kv_len) return nullptr;  // never read: a slot past kv_len may hold anything
+          const int64_t slot =
+              (int64_t{pages[j >> pa.page_shift]} << pa.page_shift) + (j & slot_mask);
+          return cache + (slot * p.kv_heads + kvh) * kDim;
+        };
+      };
+      LoadRows<kN, kDim, Tile::kThreads, Tile::kPad>(kv(buffer, 0), slot_row(k), k);
+      LoadRows<kN, kDim, Tile::kThreads, Tile::kPad>(kv(buffer, 1), slot_row(v), v);
+    } else {
+      LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(buffer, 0), k, n0, kv_len);
+      LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(buffer, 1), v, n0, kv_len);
+    }
+  };
 
   // Keys this block may see: those its last row sees; tiles past them are skipped. Tiles before
   // `full_tiles` need no mask at all (the block's first row, and so every row, sees all of their
@@ -70,11 +112,16 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
   // A zero scale becomes a tiny one (the same weights to fp32 precision) so that masked scores
   // stay -inf instead of -inf * 0 = NaN.
   const float scale = fmaxf(fabsf(args.scale_log2), 1e-30f);
-  LoadTile<kM, kDim, Tile::kThreads, Tile::kPad>(q_smem, q, m0, q_len);
+  if constexpr (kPaged) {
+    LoadRows<kM, kDim, Tile::kThreads, Tile::kPad>(
+        q_smem,
+        [&](int r) -> const T* { return m0 + r < q_len ? q + q_row(m0 + r) * kDim : nullptr; }, q);
+  } else {
+    LoadTile<kM, kDim, Tile::kThreads, Tile::kPad>(q_smem, q, m0, q_len);
+  }
   CopyAsyncCommit();
   if (tiles > 0) {
-    LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(0, 0), k, 0, kv_len);
-    LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(0, 1), v, 0, kv_len);
+    load_kv(0, 0);
     CopyAsyncCommit();
   }
   if (args.scale_log2 < 0) {
@@ -118,8 +165,7 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
     CopyAsyncWait<0>();
     __syncthreads();
     if (tile + 1 < tiles) {
-      LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(tile + 1, 0), k, n0 + kN, kv_len);
-      LoadTile<kN, kDim, Tile::kThreads, Tile::kPad>(kv(tile + 1, 1), v, n0 + kN, kv_len);
+      load_kv(tile + 1, n0 + kN);
       CopyAsyncCommit();
     }
 
@@ -237,11 +283,11 @@ __global__ void __launch_bounds__(Tiles<kCausal>::kThreads)
       if (p.lse != nullptr && quad == 0) {
         // The head's first row, from `o` (live anyway): keeping `bh` costs registers in the loop.
         const int64_t head_row0 = (o - static_cast<T*>(p.o)) / kDim;
-        p.lse[head_row0 + row] = RowLogSumExp(row_max[r][half], sum, scale);
+        p.lse[head_row0 + q_row(row)] = RowLogSumExp(row_max[r][half], sum, scale);
       }
 #pragma unroll
       for (int d = 0; d < kDTiles; ++d) {
-        *reinterpret_cast<decltype(MmaType<T>::ToPair(0, 0))*>(o + int64_t{row} * kDim + d * 8 +
+        *reinterpret_cast<decltype(MmaType<T>::ToPair(0, 0))*>(o + q_row(row) * kDim + d * 8 +
                                                                quad * 2) =
             MmaType<T>::ToPair(out[r][d][half * 2] * inv, out[r][d][half * 2 + 1] * inv);
       }
@@ -272,6 +318,26 @@ KernelStatus Launch(const AttentionParams& p, cudaStream_t stream) {
   args.heads_per_group = HeadsPerGroup(blocks_m, Tile::kBlocksPerSm, sms);
   kernel<<<static_cast<unsigned>(blocks), Tile::kThreads, kSmem, stream>>>(args);
   return FromCuda(cudaGetLastError(), "attention sm80 launch");
+}
+
+// The paged source: `args` complete (the decode family's paged launcher fills it), `blocks` work
+// items, causal only; on `stream`.
+template <typename T, int kDim>
+KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, cudaStream_t stream) {
+  constexpr int kSmem = SharedMemoryBytes<true>(kDim, sizeof(T));
+  constexpr auto kernel = Sm80Kernel<T, kDim, /*kCausal=*/true, /*kPaged=*/true>;
+  if (blocks > 0x7fffffff) {
+    return KernelStatus::Error(KernelStatus::Kind::kUnsupported,
+                               "paged attention sm80: at most 2^31 blocks per call");
+  }
+  static DeviceSetUp set_up = {};
+  int sms = 0;
+  if (KernelStatus ready = SetUpOnce(kernel, kSmem, "paged attention sm80", set_up, &sms);
+      !ready.ok()) {
+    return ready;
+  }
+  kernel<<<static_cast<unsigned>(blocks), Tiles<true>::kThreads, kSmem, stream>>>(args);
+  return FromCuda(cudaGetLastError(), "paged attention sm80 launch");
 }
 
 }  // namespace an1::kernels::attention::sm80
