@@ -95,10 +95,16 @@ StatusOr<Caller> Authorize(const Authenticator* auth, const grpc::CallbackServer
   return caller;
 }
 
-StatusOr<std::string> RegionOwner(
-    const Caller& caller, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+StatusOr<std::string> RegionOwner(const Caller& caller,
+                                  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                                  SessionRegistry* sessions) {
   if (!caller.principal.empty()) return "principal:" + caller.principal;
-  return ClientId(metadata);
+  StatusOr<std::string> client = ClientId(metadata);
+  if (!client.ok()) return client;
+  if (sessions == nullptr) return InternalError("no session registry");
+  StatusOr<std::string> session = sessions->Resolve(metadata);
+  if (!session.ok()) return session;
+  return "session:" + *session + "/" + *client;
 }
 
 }  // namespace an1::server

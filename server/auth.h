@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/status.h"
+#include "server/sessions.h"
 
 namespace an1::server {
 
@@ -49,8 +50,11 @@ StatusOr<Caller> Authorize(const Authenticator* auth, const grpc::CallbackServer
                            Scope needed);
 
 // The owner of the caller's shared memory regions: with authentication "principal:NAME", else
-// the call's `an1-client-id` (ClientId, engine_call.h).
-StatusOr<std::string> RegionOwner(
-    const Caller& caller, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+// "session:ID/CLIENT", the call's server-issued session (`an1-session-id`, sessions.h) and, within
+// it, its `an1-client-id` (ClientId, engine_call.h). Both are required without authentication;
+// a declared client id alone reaches nobody's regions.
+StatusOr<std::string> RegionOwner(const Caller& caller,
+                                  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                                  SessionRegistry* sessions);
 
 }  // namespace an1::server

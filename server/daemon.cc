@@ -149,6 +149,12 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   bool no_shared_memory = false;
   app.add_flag("--no-shared-memory", no_shared_memory,
                "Refuse client shared memory regions (tensors must be inline)");
+  app.add_option("--shm-socket", options.shared_memory.socket_path,
+                 "Unix socket (mode 0666) on which clients pass their shared memory descriptors "
+                 "(default: $XDG_RUNTIME_DIR or /tmp, /an1d-<pid>.sock)");
+  app.add_flag("--allow-shm-open-by-name", options.shared_memory.allow_open_by_name,
+               "Also let RegisterSystemSharedMemory open an object by key with the server's own "
+               "rights (unsafe: any caller reaches any object this user can; off by default)");
   app.add_option("--max-regions-per-client", options.shared_memory.max_regions_per_client,
                  "Shared memory regions one client may register")
       ->check(CLI::Range(1, 1 << 16))
@@ -291,6 +297,14 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   }
   spdlog::info("serving gRPC on port {} (from {}), default backend policy {}", (*server)->port(),
                options.listen, backend);
+  if (!(*server)->shm_socket_path().empty()) {
+    spdlog::info("shared memory descriptors are passed on {}", (*server)->shm_socket_path());
+  }
+  if (options.shared_memory.allow_open_by_name) {
+    spdlog::warn(
+        "--allow-shm-open-by-name: callers may make the server open any shared memory "
+        "object its user can");
+  }
   if ((*server)->metrics_port() != 0) {
     spdlog::info("serving metrics on port {} at /metrics", (*server)->metrics_port());
   }

@@ -29,6 +29,20 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     server->metrics_port_ = *port;
   }
   server->regions_ = std::make_unique<RegionRegistry>(options.shared_memory, server->engine_.get());
+  // A session outlives its regions' idle expiry (at least an hour): a client quiet for a while
+  // keeps its session, and its regions until they expire on their own. 0: sessions never expire.
+  const int idle = options.shared_memory.idle_expiry_seconds;
+  server->sessions_ =
+      std::make_unique<SessionRegistry>(std::chrono::seconds(idle <= 0 ? 0 : std::max(idle, 3600)));
+  if (options.shared_memory.enabled) {
+    server->tickets_ = std::make_unique<DescriptorTickets>();
+    StatusOr<std::unique_ptr<ShmSocket>> socket = ShmSocket::Start(
+        options.shared_memory.socket_path.empty() ? DefaultShmSocketPath()
+                                                  : options.shared_memory.socket_path,
+        server->tickets_.get());
+    if (!socket.ok()) return socket.status();
+    server->shm_socket_ = std::move(socket).value();
+  }
   if (!options.auth_tokens_file.empty()) {
     StatusOr<std::unique_ptr<Authenticator>> auth =
         Authenticator::FromFile(options.auth_tokens_file);
@@ -38,7 +52,8 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   server->service_ = std::make_unique<An1Service>(
       CallEnvironment{server->engine_.get(), server->metrics_.get(), server->regions_.get(),
                       static_cast<uint64_t>(options.max_message_bytes),
-                      options.engine.limits.max_tensor_bytes, server->auth_.get()});
+                      options.engine.limits.max_tensor_bytes, server->auth_.get(),
+                      server->tickets_.get(), server->shm_socket_path(), server->sessions_.get()});
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {
@@ -93,6 +108,7 @@ An1Server::~An1Server() { Shutdown(std::chrono::milliseconds(0)); }
 void An1Server::Shutdown(std::chrono::milliseconds grace) {
   std::call_once(shutdown_once_, [&] {
     if (engine_ != nullptr) engine_->SetHealthListener(nullptr);
+    shm_socket_.reset();  // no more descriptors in
     if (grpc_server_ != nullptr) {
       // NOT_SERVING, and the open Watch streams finished: the stop waits only for real work.
       health_->Shutdown();
