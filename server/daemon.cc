@@ -101,6 +101,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   app.add_option("--auth-tokens", options.auth_tokens_file,
                  "Bearer tokens: lines of 'SHA256HEX PRINCIPAL SCOPE[,SCOPE...]' (infer, shm, "
                  "admin); without it every caller may do everything");
+  app.add_option("--auth-client-certs", options.auth_client_certs_file,
+                 "mTLS client identities: lines of 'NAME PRINCIPAL SCOPE[,SCOPE...]', NAME a "
+                 "subject alternative name or the subject CN of a client certificate (needs "
+                 "--tls-client-ca)");
   bool hash_token = false;
   app.add_flag("--hash-token", hash_token,
                "Read a token on standard input, print the SHA-256 a token file holds for it, exit");
@@ -285,8 +289,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
       }
     }
   }
-  if (options.auth_tokens_file.empty()) {
-    spdlog::warn("no authentication configured (--auth-tokens): every caller may run every RPC");
+  if (options.auth_tokens_file.empty() && options.auth_client_certs_file.empty()) {
+    spdlog::warn(
+        "no authentication configured (--auth-tokens, --auth-client-certs): every caller may run "
+        "every RPC");
   }
   if (!options.tls.enabled()) {
     spdlog::warn("gRPC is plaintext (no --tls-cert): use TLS on any network others can reach");

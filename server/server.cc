@@ -43,9 +43,13 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     if (!socket.ok()) return socket.status();
     server->shm_socket_ = std::move(socket).value();
   }
-  if (!options.auth_tokens_file.empty()) {
+  if (!options.auth_client_certs_file.empty() && options.tls.client_ca_file.empty()) {
+    return InvalidArgumentError(
+        "--auth-client-certs maps client certificates: it needs mutual TLS (--tls-client-ca)");
+  }
+  if (!options.auth_tokens_file.empty() || !options.auth_client_certs_file.empty()) {
     StatusOr<std::unique_ptr<Authenticator>> auth =
-        Authenticator::FromFile(options.auth_tokens_file);
+        Authenticator::FromFiles(options.auth_tokens_file, options.auth_client_certs_file);
     if (!auth.ok()) return auth.status();
     server->auth_ = std::move(auth).value();
   }

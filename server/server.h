@@ -53,6 +53,8 @@ struct ServerOptions {
   ConnectionOptions connections;
   TlsOptions tls;                // TLS / mTLS on the gRPC port (tls.h); none: plaintext
   std::string auth_tokens_file;  // bearer tokens (auth.h); empty: no authentication
+  // mTLS client certificate identities -> principals (auth.h); needs tls.client_ca_file.
+  std::string auth_client_certs_file;
 };
 
 class An1Server {
