@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <limits>
 
 namespace an1::server {
 
@@ -93,6 +95,12 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   // The server's keepalive pings go on over a quiet connection (gRPC stops after 2 by default),
   // so a dead peer of a long Watch stream is noticed.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // The memory gRPC itself holds for this server (chiefly request bytes still arriving) is
+  // bounded by the in-flight budget: the engine counts a request only once it is parsed.
+  grpc::ResourceQuota quota("an1d");
+  quota.Resize(static_cast<std::size_t>(
+      std::min<uint64_t>(options.engine.max_inflight_bytes, std::numeric_limits<int64_t>::max())));
+  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(server->service_.get());
