@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "server/unparsed_request.h"
+
 namespace an1::server {
 
 StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& options) {
@@ -103,6 +105,10 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(
+      std::make_unique<UnparsedRequestInterceptorFactory>(server->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->health_.get());
   server->grpc_server_ = builder.BuildAndStart();
