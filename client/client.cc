@@ -154,8 +154,13 @@ grpc::Status Client::RegisterSystemSharedMemoryFd(const std::string& name, int f
   std::string socket_path;
   status = ShmSocket(&socket_path);
   if (!status.ok()) return status;
+  std::string session;
+  {
+    std::lock_guard lock(session_mutex_);
+    session = session_id_;
+  }
   std::string error;
-  const std::string ticket = PassDescriptor(socket_path, fd, name, &error);
+  const std::string ticket = PassDescriptor(socket_path, fd, name, session, &error);
   if (ticket.empty()) {
     return {grpc::StatusCode::UNAVAILABLE, "cannot pass the shared memory descriptor: " + error};
   }

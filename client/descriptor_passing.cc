@@ -10,7 +10,7 @@
 namespace an1::client {
 
 std::string PassDescriptor(const std::string& socket_path, int fd, const std::string& name,
-                           std::string* error) {
+                           const std::string& session, std::string* error) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof(address.sun_path)) {
@@ -31,7 +31,8 @@ std::string PassDescriptor(const std::string& socket_path, int fd, const std::st
     close(s);
     return "";
   }
-  iovec io{const_cast<char*>(name.data()), name.size()};
+  std::string payload = name + "\n" + session;
+  iovec io{payload.data(), payload.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr message{};
   message.msg_iov = &io;

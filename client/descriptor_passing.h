@@ -6,10 +6,11 @@
 
 namespace an1::client {
 
-// Sends `fd` (SCM_RIGHTS) with the region name `name` to the socket at `socket_path` and returns
-// the server's one-time ticket for RegisterSystemSharedMemory; on failure returns an empty
-// string and sets *error. `fd` stays open (the server holds its own copy).
+// Sends `fd` (SCM_RIGHTS) with the region name `name` and the caller's session id (CreateSession)
+// to the socket at `socket_path` and returns the server's one-time ticket for a
+// RegisterSystemSharedMemory of that session; on failure returns an empty string and sets
+// *error. `fd` stays open (the server holds its own copy).
 std::string PassDescriptor(const std::string& socket_path, int fd, const std::string& name,
-                           std::string* error);
+                           const std::string& session, std::string* error);
 
 }  // namespace an1::client

@@ -23,7 +23,8 @@ void DescriptorTickets::ExpireLocked(std::chrono::steady_clock::time_point now) 
   }
 }
 
-StatusOr<std::string> DescriptorTickets::Issue(UniqueFd fd, const std::string& name) {
+StatusOr<std::string> DescriptorTickets::Issue(UniqueFd fd, const std::string& name,
+                                               const std::string& session) {
   unsigned char random[16];
   if (RAND_bytes(random, sizeof random) != 1) {
     return InternalError("no random bytes for a descriptor ticket");
@@ -41,11 +42,12 @@ StatusOr<std::string> DescriptorTickets::Issue(UniqueFd fd, const std::string& n
     return ResourceExhaustedError(std::to_string(entries_.size()) +
                                   " passed descriptors are waiting to be registered, the limit");
   }
-  entries_.emplace(ticket, Entry{std::move(fd), name, now + ttl_});
+  entries_.emplace(ticket, Entry{std::move(fd), name, session, now + ttl_});
   return ticket;
 }
 
-StatusOr<UniqueFd> DescriptorTickets::Redeem(const std::string& ticket, const std::string& name) {
+StatusOr<UniqueFd> DescriptorTickets::Redeem(const std::string& ticket, const std::string& name,
+                                             const std::string& session) {
   std::lock_guard lock(mutex_);
   ExpireLocked(std::chrono::steady_clock::now());
   const auto it = entries_.find(ticket);
@@ -54,9 +56,10 @@ StatusOr<UniqueFd> DescriptorTickets::Redeem(const std::string& ticket, const st
                   "unknown, used or expired descriptor ticket (tickets are good once, for " +
                       std::to_string(ttl_.count() / 1000) + " s)"};
   }
-  if (it->second.name != name) {
+  if (it->second.name != name || it->second.session != session) {
+    entries_.erase(it);  // a ticket someone else presents is spent: no second guess
     return Status{StatusCode::kPermissionDenied,
-                  "the descriptor ticket was issued for another region name"};
+                  "the descriptor ticket was issued for another region name or session"};
   }
   UniqueFd fd = std::move(it->second.fd);
   entries_.erase(it);

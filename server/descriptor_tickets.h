@@ -4,8 +4,9 @@
 // socket; it gets back a ticket, a 128-bit random secret, which RegisterSystemSharedMemory then
 // carries. The server thus uses only descriptors the caller could open, with the access the
 // caller opened them with, never an object it opened by name with its own rights (no confused
-// deputy). A ticket names the region it was issued for, is redeemed at most once and expires
-// after `ttl`; unredeemed descriptors are closed. Thread-safe.
+// deputy). A ticket is bound to the region name and the session (sessions.h) the client sent with
+// the descriptor, is redeemed at most once and expires after `ttl`; unredeemed descriptors are
+// closed. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -46,18 +47,20 @@ class DescriptorTickets {
                              std::size_t max_pending = 64)
       : ttl_(ttl), max_pending_(max_pending) {}
 
-  // A ticket for `fd`, to be redeemed for region `name`. RESOURCE_EXHAUSTED when max_pending
-  // tickets are waiting (the descriptor is closed then).
-  StatusOr<std::string> Issue(UniqueFd fd, const std::string& name);
+  // A ticket for `fd`, to be redeemed for region `name` by a call of `session`.
+  // RESOURCE_EXHAUSTED when max_pending tickets are waiting (the descriptor is closed then).
+  StatusOr<std::string> Issue(UniqueFd fd, const std::string& name, const std::string& session);
   // The descriptor of `ticket`, once. PERMISSION_DENIED for an unknown, used or expired ticket,
-  // or one issued for another region name.
-  StatusOr<UniqueFd> Redeem(const std::string& ticket, const std::string& name);
+  // or one issued for another region name or another session (the ticket is spent then too).
+  StatusOr<UniqueFd> Redeem(const std::string& ticket, const std::string& name,
+                            const std::string& session);
   std::size_t pending() const;
 
  private:
   struct Entry {
     UniqueFd fd;
     std::string name;
+    std::string session;
     std::chrono::steady_clock::time_point expires;
   };
   void ExpireLocked(std::chrono::steady_clock::time_point now);

@@ -43,7 +43,7 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     StatusOr<std::unique_ptr<ShmSocket>> socket = ShmSocket::Start(
         options.shared_memory.socket_path.empty() ? DefaultShmSocketPath()
                                                   : options.shared_memory.socket_path,
-        server->tickets_.get());
+        server->tickets_.get(), server->sessions_.get());
     if (!socket.ok()) return socket.status();
     server->shm_socket_ = std::move(socket).value();
   }

@@ -102,7 +102,7 @@ grpc::ServerUnaryReactor* An1Service::CreateSession(grpc::CallbackServerContext*
   const auto started = Clock::now();
   const StatusOr<Caller> caller = Authorize(env_.auth, *context, Scope::kShm);
   if (!caller.ok()) return FinishNow(context, "CreateSession", started, caller.status());
-  StatusOr<std::string> session = env_.sessions->Create();
+  StatusOr<std::string> session = env_.sessions->Create(caller->principal);
   if (session.ok()) response->set_session_id(*session);
   return FinishNow(context, "CreateSession", started, session.status());
 }
@@ -122,7 +122,14 @@ grpc::ServerUnaryReactor* An1Service::RegisterSystemSharedMemory(
     status =
         FailedPreconditionError("shared memory is disabled on this server; send tensors inline");
   } else {
-    StatusOr<UniqueFd> fd = env_.tickets->Redeem(request->descriptor_ticket(), request->name());
+    // The ticket is the session's that passed the descriptor (with tokens, the session of this
+    // principal): another caller holding it cannot redeem it.
+    const StatusOr<Caller> caller = Authorize(env_.auth, *context, Scope::kShm);
+    StatusOr<std::string> session =
+        env_.sessions->Resolve(context->client_metadata(), caller->principal);
+    StatusOr<UniqueFd> fd = !session.ok() ? StatusOr<UniqueFd>(session.status())
+                                          : env_.tickets->Redeem(request->descriptor_ticket(),
+                                                                 request->name(), *session);
     status = !fd.ok()
                  ? fd.status()
                  : env_.regions->RegisterSystem(*client, request->name(), std::move(fd).value(),

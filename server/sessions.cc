@@ -9,12 +9,12 @@ namespace an1::server {
 void SessionRegistry::ExpireLocked(std::chrono::steady_clock::time_point now) {
   if (idle_.count() <= 0 || now < next_sweep_) return;
   next_sweep_ = now + std::chrono::seconds(1);
-  for (auto it = last_used_.begin(); it != last_used_.end();) {
-    it = now - it->second > idle_ ? last_used_.erase(it) : std::next(it);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    it = now - it->second.last_used > idle_ ? sessions_.erase(it) : std::next(it);
   }
 }
 
-StatusOr<std::string> SessionRegistry::Create() {
+StatusOr<std::string> SessionRegistry::Create(const std::string& principal) {
   unsigned char random[16];
   if (RAND_bytes(random, sizeof random) != 1) return InternalError("no random bytes for a session");
   static constexpr char kHex[] = "0123456789abcdef";
@@ -26,16 +26,32 @@ StatusOr<std::string> SessionRegistry::Create() {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   ExpireLocked(now);
-  if (last_used_.size() >= max_sessions_) {
-    return ResourceExhaustedError("the server holds " + std::to_string(last_used_.size()) +
+  if (sessions_.size() >= max_sessions_) {
+    return ResourceExhaustedError("the server holds " + std::to_string(sessions_.size()) +
                                   " sessions, its limit");
   }
-  last_used_.emplace(id, now);
+  sessions_.emplace(id, Session{now, principal});
   return id;
 }
 
 StatusOr<std::string> SessionRegistry::Resolve(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  return Resolve(metadata, "");
+}
+
+bool SessionRegistry::Known(const std::string& id) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  ExpireLocked(now);
+  const auto found = sessions_.find(id);
+  if (found == sessions_.end()) return false;
+  found->second.last_used = now;
+  return true;
+}
+
+StatusOr<std::string> SessionRegistry::Resolve(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const std::string& principal) {
   const auto [first, last] = metadata.equal_range("an1-session-id");
   if (first == last) {
     return Status{StatusCode::kUnauthenticated,
@@ -50,12 +66,16 @@ StatusOr<std::string> SessionRegistry::Resolve(
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   ExpireLocked(now);
-  const auto found = last_used_.find(id);
-  if (found == last_used_.end()) {
+  const auto found = sessions_.find(id);
+  if (found == sessions_.end()) {
     return Status{StatusCode::kUnauthenticated,
                   "unknown or expired session ('an1-session-id'): call CreateSession"};
   }
-  found->second = now;
+  if (found->second.principal != principal) {
+    return Status{StatusCode::kUnauthenticated,
+                  "the session ('an1-session-id') belongs to another principal"};
+  }
+  found->second.last_used = now;
   return id;
 }
 

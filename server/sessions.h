@@ -22,12 +22,18 @@ class SessionRegistry {
   explicit SessionRegistry(std::chrono::seconds idle, std::size_t max_sessions = 1 << 16)
       : idle_(idle), max_sessions_(max_sessions) {}
 
-  // A new session id; RESOURCE_EXHAUSTED when max_sessions are live.
-  StatusOr<std::string> Create();
+  // A new session id of `principal` (empty without authentication); RESOURCE_EXHAUSTED when
+  // max_sessions are live.
+  StatusOr<std::string> Create(const std::string& principal = "");
   // The session named by the call's `an1-session-id` entry, marked used now. UNAUTHENTICATED,
   // saying what is wrong, when the entry is absent, repeated or not an id this server issued
   // (or one that expired).
   StatusOr<std::string> Resolve(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+  // As Resolve, and UNAUTHENTICATED unless the session was created by `principal`.
+  StatusOr<std::string> Resolve(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                                const std::string& principal);
+  // Whether `id` is a live session (marked used now).
+  bool Known(const std::string& id);
 
  private:
   void ExpireLocked(std::chrono::steady_clock::time_point now);
@@ -35,7 +41,11 @@ class SessionRegistry {
   std::chrono::seconds idle_;
   std::size_t max_sessions_;
   std::mutex mutex_;
-  std::map<std::string, std::chrono::steady_clock::time_point> last_used_;
+  struct Session {
+    std::chrono::steady_clock::time_point last_used;
+    std::string principal;
+  };
+  std::map<std::string, Session> sessions_;
   std::chrono::steady_clock::time_point next_sweep_{};
 };
 

@@ -37,7 +37,8 @@ std::string DefaultShmSocketPath() {
 }
 
 StatusOr<std::unique_ptr<ShmSocket>> ShmSocket::Start(const std::string& path,
-                                                      DescriptorTickets* tickets) {
+                                                      DescriptorTickets* tickets,
+                                                      SessionRegistry* sessions) {
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(address.sun_path)) {
@@ -61,7 +62,7 @@ StatusOr<std::unique_ptr<ShmSocket>> ShmSocket::Start(const std::string& path,
     unlink(path.c_str());
     return UnavailableError(std::string("eventfd: ") + std::strerror(errno));
   }
-  std::unique_ptr<ShmSocket> server(new ShmSocket(path, fd, wake, tickets));
+  std::unique_ptr<ShmSocket> server(new ShmSocket(path, fd, wake, tickets, sessions));
   if (stat(path.c_str(), &st) == 0) server->inode_ = st.st_ino;
   server->thread_ = std::thread([s = server.get()] { s->Serve(); });
   return server;
@@ -118,9 +119,19 @@ void ShmSocket::HandleConnection(int connection) const {
     }
   }
   if ((message.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0 || received.size() != 1) {
-    return Reply(connection, "ERR send exactly one descriptor, with the region name (1-128 bytes)");
+    return Reply(connection, "ERR send exactly one descriptor, with 'NAME\\nSESSION'");
   }
-  if (n == 0 || n > 128) return Reply(connection, "ERR the region name must be 1-128 bytes");
+  const std::string text(name, static_cast<std::size_t>(n));
+  const std::size_t newline = text.find('\n');
+  if (newline == std::string::npos || newline == 0 || newline > 128) {
+    return Reply(connection,
+                 "ERR send 'NAME\\nSESSION': a region name of 1-128 bytes, a newline "
+                 "and the session id from CreateSession");
+  }
+  const std::string region = text.substr(0, newline), session = text.substr(newline + 1);
+  if (!sessions_->Known(session)) {
+    return Reply(connection, "ERR unknown or expired session: call CreateSession");
+  }
   struct stat st {};
   if (fstat(received[0].get(), &st) != 0 || !S_ISREG(st.st_mode)) {
     return Reply(connection, "ERR the descriptor is not a shared memory object or regular file");
@@ -129,8 +140,7 @@ void ShmSocket::HandleConnection(int connection) const {
   if (access != O_RDONLY && access != O_RDWR) {
     return Reply(connection, "ERR the descriptor must be opened read-only or read-write");
   }
-  StatusOr<std::string> ticket =
-      tickets_->Issue(std::move(received[0]), std::string(name, static_cast<std::size_t>(n)));
+  StatusOr<std::string> ticket = tickets_->Issue(std::move(received[0]), region, session);
   if (!ticket.ok()) return Reply(connection, "ERR " + ticket.status().message());
   Reply(connection, "OK " + *ticket);
 }

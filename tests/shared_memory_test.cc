@@ -345,10 +345,36 @@ TEST_F(SharedMemoryTest, OnlyPassedDescriptorsAreRegistered) {
   const int fd = shm_open(shm.key().c_str(), O_RDWR, 0);
   ASSERT_GE(fd, 0);
   std::string error;
-  const std::string ticket = client::PassDescriptor(server_->shm_socket_path(), fd, "r", &error);
+  EXPECT_TRUE(
+      client::PassDescriptor(server_->shm_socket_path(), fd, "r", "guessed", &error).empty());
+  EXPECT_NE(error.find("session"), std::string::npos) << error;
+  const std::string ticket =
+      client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error);
   ASSERT_EQ(ticket.size(), 32u) << error;
   EXPECT_EQ(call("other", ticket).error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  const std::string second = client::PassDescriptor(server_->shm_socket_path(), fd, "r", &error);
+  {  // another session presenting the ticket: refused, and the ticket is spent
+    const std::string stolen =
+        client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error);
+    ASSERT_EQ(stolen.size(), 32u) << error;
+    grpc::ClientContext context;
+    context.AddMetadata("an1-client-id", "alice");
+    v1::CreateSessionResponse other;
+    {
+      grpc::ClientContext create;
+      ASSERT_TRUE(stub->CreateSession(&create, {}, &other).ok());
+    }
+    context.AddMetadata("an1-session-id", other.session_id());
+    v1::RegisterSystemSharedMemoryRequest request;
+    request.set_name("r");
+    request.set_descriptor_ticket(stolen);
+    request.set_byte_size(4096);
+    v1::RegisterSharedMemoryResponse response;
+    EXPECT_EQ(stub->RegisterSystemSharedMemory(&context, request, &response).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(call("r", stolen).error_code(), grpc::StatusCode::PERMISSION_DENIED);  // spent
+  }
+  const std::string second =
+      client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error);
   close(fd);
   ASSERT_TRUE(call("r", second).ok());
   EXPECT_EQ(call("r2", second).error_code(), grpc::StatusCode::PERMISSION_DENIED);  // used

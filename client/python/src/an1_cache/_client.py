@@ -356,7 +356,8 @@ class Client:
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
                 s.settimeout(10)
                 s.connect(path)
-                socket.send_fds(s, [name.encode()], [fd])
+                session = dict(self._metadata)["an1-session-id"]
+                socket.send_fds(s, [f"{name}\n{session}".encode()], [fd])
                 reply = s.recv(512).decode(errors="replace")
         except OSError as e:
             raise An1Error(grpc.StatusCode.UNAVAILABLE,
