@@ -44,7 +44,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD an1 --timeout 2 --server "127.0.0.1:$(sed -n 's/^grpc_port=//p' /tmp/an1d.ready)" health
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["an1d", "--ready-file", "/tmp/an1d.ready"]
-CMD ["--listen", "0.0.0.0:50051", "--metrics-listen", "0.0.0.0:9464"]
+CMD ["--listen", "0.0.0.0:50051", "--metrics-listen", "0.0.0.0:9464", "--shm-socket", "/dev/shm/an1d.sock"]
 
 FROM ${CUDA_RUNTIME_IMAGE} AS cuda
 COPY --from=build-cuda /opt/an1 /opt/an1
@@ -61,4 +61,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD an1 --timeout 2 --server "127.0.0.1:$(sed -n 's/^grpc_port=//p' /tmp/an1d.ready)" health
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["an1d", "--ready-file", "/tmp/an1d.ready"]
-CMD ["--listen", "0.0.0.0:50051", "--metrics-listen", "0.0.0.0:9464"]
+CMD ["--listen", "0.0.0.0:50051", "--metrics-listen", "0.0.0.0:9464", "--shm-socket", "/dev/shm/an1d.sock"]

@@ -1,5 +1,14 @@
 #include "client/client.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "client/descriptor_passing.h"
+
 namespace an1::client {
 namespace {
 
@@ -74,18 +83,92 @@ void Client::Prepare(grpc::ClientContext* context) const {
     context->set_deadline(std::chrono::system_clock::now() + options_.timeout);
   }
   if (!options_.client_id.empty()) context->AddMetadata("an1-client-id", options_.client_id);
+  {
+    std::lock_guard lock(session_mutex_);
+    if (!session_id_.empty()) context->AddMetadata("an1-session-id", session_id_);
+  }
   if (!options_.bearer_token.empty()) {
     context->AddMetadata("authorization", "Bearer " + options_.bearer_token);
   }
 }
 
+grpc::Status Client::EnsureSession() {
+  {
+    std::lock_guard lock(session_mutex_);
+    if (!session_id_.empty()) return grpc::Status::OK;
+  }
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::CreateSessionResponse response;
+  grpc::Status status = stub_->CreateSession(&context, v1::CreateSessionRequest(), &response);
+  if (!status.ok()) return status;
+  std::lock_guard lock(session_mutex_);
+  if (session_id_.empty()) session_id_ = response.session_id();
+  return grpc::Status::OK;
+}
+
+grpc::Status Client::ShmSocket(std::string* path) {
+  std::lock_guard lock(shm_socket_mutex_);
+  if (shm_socket_.empty() && !options_.shm_socket.empty()) shm_socket_ = options_.shm_socket;
+  if (shm_socket_.empty()) {
+    v1::GetServerInfoResponse info;
+    grpc::Status status = Info(&info);
+    if (!status.ok()) return status;
+    if (info.shm_socket().empty()) {
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              "shared memory is disabled on this server; send tensors inline"};
+    }
+    shm_socket_ = info.shm_socket();
+  }
+  *path = shm_socket_;
+  return grpc::Status::OK;
+}
+
 grpc::Status Client::RegisterSystemSharedMemory(const std::string& name, const std::string& key,
                                                 uint64_t offset, uint64_t byte_size) {
+  // A POSIX shared memory key: "/" then 1-254 characters without '/'.
+  if (key.size() < 2 || key.size() > 255 || key[0] != '/' ||
+      key.find('/', 1) != std::string::npos || key.find('\0') != std::string::npos) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "the shared memory key must be '/' followed by up to 254 characters without '/'"};
+  }
+  int fd = shm_open(key.c_str(), O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0 && errno == EACCES) fd = shm_open(key.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT)
+      return {grpc::StatusCode::NOT_FOUND, "no shared memory object has that key"};
+    return {
+        error == EACCES ? grpc::StatusCode::PERMISSION_DENIED : grpc::StatusCode::INVALID_ARGUMENT,
+        std::string("this process cannot open the shared memory object: ") + std::strerror(error)};
+  }
+  grpc::Status status = RegisterSystemSharedMemoryFd(name, fd, offset, byte_size);
+  close(fd);
+  return status;
+}
+
+grpc::Status Client::RegisterSystemSharedMemoryFd(const std::string& name, int fd, uint64_t offset,
+                                                  uint64_t byte_size) {
+  grpc::Status status = EnsureSession();
+  if (!status.ok()) return status;
+  std::string socket_path;
+  status = ShmSocket(&socket_path);
+  if (!status.ok()) return status;
+  std::string session;
+  {
+    std::lock_guard lock(session_mutex_);
+    session = session_id_;
+  }
+  std::string error;
+  const std::string ticket = PassDescriptor(socket_path, fd, name, session, &error);
+  if (ticket.empty()) {
+    return {grpc::StatusCode::UNAVAILABLE, "cannot pass the shared memory descriptor: " + error};
+  }
   grpc::ClientContext context;
   Prepare(&context);
   v1::RegisterSystemSharedMemoryRequest request;
   request.set_name(name);
-  request.set_key(key);
+  request.set_descriptor_ticket(ticket);
   request.set_offset(offset);
   request.set_byte_size(byte_size);
   v1::RegisterSharedMemoryResponse response;
@@ -94,6 +177,7 @@ grpc::Status Client::RegisterSystemSharedMemory(const std::string& name, const s
 
 grpc::Status Client::RegisterCudaSharedMemory(const std::string& name, const std::string& handle,
                                               int device, uint64_t byte_size) {
+  if (grpc::Status status = EnsureSession(); !status.ok()) return status;
   grpc::ClientContext context;
   Prepare(&context);
   v1::RegisterCudaSharedMemoryRequest request;
@@ -106,6 +190,7 @@ grpc::Status Client::RegisterCudaSharedMemory(const std::string& name, const std
 }
 
 grpc::Status Client::UnregisterSharedMemory(const std::string& name) {
+  if (grpc::Status status = EnsureSession(); !status.ok()) return status;
   grpc::ClientContext context;
   Prepare(&context);
   v1::UnregisterSharedMemoryRequest request;
@@ -115,6 +200,7 @@ grpc::Status Client::UnregisterSharedMemory(const std::string& name) {
 }
 
 grpc::Status Client::UnregisterAllSharedMemory(uint32_t* unregistered) {
+  if (grpc::Status status = EnsureSession(); !status.ok()) return status;
   grpc::ClientContext context;
   Prepare(&context);
   v1::UnregisterSharedMemoryRequest request;
@@ -126,6 +212,7 @@ grpc::Status Client::UnregisterAllSharedMemory(uint32_t* unregistered) {
 }
 
 grpc::Status Client::ListSharedMemory(v1::ListSharedMemoryResponse* regions) {
+  if (grpc::Status status = EnsureSession(); !status.ok()) return status;
   grpc::ClientContext context;
   Prepare(&context);
   return stub_->ListSharedMemory(&context, v1::ListSharedMemoryRequest(), regions);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,12 +44,17 @@ struct ClientOptions {
   int max_message_bytes = 1 << 30;
   // Per-call deadline; zero means none.
   std::chrono::milliseconds timeout{0};
-  // Sent as `an1-client-id` metadata: shared memory regions belong to this id.
+  // Sent as `an1-client-id` metadata: shared memory regions belong to this id within this
+  // client's session (CreateSession, made before the first region call and sent as
+  // `an1-session-id`), or to the principal of `bearer_token`.
   std::string client_id;
   std::optional<ClientTls> tls;  // none: plaintext
   // Sent as `authorization: Bearer TOKEN` to a server with --auth-tokens; empty: none. Use it
   // over TLS: the token travels with every call.
   std::string bearer_token;
+  // The server's Unix socket for shared memory descriptors; empty: the one GetServerInfo
+  // advertises (set it when the server sees the socket at another path, as across containers).
+  std::string shm_socket;
 };
 
 struct AttentionArgs {
@@ -105,8 +111,14 @@ class Client {
   grpc::Status PagedAttention(PagedAttentionArgs args, CallResult* result);
 
   // Shared memory regions of this client (ClientOptions::client_id).
+  // Opens the object `key` with this process's rights (read-write, else read-only: outputs
+  // into a read-only region are refused) and registers it as RegisterSystemSharedMemoryFd.
   grpc::Status RegisterSystemSharedMemory(const std::string& name, const std::string& key,
                                           uint64_t offset, uint64_t byte_size);
+  // Passes `fd` (a shared memory object or memfd this process opened; it stays open) over the
+  // server's shared memory socket and registers it with the ticket the server answered.
+  grpc::Status RegisterSystemSharedMemoryFd(const std::string& name, int fd, uint64_t offset,
+                                            uint64_t byte_size);
   // `handle`: the 64 raw bytes of a cudaIpcMemHandle_t of an allocation on GPU `device`.
   grpc::Status RegisterCudaSharedMemory(const std::string& name, const std::string& handle,
                                         int device, uint64_t byte_size);
@@ -116,11 +128,20 @@ class Client {
 
  private:
   void Prepare(grpc::ClientContext* context) const;
+  // The shm socket path (options, else GetServerInfo's, cached); FAILED_PRECONDITION when the
+  // server has shared memory off.
+  grpc::Status ShmSocket(std::string* path);
+  // Creates this client's session (CreateSession) unless it has one; every region call first.
+  grpc::Status EnsureSession();
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::An1::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::mutex shm_socket_mutex_;
+  std::string shm_socket_;  // once known
+  mutable std::mutex session_mutex_;
+  std::string session_id_;  // sent as `an1-session-id` once created
 };
 
 // A reference to [offset, offset + byte_size) of a registered region.

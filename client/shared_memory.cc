@@ -20,19 +20,19 @@ std::unique_ptr<SharedRegion> SharedRegion::Create(Client& client, std::size_t b
     *error = std::string("cannot create shared memory: ") + std::strerror(errno);
     return nullptr;
   }
+  shm_unlink(key.c_str());  // the descriptor is all we need: nothing is left in /dev/shm
   void* data = MAP_FAILED;
   if (ftruncate(fd, static_cast<off_t>(bytes)) == 0) {
     data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
-  const int saved = errno;
-  close(fd);
   if (data == MAP_FAILED) {
-    shm_unlink(key.c_str());
-    *error = std::string("cannot size or map shared memory: ") + std::strerror(saved);
+    *error = std::string("cannot size or map shared memory: ") + std::strerror(errno);
+    close(fd);
     return nullptr;
   }
-  grpc::Status status = client.RegisterSystemSharedMemory(name, key, 0, bytes);
-  shm_unlink(key.c_str());  // the server holds its own descriptor now (or failed to)
+  // The server gets its own copy of the descriptor (over the shm socket).
+  grpc::Status status = client.RegisterSystemSharedMemoryFd(name, fd, 0, bytes);
+  close(fd);
   if (!status.ok()) {
     munmap(data, bytes);
     *error = "the server refused the shared memory region: " + status.error_message();

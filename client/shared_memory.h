@@ -1,8 +1,8 @@
 // A POSIX shared memory region the client creates, fills and registers with the server.
 //
-// The object's name is removed right after the server has registered it (the server keeps its
-// own descriptor, the client its mapping), so nothing is left in /dev/shm however the client
-// ends. The destructor unregisters the region and unmaps it. Not thread-safe.
+// The object's name is removed as soon as it is created; the client passes its descriptor to
+// the server (Client::RegisterSystemSharedMemoryFd), so nothing is left in /dev/shm however the
+// client ends. The destructor unregisters the region and unmaps it. Not thread-safe.
 #pragma once
 
 #include <cstddef>

@@ -81,6 +81,13 @@ int DeviceQueue::running() const {
   return running_;
 }
 
+double DeviceQueue::WaitingSeconds(const std::function<double(const Job&)>& seconds) const {
+  std::lock_guard lock(mutex_);
+  double total = 0;
+  for (const Job& job : queue_) total += seconds(job);
+  return total;
+}
+
 int DeviceQueue::load() const {
   std::lock_guard lock(mutex_);
   return static_cast<int>(queue_.size()) + running_;

@@ -58,6 +58,10 @@ class DeviceQueue {
   int depth() const;    // jobs waiting
   int running() const;  // jobs executing
   int load() const;     // waiting + executing, for choosing the least-loaded device
+  int executors() const { return static_cast<int>(executors_.size()); }
+  // The sum of `seconds` over the jobs waiting (not those executing): the work queued ahead of
+  // a job pushed now (deadline admission, engine.cc).
+  double WaitingSeconds(const std::function<double(const Job&)>& seconds) const;
 
  private:
   void ExecutorLoop(int slot);

@@ -271,18 +271,27 @@ Status Engine::Submit(PreparedRequest request, OutputProvider output, RequestCon
   }
 
   // A request that could not finish before its deadline even at the fastest rate this device has
-  // shown is refused now, not run until the deadline cuts it off (holding a worker meanwhile).
-  if (const std::optional<double> estimate =
-          target->cost.Estimate(request.choice.kind, request.op, request.work);
-      estimate && control.deadline != Clock::time_point::max()) {
+  // shown, after the work queued ahead of it on the device, is refused now, not run until the
+  // deadline cuts it off (holding a worker meanwhile). The queue ahead is shared by the device's
+  // executors: its estimated seconds count divided among them.
+  if (control.deadline != Clock::time_point::max()) {
+    const std::optional<double> estimate =
+        target->cost.Estimate(request.choice.kind, request.op, request.work);
+    const double ahead = target->queue->WaitingSeconds([&](const Job& job) {
+      return target->cost.Estimate(job.request.choice.kind, job.request.op, job.request.work)
+          .value_or(0.0);
+    }) / std::max(1, target->queue->executors());
     const double left = SecondsBetween(Clock::now(), control.deadline);
-    if (*estimate > left) {
-      return DeadlineExceededError("the request needs about " +
-                                   std::to_string(static_cast<int64_t>(*estimate * 1e3)) +
-                                   " ms of compute on " + target->device.ToString() + " (" +
-                                   std::string(BackendKindName(request.choice.kind)) +
-                                   ", at the fastest rate it has shown); its deadline leaves " +
-                                   std::to_string(static_cast<int64_t>(left * 1e3)) + " ms");
+    if ((estimate || ahead > 0) && estimate.value_or(0.0) + ahead > left) {
+      const auto ms = [](double seconds) {
+        return std::to_string(static_cast<int64_t>(seconds * 1e3));
+      };
+      return DeadlineExceededError(
+          "the request needs about " +
+          (estimate ? ms(*estimate) : std::string("an unknown number of")) + " ms of compute on " +
+          target->device.ToString() + " (" + std::string(BackendKindName(request.choice.kind)) +
+          ", at the fastest rate it has shown) after about " + ms(ahead) +
+          " ms of work queued ahead of it there; its deadline leaves " + ms(left) + " ms");
     }
   }
 

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "server/engine_call.h"
@@ -22,23 +23,26 @@ std::string TokenHash(const std::string& token) {
   return hex;
 }
 
-StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFile(const std::string& path) {
+namespace {
+
+// Lines of `KEY PRINCIPAL SCOPE[,SCOPE...]` ('#' starts a comment line) into `into`; `check_key`
+// says what is wrong with a key, or nothing.
+Status ReadIdentities(const std::string& what, const std::string& path, const std::string& key_name,
+                      const std::function<std::string(const std::string&)>& check_key,
+                      std::map<std::string, Caller>* into) {
   std::ifstream in(path);
-  if (!in) return InvalidArgumentError("cannot read the token file " + path);
-  auto auth = std::unique_ptr<Authenticator>(new Authenticator());
+  if (!in) return InvalidArgumentError("cannot read " + what + " " + path);
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     std::istringstream fields(line);
-    std::string hash, principal, scopes, extra;
-    if (!(fields >> hash) || hash[0] == '#') continue;  // blank or comment
+    std::string key, principal, scopes, extra;
+    if (!(fields >> key) || key[0] == '#') continue;  // blank or comment
     const std::string where = path + " line " + std::to_string(number);
     if (!(fields >> principal >> scopes) || (fields >> extra)) {
-      return InvalidArgumentError(where + ": want SHA256HEX PRINCIPAL SCOPE[,SCOPE...]");
+      return InvalidArgumentError(where + ": want " + key_name + " PRINCIPAL SCOPE[,SCOPE...]");
     }
-    if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      return InvalidArgumentError(where +
-                                  ": the token's hash must be 64 lowercase hex digits "
-                                  "(an1d --hash-token prints it)");
+    if (const std::string wrong = check_key(key); !wrong.empty()) {
+      return InvalidArgumentError(where + ": " + wrong);
     }
     Caller caller{principal, false, false, false};
     std::istringstream list(scopes);
@@ -53,13 +57,68 @@ StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFile(const std::stri
         return InvalidArgumentError(where + ": unknown scope '" + scope + "' (infer, shm, admin)");
       }
     }
-    if (!auth->by_hash_.emplace(hash, caller).second) {
-      return InvalidArgumentError(where + ": the same token twice");
+    if (!into->emplace(key, caller).second) {
+      return InvalidArgumentError(where + ": the same " + key_name + " twice (in " + what + ")");
     }
   }
-  if (auth->by_hash_.empty())
-    return InvalidArgumentError("the token file " + path + " has no token");
+  if (into->empty()) return InvalidArgumentError(what + " " + path + " has no entry");
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFile(const std::string& path) {
+  return FromFiles(path, "");
+}
+
+StatusOr<std::unique_ptr<Authenticator>> Authenticator::FromFiles(
+    const std::string& tokens_path, const std::string& client_certs_path) {
+  auto auth = std::unique_ptr<Authenticator>(new Authenticator());
+  if (!tokens_path.empty()) {
+    AN1_RETURN_IF_ERROR(ReadIdentities(
+        "the token file", tokens_path, "SHA256HEX",
+        [](const std::string& hash) -> std::string {
+          if (hash.size() == 64 &&
+              hash.find_first_not_of("0123456789abcdef") == std::string::npos) {
+            return "";
+          }
+          return "the token's hash must be 64 lowercase hex digits (an1d --hash-token prints it)";
+        },
+        &auth->by_hash_));
+  }
+  if (!client_certs_path.empty()) {
+    AN1_RETURN_IF_ERROR(ReadIdentities(
+        "the client certificate file", client_certs_path, "NAME",
+        [](const std::string&) { return std::string(); }, &auth->by_certificate_));
+  }
+  if (auth->by_hash_.empty() && auth->by_certificate_.empty()) {
+    return InvalidArgumentError("no token file and no client certificate file");
+  }
   return auth;
+}
+
+StatusOr<Caller> Authenticator::Authenticate(const grpc::CallbackServerContext& context) const {
+  const auto& metadata = context.client_metadata();
+  if (metadata.count("authorization") > 0 || by_certificate_.empty()) {
+    return Authenticate(metadata);
+  }
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) {
+    return Status{StatusCode::kUnauthenticated,
+                  "this server needs a bearer token or a client certificate it knows"};
+  }
+  std::string names;
+  for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+      const std::string name(value.data(), value.size());
+      const auto found = by_certificate_.find(name);
+      if (found != by_certificate_.end()) return found->second;
+      names += (names.empty() ? "'" : ", '") + name + "'";
+    }
+  }
+  return Status{StatusCode::kUnauthenticated,
+                "the client certificate (" + (names.empty() ? std::string("no name") : names) +
+                    ") maps to no principal, and the call has no bearer token"};
 }
 
 StatusOr<Caller> Authenticator::Authenticate(
@@ -82,7 +141,7 @@ StatusOr<Caller> Authenticator::Authenticate(
 StatusOr<Caller> Authorize(const Authenticator* auth, const grpc::CallbackServerContext& context,
                            Scope needed) {
   if (auth == nullptr) return Caller{};
-  StatusOr<Caller> caller = auth->Authenticate(context.client_metadata());
+  StatusOr<Caller> caller = auth->Authenticate(context);
   if (!caller.ok()) return caller;
   const bool allowed = needed == Scope::kInfer ? caller->infer
                        : needed == Scope::kShm ? caller->shm
@@ -95,10 +154,16 @@ StatusOr<Caller> Authorize(const Authenticator* auth, const grpc::CallbackServer
   return caller;
 }
 
-StatusOr<std::string> RegionOwner(
-    const Caller& caller, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+StatusOr<std::string> RegionOwner(const Caller& caller,
+                                  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                                  SessionRegistry* sessions) {
   if (!caller.principal.empty()) return "principal:" + caller.principal;
-  return ClientId(metadata);
+  StatusOr<std::string> client = ClientId(metadata);
+  if (!client.ok()) return client;
+  if (sessions == nullptr) return InternalError("no session registry");
+  StatusOr<std::string> session = sessions->Resolve(metadata);
+  if (!session.ok()) return session;
+  return "session:" + *session + "/" + *client;
 }
 
 }  // namespace an1::server

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "engine/status.h"
+#include "server/sessions.h"
 
 namespace an1::server {
 
@@ -30,15 +31,26 @@ class Authenticator {
   // Reads a token file: one line per token, `SHA256HEX PRINCIPAL SCOPE[,SCOPE...]` (scopes
   // infer, shm, admin; '#' starts a comment line). INVALID_ARGUMENT naming the line otherwise.
   static StatusOr<std::unique_ptr<Authenticator>> FromFile(const std::string& path);
+  // Token file and/or client certificate file (either may be empty, not both). The latter maps
+  // verified mTLS client certificates: one line per identity, `NAME PRINCIPAL SCOPE[,SCOPE...]`,
+  // NAME a subject alternative name of the certificate (a DNS name, e-mail, URI or IP, as the
+  // certificate holds it) or its subject common name.
+  static StatusOr<std::unique_ptr<Authenticator>> FromFiles(const std::string& tokens_path,
+                                                            const std::string& client_certs_path);
 
   // The caller of a call with `metadata`; UNAUTHENTICATED without a valid bearer token.
   StatusOr<Caller> Authenticate(
       const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const;
+  // The caller of `context`'s call: its bearer token when it sends one, else its verified client
+  // certificate's identity (SANs first, then the CN); UNAUTHENTICATED when neither maps.
+  StatusOr<Caller> Authenticate(const grpc::CallbackServerContext& context) const;
 
   std::size_t tokens() const { return by_hash_.size(); }
+  std::size_t certificate_identities() const { return by_certificate_.size(); }
 
  private:
-  std::map<std::string, Caller> by_hash_;  // lowercase hex SHA-256 of the token -> caller
+  std::map<std::string, Caller> by_hash_;         // lowercase hex SHA-256 of the token -> caller
+  std::map<std::string, Caller> by_certificate_;  // SAN or CN -> caller
 };
 
 // Lowercase hex SHA-256 of `token` (OpenSSL), as the token file holds it.
@@ -49,8 +61,11 @@ StatusOr<Caller> Authorize(const Authenticator* auth, const grpc::CallbackServer
                            Scope needed);
 
 // The owner of the caller's shared memory regions: with authentication "principal:NAME", else
-// the call's `an1-client-id` (ClientId, engine_call.h).
-StatusOr<std::string> RegionOwner(
-    const Caller& caller, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+// "session:ID/CLIENT", the call's server-issued session (`an1-session-id`, sessions.h) and, within
+// it, its `an1-client-id` (ClientId, engine_call.h). Both are required without authentication;
+// a declared client id alone reaches nobody's regions.
+StatusOr<std::string> RegionOwner(const Caller& caller,
+                                  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                                  SessionRegistry* sessions);
 
 }  // namespace an1::server

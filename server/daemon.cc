@@ -101,6 +101,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   app.add_option("--auth-tokens", options.auth_tokens_file,
                  "Bearer tokens: lines of 'SHA256HEX PRINCIPAL SCOPE[,SCOPE...]' (infer, shm, "
                  "admin); without it every caller may do everything");
+  app.add_option("--auth-client-certs", options.auth_client_certs_file,
+                 "mTLS client identities: lines of 'NAME PRINCIPAL SCOPE[,SCOPE...]', NAME a "
+                 "subject alternative name or the subject CN of a client certificate (needs "
+                 "--tls-client-ca)");
   bool hash_token = false;
   app.add_flag("--hash-token", hash_token,
                "Read a token on standard input, print the SHA-256 a token file holds for it, exit");
@@ -149,6 +153,12 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   bool no_shared_memory = false;
   app.add_flag("--no-shared-memory", no_shared_memory,
                "Refuse client shared memory regions (tensors must be inline)");
+  app.add_option("--shm-socket", options.shared_memory.socket_path,
+                 "Unix socket (mode 0666) on which clients pass their shared memory descriptors "
+                 "(default: $XDG_RUNTIME_DIR or /tmp, /an1d-<pid>.sock)");
+  app.add_flag("--allow-shm-open-by-name", options.shared_memory.allow_open_by_name,
+               "Also let RegisterSystemSharedMemory open an object by key with the server's own "
+               "rights (unsafe: any caller reaches any object this user can; off by default)");
   app.add_option("--max-regions-per-client", options.shared_memory.max_regions_per_client,
                  "Shared memory regions one client may register")
       ->check(CLI::Range(1, 1 << 16))
@@ -279,8 +289,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
       }
     }
   }
-  if (options.auth_tokens_file.empty()) {
-    spdlog::warn("no authentication configured (--auth-tokens): every caller may run every RPC");
+  if (options.auth_tokens_file.empty() && options.auth_client_certs_file.empty()) {
+    spdlog::warn(
+        "no authentication configured (--auth-tokens, --auth-client-certs): every caller may run "
+        "every RPC");
   }
   if (!options.tls.enabled()) {
     spdlog::warn("gRPC is plaintext (no --tls-cert): use TLS on any network others can reach");
@@ -291,6 +303,14 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   }
   spdlog::info("serving gRPC on port {} (from {}), default backend policy {}", (*server)->port(),
                options.listen, backend);
+  if (!(*server)->shm_socket_path().empty()) {
+    spdlog::info("shared memory descriptors are passed on {}", (*server)->shm_socket_path());
+  }
+  if (options.shared_memory.allow_open_by_name) {
+    spdlog::warn(
+        "--allow-shm-open-by-name: callers may make the server open any shared memory "
+        "object its user can");
+  }
   if ((*server)->metrics_port() != 0) {
     spdlog::info("serving metrics on port {} at /metrics", (*server)->metrics_port());
   }

@@ -70,7 +70,7 @@ EngineCall::EngineCall(grpc::CallbackServerContext* context, const CallEnvironme
     : env_(env),
       rpc_(rpc),
       caller_(Authorize(env.auth, *context, Scope::kInfer)),
-      client_(caller_.ok() ? RegionOwner(*caller_, context->client_metadata())
+      client_(caller_.ok() ? RegionOwner(*caller_, context->client_metadata(), env.sessions)
                            : StatusOr<std::string>(caller_.status())),
       started_(Clock::now()) {
   control_.deadline = SteadyDeadline(context->deadline());
@@ -118,6 +118,7 @@ Status EngineCall::SetOutputPlacement(bool present, const v1::OutputPlacement& p
   StatusOr<std::shared_ptr<Region>> region =
       env_.regions->Lease(*client_, placement.region().region());
   if (!region.ok()) return region.status();
+  AN1_RETURN_IF_ERROR((*region)->CheckWritable());
   output_region_ = *region;
   output_ref_ = placement.region();
   return OkStatus();
@@ -153,18 +154,19 @@ StatusOr<std::span<float>> EngineCall::InlineLse(std::size_t elements,
   return std::span<float>(reinterpret_cast<float*>(bytes->data()), elements);
 }
 
-std::span<std::byte> EngineCall::WritableInput(const TensorView& input) {
-  if (input.data.empty()) return {};
+StatusOr<std::span<std::byte>> EngineCall::WritableInput(const TensorView& input) {
+  if (input.data.empty()) return std::span<std::byte>();
   if (input.device >= 0) {  // CUDA IPC: the caller's own memory, which the request may write
-    return {const_cast<std::byte*>(input.data.data()), input.data.size()};
+    return std::span<std::byte>(const_cast<std::byte*>(input.data.data()), input.data.size());
   }
   for (const PendingRead& read : pending_reads_) {
     if (read.into.data() == input.data.data() && read.into.size() == input.data.size()) {
+      AN1_RETURN_IF_ERROR(read.region->CheckWritable());
       write_backs_.push_back(read);
       return read.into;
     }
   }
-  return {};  // inline: part of the request message
+  return std::span<std::byte>();  // inline: part of the request message
 }
 
 Status EngineCall::WriteBackAppended() {

@@ -32,7 +32,10 @@ struct CallEnvironment {
   RegionRegistry* regions = nullptr;
   uint64_t max_message_bytes = 0;
   uint64_t max_tensor_bytes = 0;
-  const Authenticator* auth = nullptr;  // null: no authentication (auth.h)
+  const Authenticator* auth = nullptr;   // null: no authentication (auth.h)
+  DescriptorTickets* tickets = nullptr;  // descriptors passed on the shm socket
+  std::string shm_socket;                // its path; empty when shared memory is off
+  SessionRegistry* sessions = nullptr;   // owners of regions without authentication
 };
 
 // The longest `an1-client-id` accepted, in bytes: a longer one is refused, never shortened.
@@ -77,8 +80,9 @@ class EngineCall final : public grpc::ServerUnaryReactor {
   // The writable bytes of an input (from Input) the request appends into (paged attention's
   // caches): for system shared memory this call's buffer, whose appended ranges (AppendedRanges)
   // are written back into the region once the request succeeded; for CUDA IPC the region's memory
-  // itself. Empty for an inline tensor, whose update would have nowhere to go.
-  std::span<std::byte> WritableInput(const TensorView& input);
+  // itself. Empty for an inline tensor, whose update would have nowhere to go; PERMISSION_DENIED
+  // for a region registered from a read-only descriptor.
+  StatusOr<std::span<std::byte>> WritableInput(const TensorView& input);
   // Where the engine records the byte ranges it appended (PagedAttentionInputs::appended).
   std::vector<CacheRange>* AppendedRanges() { return &appended_; }
 

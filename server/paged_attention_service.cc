@@ -33,8 +33,12 @@ grpc::ServerUnaryReactor* An1Service::PagedAttention(grpc::CallbackServerContext
     *into = std::move(view).value();
   }
   if (inputs.k_new || inputs.v_new) {  // the append goes into the caller's caches
-    inputs.k_cache_writable = call->WritableInput(inputs.k_cache);
-    inputs.v_cache_writable = call->WritableInput(inputs.v_cache);
+    StatusOr<std::span<std::byte>> k_cache = call->WritableInput(inputs.k_cache);
+    if (!k_cache.ok()) return call->Reject(k_cache.status()), call;
+    StatusOr<std::span<std::byte>> v_cache = call->WritableInput(inputs.v_cache);
+    if (!v_cache.ok()) return call->Reject(v_cache.status()), call;
+    inputs.k_cache_writable = *k_cache;
+    inputs.v_cache_writable = *v_cache;
     inputs.appended = call->AppendedRanges();
   }
   StatusOr<BackendKind> backend = ToBackendKind(request->backend());

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
@@ -8,6 +9,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <limits>
+
+#include "server/unparsed_request.h"
 
 namespace an1::server {
 
@@ -29,16 +33,35 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     server->metrics_port_ = *port;
   }
   server->regions_ = std::make_unique<RegionRegistry>(options.shared_memory, server->engine_.get());
-  if (!options.auth_tokens_file.empty()) {
+  // A session outlives its regions' idle expiry (at least an hour): a client quiet for a while
+  // keeps its session, and its regions until they expire on their own. 0: sessions never expire.
+  const int idle = options.shared_memory.idle_expiry_seconds;
+  server->sessions_ =
+      std::make_unique<SessionRegistry>(std::chrono::seconds(idle <= 0 ? 0 : std::max(idle, 3600)));
+  if (options.shared_memory.enabled) {
+    server->tickets_ = std::make_unique<DescriptorTickets>();
+    StatusOr<std::unique_ptr<ShmSocket>> socket = ShmSocket::Start(
+        options.shared_memory.socket_path.empty() ? DefaultShmSocketPath()
+                                                  : options.shared_memory.socket_path,
+        server->tickets_.get(), server->sessions_.get());
+    if (!socket.ok()) return socket.status();
+    server->shm_socket_ = std::move(socket).value();
+  }
+  if (!options.auth_client_certs_file.empty() && options.tls.client_ca_file.empty()) {
+    return InvalidArgumentError(
+        "--auth-client-certs maps client certificates: it needs mutual TLS (--tls-client-ca)");
+  }
+  if (!options.auth_tokens_file.empty() || !options.auth_client_certs_file.empty()) {
     StatusOr<std::unique_ptr<Authenticator>> auth =
-        Authenticator::FromFile(options.auth_tokens_file);
+        Authenticator::FromFiles(options.auth_tokens_file, options.auth_client_certs_file);
     if (!auth.ok()) return auth.status();
     server->auth_ = std::move(auth).value();
   }
   server->service_ = std::make_unique<An1Service>(
       CallEnvironment{server->engine_.get(), server->metrics_.get(), server->regions_.get(),
                       static_cast<uint64_t>(options.max_message_bytes),
-                      options.engine.limits.max_tensor_bytes, server->auth_.get()});
+                      options.engine.limits.max_tensor_bytes, server->auth_.get(),
+                      server->tickets_.get(), server->shm_socket_path(), server->sessions_.get()});
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {
@@ -74,8 +97,18 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   // The server's keepalive pings go on over a quiet connection (gRPC stops after 2 by default),
   // so a dead peer of a long Watch stream is noticed.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // The memory gRPC itself holds for this server (chiefly request bytes still arriving) is
+  // bounded by the in-flight budget: the engine counts a request only once it is parsed.
+  grpc::ResourceQuota quota("an1d");
+  quota.Resize(static_cast<std::size_t>(
+      std::min<uint64_t>(options.engine.max_inflight_bytes, std::numeric_limits<int64_t>::max())));
+  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(
+      std::make_unique<UnparsedRequestInterceptorFactory>(server->metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->health_.get());
   server->grpc_server_ = builder.BuildAndStart();
@@ -93,6 +126,7 @@ An1Server::~An1Server() { Shutdown(std::chrono::milliseconds(0)); }
 void An1Server::Shutdown(std::chrono::milliseconds grace) {
   std::call_once(shutdown_once_, [&] {
     if (engine_ != nullptr) engine_->SetHealthListener(nullptr);
+    shm_socket_.reset();  // no more descriptors in
     if (grpc_server_ != nullptr) {
       // NOT_SERVING, and the open Watch streams finished: the stop waits only for real work.
       health_->Shutdown();

@@ -16,7 +16,9 @@
 #include "server/health_service.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/sessions.h"
 #include "server/shared_memory.h"
+#include "server/shm_socket.h"
 #include "server/tls.h"
 
 namespace an1::server {
@@ -51,6 +53,8 @@ struct ServerOptions {
   ConnectionOptions connections;
   TlsOptions tls;                // TLS / mTLS on the gRPC port (tls.h); none: plaintext
   std::string auth_tokens_file;  // bearer tokens (auth.h); empty: no authentication
+  // mTLS client certificate identities -> principals (auth.h); needs tls.client_ca_file.
+  std::string auth_client_certs_file;
 };
 
 class An1Server {
@@ -62,6 +66,8 @@ class An1Server {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }  // 0 when metrics are disabled
+  // The Unix socket clients pass shared memory descriptors on; empty when shared memory is off.
+  std::string shm_socket_path() const { return shm_socket_ ? shm_socket_->path() : ""; }
   const Engine& engine() const { return *engine_; }
 
   // Graceful stop: health turns NOT_SERVING, new calls are refused, calls in flight get up to
@@ -75,6 +81,9 @@ class An1Server {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<RegionRegistry> regions_;
+  std::unique_ptr<DescriptorTickets> tickets_;
+  std::unique_ptr<SessionRegistry> sessions_;
+  std::unique_ptr<ShmSocket> shm_socket_;  // before tickets_ in destruction
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<An1Service> service_;
   std::unique_ptr<HealthService> health_;

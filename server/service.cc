@@ -12,7 +12,7 @@ using Clock = std::chrono::steady_clock;
 StatusOr<std::string> An1Service::ShmOwner(const grpc::CallbackServerContext& context) const {
   const StatusOr<Caller> caller = Authorize(env_.auth, context, Scope::kShm);
   if (!caller.ok()) return caller.status();
-  return RegionOwner(*caller, context.client_metadata());
+  return RegionOwner(*caller, context.client_metadata(), env_.sessions);
 }
 
 grpc::ServerUnaryReactor* An1Service::Attention(grpc::CallbackServerContext* context,
@@ -88,6 +88,7 @@ grpc::ServerUnaryReactor* An1Service::GetServerInfo(grpc::CallbackServerContext*
   if (!caller.ok()) return FinishNow(context, "GetServerInfo", started, caller.status());
   FillServerInfo(env_.engine->Info(), env_.engine->ReadGpuEnergy(), env_.max_message_bytes,
                  response);
+  response->set_shm_socket(env_.shm_socket);
   if (!caller->admin) {  // who holds the license is for administrators
     response->mutable_license()->clear_licensee();
     response->mutable_license()->clear_license_id();
@@ -95,16 +96,46 @@ grpc::ServerUnaryReactor* An1Service::GetServerInfo(grpc::CallbackServerContext*
   return FinishNow(context, "GetServerInfo", started, OkStatus());
 }
 
+grpc::ServerUnaryReactor* An1Service::CreateSession(grpc::CallbackServerContext* context,
+                                                    const v1::CreateSessionRequest* /*request*/,
+                                                    v1::CreateSessionResponse* response) {
+  const auto started = Clock::now();
+  const StatusOr<Caller> caller = Authorize(env_.auth, *context, Scope::kShm);
+  if (!caller.ok()) return FinishNow(context, "CreateSession", started, caller.status());
+  StatusOr<std::string> session = env_.sessions->Create(caller->principal);
+  if (session.ok()) response->set_session_id(*session);
+  return FinishNow(context, "CreateSession", started, session.status());
+}
+
 grpc::ServerUnaryReactor* An1Service::RegisterSystemSharedMemory(
     grpc::CallbackServerContext* context, const v1::RegisterSystemSharedMemoryRequest* request,
     v1::RegisterSharedMemoryResponse* /*response*/) {
   const auto started = Clock::now();
   const StatusOr<std::string> client = ShmOwner(*context);
-  return FinishNow(context, "RegisterSystemSharedMemory", started,
-                   !client.ok()
-                       ? client.status()
-                       : env_.regions->RegisterSystem(*client, request->name(), request->key(),
-                                                      request->offset(), request->byte_size()));
+  if (!client.ok())
+    return FinishNow(context, "RegisterSystemSharedMemory", started, client.status());
+  Status status;
+  if (request->descriptor_ticket().empty()) {
+    status = env_.regions->RegisterSystemByKey(*client, request->name(), request->key(),
+                                               request->offset(), request->byte_size());
+  } else if (env_.tickets == nullptr) {
+    status =
+        FailedPreconditionError("shared memory is disabled on this server; send tensors inline");
+  } else {
+    // The ticket is the session's that passed the descriptor (with tokens, the session of this
+    // principal): another caller holding it cannot redeem it.
+    const StatusOr<Caller> caller = Authorize(env_.auth, *context, Scope::kShm);
+    StatusOr<std::string> session =
+        env_.sessions->Resolve(context->client_metadata(), caller->principal);
+    StatusOr<UniqueFd> fd = !session.ok() ? StatusOr<UniqueFd>(session.status())
+                                          : env_.tickets->Redeem(request->descriptor_ticket(),
+                                                                 request->name(), *session);
+    status = !fd.ok()
+                 ? fd.status()
+                 : env_.regions->RegisterSystem(*client, request->name(), std::move(fd).value(),
+                                                request->offset(), request->byte_size());
+  }
+  return FinishNow(context, "RegisterSystemSharedMemory", started, status);
 }
 
 grpc::ServerUnaryReactor* An1Service::RegisterCudaSharedMemory(

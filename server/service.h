@@ -27,6 +27,10 @@ class An1Service final : public v1::An1::CallbackService {
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
                                           const v1::GetServerInfoRequest* request,
                                           v1::GetServerInfoResponse* response) override;
+  // A session for region ownership without tokens (sessions.h); needs the shm scope.
+  grpc::ServerUnaryReactor* CreateSession(grpc::CallbackServerContext* context,
+                                          const v1::CreateSessionRequest* request,
+                                          v1::CreateSessionResponse* response) override;
   grpc::ServerUnaryReactor* RegisterSystemSharedMemory(
       grpc::CallbackServerContext* context, const v1::RegisterSystemSharedMemoryRequest* request,
       v1::RegisterSharedMemoryResponse* response) override;

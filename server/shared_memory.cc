@@ -96,6 +96,7 @@ Status Region::Read(uint64_t offset, std::span<std::byte> out) const {
 }
 
 Status Region::Write(uint64_t offset, std::span<const std::byte> in) const {
+  AN1_RETURN_IF_ERROR(CheckWritable());
   AN1_RETURN_IF_ERROR(CheckRange(offset, in.size()));
   std::size_t done = 0;
   while (done < in.size()) {
@@ -185,18 +186,53 @@ Status RegionRegistry::Insert(const std::string& client, std::shared_ptr<Region>
   return OkStatus();
 }
 
+Status Region::CheckWritable() const {
+  if (writable_) return OkStatus();
+  return {StatusCode::kPermissionDenied,
+          "region '" + name_ +
+              "' was registered from a read-only descriptor: outputs cannot be written into it"};
+}
+
 Status RegionRegistry::RegisterSystem(const std::string& client, const std::string& name,
-                                      const std::string& key, uint64_t offset, uint64_t byte_size) {
+                                      UniqueFd fd, uint64_t offset, uint64_t byte_size) {
   AN1_RETURN_IF_ERROR(CheckEnabled(client));
+  AN1_RETURN_IF_ERROR(CheckName(name));
+  if (byte_size == 0) return InvalidArgumentError("byte_size must be at least 1");
+  if (offset > UINT64_MAX - byte_size) {
+    return InvalidArgumentError("offset + byte_size overflows");
+  }
+  const int flags = fcntl(fd.get(), F_GETFL);
+  struct stat st {};
+  if (flags < 0 || fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return InvalidArgumentError("the shared memory object cannot be inspected");
+  }
+  if ((flags & O_ACCMODE) != O_RDONLY && (flags & O_ACCMODE) != O_RDWR) {
+    return InvalidArgumentError("the shared memory descriptor must be readable");
+  }
+  if (static_cast<uint64_t>(st.st_size) < offset + byte_size) {
+    return InvalidArgumentError("offset + byte_size (" + std::to_string(offset + byte_size) +
+                                ") is beyond the object's size (" + std::to_string(st.st_size) +
+                                " bytes)");
+  }
+  const bool writable = (flags & O_ACCMODE) == O_RDWR;
+  return Insert(client, std::make_shared<Region>(name, fd.release(), writable, offset, byte_size));
+}
+
+Status RegionRegistry::RegisterSystemByKey(const std::string& client, const std::string& name,
+                                           const std::string& key, uint64_t offset,
+                                           uint64_t byte_size) {
+  AN1_RETURN_IF_ERROR(CheckEnabled(client));
+  if (!options_.allow_open_by_name) {
+    return {StatusCode::kPermissionDenied,
+            "registering shared memory by key alone is refused (the server would open it with "
+            "its own rights): open the object yourself, pass the descriptor over the server's "
+            "shared memory socket (GetServerInfo shm_socket) and send the ticket you get back"};
+  }
   AN1_RETURN_IF_ERROR(CheckName(name));
   if (!ValidKey(key)) {
     return InvalidArgumentError(
         "the shared memory key must be '/' followed by up to 254 "
         "characters without '/'");
-  }
-  if (byte_size == 0) return InvalidArgumentError("byte_size must be at least 1");
-  if (offset > UINT64_MAX - byte_size) {
-    return InvalidArgumentError("offset + byte_size overflows");
   }
   const int fd = shm_open(key.c_str(), O_RDWR | O_CLOEXEC, 0);
   if (fd < 0) {
@@ -205,17 +241,7 @@ Status RegionRegistry::RegisterSystem(const std::string& client, const std::stri
     return InvalidArgumentError(std::string("the shared memory object cannot be opened: ") +
                                 std::strerror(error));
   }
-  auto region = std::make_shared<Region>(name, fd, offset, byte_size);  // owns fd from here
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    return InvalidArgumentError("the shared memory object cannot be inspected");
-  }
-  if (static_cast<uint64_t>(st.st_size) < offset + byte_size) {
-    return InvalidArgumentError("offset + byte_size (" + std::to_string(offset + byte_size) +
-                                ") is beyond the object's size (" + std::to_string(st.st_size) +
-                                " bytes)");
-  }
-  return Insert(client, std::move(region));
+  return RegisterSystem(client, name, UniqueFd(fd), offset, byte_size);
 }
 
 Status RegionRegistry::RegisterCuda(const std::string& client, const std::string& name,

@@ -1,12 +1,13 @@
 // Client-registered shared memory regions (POSIX shared memory), resolved per request.
 //
-// A region keeps an open descriptor of the client's shared memory object; the server never maps
-// it. Tensor bytes are read with pread and results written with pwrite, so a client that
-// truncates or removes its object gets an error, never a SIGBUS. Requests hold a lease (a
-// shared_ptr) on every region they use: unregistering returns at once, and the descriptor is
-// closed when the last request using it finishes. Regions are owned per client id; names are
-// per client, and a client can neither see nor unregister another client's regions.
-// Thread-safe.
+// A region keeps an open descriptor of the client's shared memory object, one the client opened
+// and passed over the shared memory socket (shm_socket.h), so the server reaches only what the
+// client itself could, with the access it opened it with; the server never maps it. Tensor bytes
+// are read with pread and results written with pwrite, so a client that truncates or removes its
+// object gets an error, never a SIGBUS. Requests hold a lease (a shared_ptr) on every region they
+// use: unregistering returns at once, and the descriptor is closed when the last request using it
+// finishes. Regions are owned per client id; names are per client, and a client can neither see nor
+// unregister another client's regions. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@
 
 #include "engine/engine.h"
 #include "engine/status.h"
+#include "server/descriptor_tickets.h"
 
 namespace an1::server {
 
@@ -34,13 +36,20 @@ struct SharedMemoryOptions {
   // A client (an owner of regions) not seen for this long is gone: its regions are released at
   // the next registry operation of anyone. 0: never.
   int idle_expiry_seconds = 3600;
+  // Let RegisterSystemSharedMemory open an object by its key with the server's own rights (the
+  // pre-descriptor behaviour): a caller can then reach any object the server's user can. Off:
+  // only descriptors the caller passed (--allow-shm-open-by-name turns it on).
+  bool allow_open_by_name = false;
+  // The Unix socket clients pass descriptors on; empty: DefaultShmSocketPath().
+  std::string socket_path;
 };
 
 class Region {
  public:
   // System shared memory: reads and writes go through `fd`, from `base` on.
-  Region(std::string name, int fd, uint64_t base, uint64_t byte_size)
-      : name_(std::move(name)), fd_(fd), base_(base), byte_size_(byte_size) {}
+  // `writable`: the descriptor was opened read-write (else outputs into it are refused).
+  Region(std::string name, int fd, bool writable, uint64_t base, uint64_t byte_size)
+      : name_(std::move(name)), fd_(fd), writable_(writable), base_(base), byte_size_(byte_size) {}
   // CUDA IPC memory: the engine uses it in place on its GPU.
   Region(std::string name, std::shared_ptr<IpcMemory> memory, uint64_t byte_size)
       : name_(std::move(name)), memory_(std::move(memory)), byte_size_(byte_size) {}
@@ -50,6 +59,10 @@ class Region {
 
   const std::string& name() const { return name_; }
   uint64_t byte_size() const { return byte_size_; }
+  // False for system shared memory passed as a read-only descriptor.
+  bool writable() const { return writable_; }
+  // PERMISSION_DENIED, naming the region, when it is read-only.
+  Status CheckWritable() const;
   // -1 for system shared memory; the GPU for CUDA IPC memory.
   int device() const { return memory_ ? memory_->device() : -1; }
   // CUDA IPC memory only: the device address of `offset` (after CheckRange).
@@ -67,6 +80,7 @@ class Region {
 
   std::string name_;
   int fd_ = -1;
+  bool writable_ = true;
   uint64_t base_ = 0;  // the region's start inside the object
   std::shared_ptr<IpcMemory> memory_;
   uint64_t byte_size_;
@@ -84,12 +98,17 @@ class RegionRegistry {
   RegionRegistry(const SharedMemoryOptions& options, Engine* engine)
       : options_(options), engine_(engine) {}
 
-  // Errors: FAILED_PRECONDITION when disabled; UNAUTHENTICATED without a client id;
-  // INVALID_ARGUMENT for a bad name, key, or range beyond the object's real size;
-  // NOT_FOUND when the object does not exist; ALREADY_EXISTS for a name this client uses;
-  // RESOURCE_EXHAUSTED beyond the limits. Messages never echo the key.
-  Status RegisterSystem(const std::string& client, const std::string& name, const std::string& key,
+  // System shared memory from a descriptor the client passed (DescriptorTickets): read-only
+  // when it was opened O_RDONLY. Errors: FAILED_PRECONDITION when disabled; UNAUTHENTICATED
+  // without a client id; INVALID_ARGUMENT for a bad name or a range beyond the object's real
+  // size; ALREADY_EXISTS for a name this client uses; RESOURCE_EXHAUSTED beyond the limits.
+  Status RegisterSystem(const std::string& client, const std::string& name, UniqueFd fd,
                         uint64_t offset, uint64_t byte_size);
+  // Opens the object by `key` with the server's rights: PERMISSION_DENIED unless
+  // allow_open_by_name; then errors as RegisterSystem, INVALID_ARGUMENT for a bad key, NOT_FOUND
+  // when the object does not exist. Messages never echo the key.
+  Status RegisterSystemByKey(const std::string& client, const std::string& name,
+                             const std::string& key, uint64_t offset, uint64_t byte_size);
   // CUDA IPC memory: `handle` is the raw cudaIpcMemHandle_t of an allocation on GPU `device`.
   // Errors as RegisterSystem, and FAILED_PRECONDITION when this server has no such GPU;
   // INVALID_ARGUMENT when the handle cannot be opened or the allocation is smaller than

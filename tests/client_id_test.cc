@@ -1,5 +1,8 @@
 // Client identities end to end: the `an1-client-id` metadata entry is compared whole or refused
-// (missing, empty, blank, too long, repeated) on every region call, never cut short.
+// (missing, empty, blank, too long, repeated) on every region call, never cut short; without
+// tokens it names a client only within its server-issued session (`an1-session-id`).
+#include <set>
+
 #include "tests/shared_memory_fixture.h"
 
 namespace an1 {
@@ -203,6 +206,59 @@ TEST_F(ClientIdTest, EmptyOrRepeatedEntryIsRefused) {
   ASSERT_EQ(list.regions_size(), 1) << "alice's region is untouched";
   EXPECT_EQ(list.regions(0).name(), "r");
   ExpectServing();
+}
+
+// Issue 18: a caller declaring another's `an1-client-id` reached its regions. Without tokens the
+// owner is the server-issued session as well: the same declared id in another session, or with a
+// guessed session id, cannot list, read, overwrite or unregister them.
+TEST_F(ClientIdTest, DeclaringAnothersIdReachesNothingOutsideItsSession) {
+  Layout l;
+  ShmObject shm(l.total());
+  std::memset(shm.data(), 0x11, l.total());
+  ASSERT_TRUE(alice_->RegisterSystemSharedMemory("r", shm.key(), 0, l.total()).ok());
+  auto mallory = MakeClient("alice");  // the same declared id, its own session
+  v1::ListSharedMemoryResponse list;
+  ASSERT_TRUE(mallory->ListSharedMemory(&list).ok());
+  EXPECT_EQ(list.regions_size(), 0);
+  EXPECT_EQ(mallory->UnregisterSharedMemory("r").error_code(), grpc::StatusCode::NOT_FOUND);
+  uint32_t removed = 7;
+  ASSERT_TRUE(mallory->UnregisterAllSharedMemory(&removed).ok());
+  EXPECT_EQ(removed, 0u);
+  CallResult result;
+  EXPECT_EQ(mallory->Attention(RegionArgs(l, "r"), &result).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  auto stub = RawStub();
+  for (const std::string session : {std::string(32, '0'), std::string("guessed"), std::string()}) {
+    grpc::ClientContext context;
+    context.AddMetadata("an1-client-id", "alice");
+    if (!session.empty()) context.AddMetadata("an1-session-id", session);
+    v1::UnregisterSharedMemoryRequest request;
+    request.set_all(true);
+    v1::UnregisterSharedMemoryResponse response;
+    ExpectUnauthenticated(stub->UnregisterSharedMemory(&context, request, &response), "session",
+                          "session '" + session + "'");
+    EXPECT_EQ(response.unregistered(), 0u);
+  }
+  ASSERT_TRUE(alice_->ListSharedMemory(&list).ok());
+  ASSERT_EQ(list.regions_size(), 1) << "alice's region is untouched";
+  for (uint64_t i = 0; i < l.total(); ++i) ASSERT_EQ(shm.data()[i], std::byte{0x11}) << i;
+  ExpectServing();
+}
+
+// Session ids are the server's: 32 hex digits, a new one per CreateSession.
+TEST_F(ClientIdTest, SessionsAreServerIssuedAndDistinct) {
+  auto stub = RawStub();
+  std::set<std::string> ids;
+  for (int i = 0; i < 100; ++i) {
+    grpc::ClientContext context;
+    v1::CreateSessionResponse response;
+    ASSERT_TRUE(stub->CreateSession(&context, {}, &response).ok());
+    EXPECT_EQ(response.session_id().size(), 32u);
+    EXPECT_EQ(response.session_id().find_first_not_of("0123456789abcdef"), std::string::npos);
+    ids.insert(response.session_id());
+  }
+  EXPECT_EQ(ids.size(), 100u);
 }
 
 // The rule itself, including what gRPC clients cannot send (control characters, non-ASCII).

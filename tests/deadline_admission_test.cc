@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <random>
 
 #include "engine/cost_model.h"
@@ -71,6 +72,62 @@ TEST(DeadlineAdmissionTest, RefusesAtOnceWhatCannotFinishInTime) {
   const testing::RunResult served =
       testing::RunToCompletion(**engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto),
                                &out, DeadlineIn(std::chrono::seconds(60)));
+  EXPECT_TRUE(served.status.ok()) << served.status.ToString();
+}
+
+// The work queued ahead on the device counts (issue 18): behind three requests waiting for the one
+// executor, a request whose own compute fits its deadline but not after theirs is refused at once.
+TEST(DeadlineAdmissionTest, CountsTheWorkQueuedAheadOnTheDevice) {
+  EngineOptions options;
+  options.disable_gpu = true;
+  options.cpu_threads = 2;
+  options.executor_threads = 1;
+  auto engine = Engine::Create(options);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  std::mt19937_64 rng(2);
+  Attention a(rng);
+  std::vector<std::byte> out;
+  double fastest = 1e9;
+  for (int i = 0; i < 2; ++i) {  // the rate is known
+    const testing::RunResult run = testing::RunToCompletion(
+        **engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto), &out);
+    ASSERT_TRUE(run.status.ok()) << run.status.ToString();
+    fastest = std::min(fastest, run.report.compute_seconds);
+  }
+
+  // Four requests without a deadline: one runs, three wait for the single executor.
+  constexpr int kAhead = 4;
+  std::vector<std::vector<std::byte>> outs(kAhead);
+  std::vector<std::promise<Status>> done(kAhead);
+  for (int i = 0; i < kAhead; ++i) {
+    StatusOr<PreparedRequest> prepared = (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto);
+    ASSERT_TRUE(prepared.ok());
+    outs[i].resize(prepared->output.byte_size);
+    ASSERT_TRUE(
+        (*engine)
+            ->Submit(
+                std::move(prepared).value(),
+                [&outs, i](const TensorSpec&) -> StatusOr<std::span<std::byte>> {
+                  return std::span<std::byte>(outs[i]);
+                },
+                RequestControl{},
+                [&done, i](const Status& s, const ExecutionReport&) { done[i].set_value(s); })
+            .ok());
+  }
+  // Its own compute (at most `fastest`) fits 1.5 x fastest; after two or three like it, it cannot.
+  const testing::RunResult refused = testing::RunToCompletion(
+      **engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto), &out,
+      DeadlineIn(std::chrono::microseconds(static_cast<int64_t>(fastest * 1.5e6))));
+  EXPECT_EQ(refused.status.code(), StatusCode::kDeadlineExceeded) << refused.status.ToString();
+  EXPECT_NE(refused.status.message().find("queued ahead"), std::string::npos)
+      << refused.status.message();
+  EXPECT_FALSE(refused.report.executed);
+  for (auto& d : done) EXPECT_TRUE(d.get_future().get().ok());
+
+  // With the queue empty again the same deadline is met.
+  const testing::RunResult served = testing::RunToCompletion(
+      **engine, (*engine)->PrepareAttention(a.inputs, BackendKind::kAuto), &out,
+      DeadlineIn(std::chrono::microseconds(static_cast<int64_t>(fastest * 20e6))));
   EXPECT_TRUE(served.status.ok()) << served.status.ToString();
 }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "client/descriptor_passing.h"
 #include "tests/shared_memory_fixture.h"
 
 namespace an1 {
@@ -282,6 +283,111 @@ TEST_F(SharedMemoryTest, RegionsOfAGoneClientExpire) {
     ASSERT_TRUE(bob_->ListSharedMemory(&listed).ok());
     EXPECT_EQ(listed.regions_size(), 1);
   }
+}
+
+// A region from a read-only descriptor serves inputs, and an output placed in it is refused
+// before anything runs, saying why; its bytes stay as they were (issue 18).
+TEST_F(SharedMemoryTest, AReadOnlyDescriptorGivesARegionOutputsCannotGoTo) {
+  Layout l;
+  ShmObject shm(l.total());
+  std::memset(shm.data(), 0, l.total());
+  std::memset(shm.data() + l.q_bytes() + 2 * l.kv_bytes(), 0xab, l.q_bytes());  // poison
+  const int fd = shm_open(shm.key().c_str(), O_RDONLY, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(alice_->RegisterSystemSharedMemoryFd("ro", fd, 0, l.total()).ok());
+  close(fd);
+  CallResult result;
+  const grpc::Status refused = alice_->Attention(RegionArgs(l, "ro"), &result);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("read-only"), std::string::npos)
+      << refused.error_message();
+  for (uint64_t i = 0; i < l.q_bytes(); ++i) {
+    ASSERT_EQ(shm.data()[l.q_bytes() + 2 * l.kv_bytes() + i], std::byte{0xab}) << i;
+  }
+  AttentionArgs inline_output = RegionArgs(l, "ro");
+  inline_output.output_region.reset();  // inputs from the read-only region, output inline
+  const grpc::Status ok = alice_->Attention(std::move(inline_output), &result);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+  ExpectServing();
+}
+
+// The server opens nothing by name: a key without a descriptor ticket is refused unless
+// --allow-shm-open-by-name; a ticket is good once and only for the name it was issued for.
+TEST_F(SharedMemoryTest, OnlyPassedDescriptorsAreRegistered) {
+  ShmObject shm(4096);
+  auto stub = v1::An1::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                                   grpc::InsecureChannelCredentials()));
+  std::string session;
+  {
+    grpc::ClientContext context;
+    v1::CreateSessionResponse response;
+    ASSERT_TRUE(stub->CreateSession(&context, {}, &response).ok());
+    session = response.session_id();
+  }
+  auto call = [&](const std::string& name, const std::string& ticket) {
+    grpc::ClientContext context;
+    context.AddMetadata("an1-client-id", "alice");
+    context.AddMetadata("an1-session-id", session);
+    v1::RegisterSystemSharedMemoryRequest request;
+    request.set_name(name);
+    request.set_key(shm.key());
+    request.set_descriptor_ticket(ticket);
+    request.set_byte_size(4096);
+    v1::RegisterSharedMemoryResponse response;
+    return stub->RegisterSystemSharedMemory(&context, request, &response);
+  };
+  const grpc::Status by_key = call("r", "");
+  EXPECT_EQ(by_key.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(by_key.error_message().find("descriptor"), std::string::npos) << by_key.error_message();
+  EXPECT_EQ(call("r", "00112233445566778899aabbccddeeff").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);  // a guessed ticket
+
+  const int fd = shm_open(shm.key().c_str(), O_RDWR, 0);
+  ASSERT_GE(fd, 0);
+  std::string error;
+  EXPECT_TRUE(
+      client::PassDescriptor(server_->shm_socket_path(), fd, "r", "guessed", &error).empty());
+  EXPECT_NE(error.find("session"), std::string::npos) << error;
+  const std::string ticket =
+      client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error);
+  ASSERT_EQ(ticket.size(), 32u) << error;
+  EXPECT_EQ(call("other", ticket).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  {  // another session presenting the ticket: refused, and the ticket is spent
+    const std::string stolen =
+        client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error);
+    ASSERT_EQ(stolen.size(), 32u) << error;
+    grpc::ClientContext context;
+    context.AddMetadata("an1-client-id", "alice");
+    v1::CreateSessionResponse other;
+    {
+      grpc::ClientContext create;
+      ASSERT_TRUE(stub->CreateSession(&create, {}, &other).ok());
+    }
+    context.AddMetadata("an1-session-id", other.session_id());
+    v1::RegisterSystemSharedMemoryRequest request;
+    request.set_name("r");
+    request.set_descriptor_ticket(stolen);
+    request.set_byte_size(4096);
+    v1::RegisterSharedMemoryResponse response;
+    EXPECT_EQ(stub->RegisterSystemSharedMemory(&context, request, &response).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(call("r", stolen).error_code(), grpc::StatusCode::PERMISSION_DENIED);  // spent
+  }
+  const std::string second =
+      client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error);
+  close(fd);
+  ASSERT_TRUE(call("r", second).ok());
+  EXPECT_EQ(call("r2", second).error_code(), grpc::StatusCode::PERMISSION_DENIED);  // used
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("an1-client-id", "alice");
+    context.AddMetadata("an1-session-id", session);
+    v1::ListSharedMemoryResponse list;
+    ASSERT_TRUE(stub->ListSharedMemory(&context, {}, &list).ok());
+    ASSERT_EQ(list.regions_size(), 1);
+    EXPECT_EQ(list.regions(0).name(), "r");
+  }
+  ExpectServing();
 }
 
 TEST_F(SharedMemoryTest, DisabledByTheServer) {

@@ -2,6 +2,7 @@
 import contextlib
 import os
 import secrets
+import socket
 import threading
 import time
 from multiprocessing import shared_memory
@@ -59,12 +60,15 @@ class Client:
     server:  host:port (default: AN1_SERVER, else localhost:50051)
     timeout: seconds allowed per call (None: no deadline)
     client_id: the `an1-client-id` sent with every call; shared-memory regions belong to it
-             (default: 32 random hex digits, unguessable, so no other client can touch them)
+             within this client's session (made with CreateSession before the first region
+             call, sent as `an1-session-id`; default id: 32 random hex digits)
     tls_ca: path of a PEM CA bundle: connect over TLS (an1d --tls-cert), trusting this CA
     tls_cert, tls_key: paths of this client's PEM certificate and key, for mutual TLS
              (an1d --tls-client-ca)
     tls_server_name: the name the server's certificate must carry (default: the host)
     token: bearer token for a server with --auth-tokens (default: env AN1_TOKEN); use TLS
+    shm_socket: the server's Unix socket for shared memory descriptors (default: env
+             AN1_SHM_SOCKET, else the path GetServerInfo advertises)
 
     Thread-safe: threads may share a Client. Close it (or use `with Client(...) as c:`) to
     unregister its regions and close the channel.
@@ -72,7 +76,7 @@ class Client:
 
     def __init__(self, server=None, *, timeout=None, client_id=None,
                  max_message_bytes=1 << 30, tls_ca=None, tls_cert=None, tls_key=None,
-                 tls_server_name=None, token=None):
+                 tls_server_name=None, token=None, shm_socket=None):
         self.server = server or os.environ.get("AN1_SERVER") or DEFAULT_SERVER
         self.timeout = timeout
         self.client_id = client_id or "an1-py-" + secrets.token_hex(16)
@@ -104,6 +108,7 @@ class Client:
         self._shm = []  # live _SystemRegion, looked up by address
         self._cuda = CudaRegions(self)
         self._info = None
+        self._shm_socket = shm_socket or os.environ.get("AN1_SHM_SOCKET")
         self.last_execution = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -117,11 +122,23 @@ class Client:
     def _new_region_name(kind):
         return f"py-{kind}-{secrets.token_hex(8)}"
 
+    def _ensure_session(self):
+        """Creates this client's session (its regions belong to it) unless it has one."""
+        with self._lock:
+            if any(key == "an1-session-id" for key, _ in self._metadata):
+                return
+        session = self._call(self._stub.CreateSession, pb.CreateSessionRequest()).session_id
+        with self._lock:
+            if not any(key == "an1-session-id" for key, _ in self._metadata):
+                self._metadata += (("an1-session-id", session),)
+
     def _register_cuda(self, name, handle, device, size):
+        self._ensure_session()
         self._call(self._stub.RegisterCudaSharedMemory, pb.RegisterCudaSharedMemoryRequest(
             name=name, raw_handle=handle, device_id=device, byte_size=size))
 
     def _unregister(self, name):
+        self._ensure_session()
         self._call(self._stub.UnregisterSharedMemory, pb.UnregisterSharedMemoryRequest(name=name))
 
     def close(self):
@@ -152,6 +169,7 @@ class Client:
 
     def list_regions(self):
         """This client's registered regions: [{"name", "kind", "byte_size"}]."""
+        self._ensure_session()
         response = self._call(self._stub.ListSharedMemory, pb.ListSharedMemoryRequest())
         return [{"name": r.name, "kind": r.kind, "byte_size": r.byte_size}
                 for r in response.regions]
@@ -318,6 +336,39 @@ class Client:
         return self._run(kind, getattr(q, "device", None), body)
 
     # -- shared buffers -------------------------------------------------------------------
+    def _shm_socket_path(self):
+        if not self._shm_socket:
+            path = self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest()).shm_socket
+            if not path:
+                raise An1Error(grpc.StatusCode.FAILED_PRECONDITION,
+                               "shared memory is disabled on this server; send tensors inline")
+            self._shm_socket = path
+        return self._shm_socket
+
+    def register_system_fd(self, name, fd, byte_size, offset=0):
+        """Registers region `name` from `fd`, a shared memory object (or memfd) this process
+        opened: the descriptor goes to the server over its Unix socket (SCM_RIGHTS), so the
+        server reaches only what this process can; a read-only descriptor gives a region that
+        outputs cannot be written into. `fd` stays open."""
+        self._ensure_session()
+        path = self._shm_socket_path()
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+                s.settimeout(10)
+                s.connect(path)
+                session = dict(self._metadata)["an1-session-id"]
+                socket.send_fds(s, [f"{name}\n{session}".encode()], [fd])
+                reply = s.recv(512).decode(errors="replace")
+        except OSError as e:
+            raise An1Error(grpc.StatusCode.UNAVAILABLE,
+                           f"cannot pass the shared memory descriptor on {path}: {e}") from None
+        if not reply.startswith("OK "):
+            raise An1Error(grpc.StatusCode.UNAVAILABLE,
+                           "the server refused the shared memory descriptor: " +
+                           reply.removeprefix("ERR "))
+        self._call(self._stub.RegisterSystemSharedMemory, pb.RegisterSystemSharedMemoryRequest(
+            name=name, descriptor_ticket=reply[3:], offset=offset, byte_size=byte_size))
+
     @contextlib.contextmanager
     def register_system_shm(self, data):
         """POSIX shared memory registered with the server, as a context manager.
@@ -326,7 +377,8 @@ class Client:
         of the same shape and dtype), or a byte count (yields a zeroed uint8 array). Tensors
         that lie in it, views and slices included, then travel as region references, and an
         `out=` in it receives the output in place: no tensor bytes in the messages. The object's
-        name is removed from /dev/shm as soon as the server holds it; on exit the region is
+        name is removed from /dev/shm as soon as the server holds its descriptor (passed over
+        the server's Unix socket: register_system_fd); on exit the region is
         unregistered and the mapping closed.
         """
         torch = T._torch()
@@ -348,11 +400,12 @@ class Client:
         shm = shared_memory.SharedMemory(create=True, size=nbytes)
         name = self._new_region_name("shm")
         try:
-            self._call(self._stub.RegisterSystemSharedMemory,
-                       pb.RegisterSystemSharedMemoryRequest(name=name, key="/" + shm.name,
-                                                           offset=0, byte_size=nbytes))
-        finally:
-            shm.unlink()  # the server holds a descriptor: nothing is left in /dev/shm
+            self.register_system_fd(name, shm._fd, nbytes)
+        except BaseException:
+            shm.unlink()
+            _close_shm(shm)
+            raise
+        shm.unlink()  # the server holds a descriptor: nothing is left in /dev/shm
         region = _SystemRegion(name, shm, nbytes)
         with self._lock:
             self._shm.append(region)

@@ -1,0 +1,74 @@
+#include "server/descriptor_tickets.h"
+
+#include <openssl/rand.h>
+#include <unistd.h>
+
+namespace an1::server {
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = other.release();
+  }
+  return *this;
+}
+
+void DescriptorTickets::ExpireLocked(std::chrono::steady_clock::time_point now) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    it = it->second.expires <= now ? entries_.erase(it) : std::next(it);
+  }
+}
+
+StatusOr<std::string> DescriptorTickets::Issue(UniqueFd fd, const std::string& name,
+                                               const std::string& session) {
+  unsigned char random[16];
+  if (RAND_bytes(random, sizeof random) != 1) {
+    return InternalError("no random bytes for a descriptor ticket");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string ticket;
+  for (unsigned char b : random) {
+    ticket += kHex[b >> 4];
+    ticket += kHex[b & 15];
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  ExpireLocked(now);
+  if (entries_.size() >= max_pending_) {
+    return ResourceExhaustedError(std::to_string(entries_.size()) +
+                                  " passed descriptors are waiting to be registered, the limit");
+  }
+  entries_.emplace(ticket, Entry{std::move(fd), name, session, now + ttl_});
+  return ticket;
+}
+
+StatusOr<UniqueFd> DescriptorTickets::Redeem(const std::string& ticket, const std::string& name,
+                                             const std::string& session) {
+  std::lock_guard lock(mutex_);
+  ExpireLocked(std::chrono::steady_clock::now());
+  const auto it = entries_.find(ticket);
+  if (it == entries_.end()) {
+    return Status{StatusCode::kPermissionDenied,
+                  "unknown, used or expired descriptor ticket (tickets are good once, for " +
+                      std::to_string(ttl_.count() / 1000) + " s)"};
+  }
+  if (it->second.name != name || it->second.session != session) {
+    entries_.erase(it);  // a ticket someone else presents is spent: no second guess
+    return Status{StatusCode::kPermissionDenied,
+                  "the descriptor ticket was issued for another region name or session"};
+  }
+  UniqueFd fd = std::move(it->second.fd);
+  entries_.erase(it);
+  return fd;
+}
+
+std::size_t DescriptorTickets::pending() const {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+}  // namespace an1::server

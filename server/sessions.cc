@@ -1,0 +1,82 @@
+#include "server/sessions.h"
+
+#include <openssl/rand.h>
+
+#include <iterator>
+
+namespace an1::server {
+
+void SessionRegistry::ExpireLocked(std::chrono::steady_clock::time_point now) {
+  if (idle_.count() <= 0 || now < next_sweep_) return;
+  next_sweep_ = now + std::chrono::seconds(1);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    it = now - it->second.last_used > idle_ ? sessions_.erase(it) : std::next(it);
+  }
+}
+
+StatusOr<std::string> SessionRegistry::Create(const std::string& principal) {
+  unsigned char random[16];
+  if (RAND_bytes(random, sizeof random) != 1) return InternalError("no random bytes for a session");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : random) {
+    id += kHex[b >> 4];
+    id += kHex[b & 15];
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  ExpireLocked(now);
+  if (sessions_.size() >= max_sessions_) {
+    return ResourceExhaustedError("the server holds " + std::to_string(sessions_.size()) +
+                                  " sessions, its limit");
+  }
+  sessions_.emplace(id, Session{now, principal});
+  return id;
+}
+
+StatusOr<std::string> SessionRegistry::Resolve(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  return Resolve(metadata, "");
+}
+
+bool SessionRegistry::Known(const std::string& id) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  ExpireLocked(now);
+  const auto found = sessions_.find(id);
+  if (found == sessions_.end()) return false;
+  found->second.last_used = now;
+  return true;
+}
+
+StatusOr<std::string> SessionRegistry::Resolve(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+    const std::string& principal) {
+  const auto [first, last] = metadata.equal_range("an1-session-id");
+  if (first == last) {
+    return Status{StatusCode::kUnauthenticated,
+                  "shared memory needs a session: call CreateSession and send its id as the "
+                  "'an1-session-id' request metadata entry"};
+  }
+  if (std::next(first) != last) {
+    return Status{StatusCode::kUnauthenticated,
+                  "the 'an1-session-id' request metadata entry is given more than once"};
+  }
+  const std::string id(first->second.data(), first->second.size());
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  ExpireLocked(now);
+  const auto found = sessions_.find(id);
+  if (found == sessions_.end()) {
+    return Status{StatusCode::kUnauthenticated,
+                  "unknown or expired session ('an1-session-id'): call CreateSession"};
+  }
+  if (found->second.principal != principal) {
+    return Status{StatusCode::kUnauthenticated,
+                  "the session ('an1-session-id') belongs to another principal"};
+  }
+  found->second.last_used = now;
+  return id;
+}
+
+}  // namespace an1::server

@@ -1,0 +1,148 @@
+#include "server/shm_socket.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace an1::server {
+namespace {
+
+constexpr std::size_t kMaxFds = 4;  // room to notice (and close) extra descriptors
+
+void Reply(int connection, const std::string& text) {
+  (void)send(connection, text.data(), text.size(), MSG_NOSIGNAL);
+}
+
+}  // namespace
+
+std::string DefaultShmSocketPath() {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  const std::string dir = runtime != nullptr && *runtime != '\0' ? runtime : "/tmp";
+  static std::atomic<int> servers{0};  // several servers in one process (tests) get their own
+  const int n = servers++;
+  return dir + "/an1d-" + std::to_string(getpid()) + (n == 0 ? "" : "-" + std::to_string(n)) +
+         ".sock";
+}
+
+StatusOr<std::unique_ptr<ShmSocket>> ShmSocket::Start(const std::string& path,
+                                                      DescriptorTickets* tickets,
+                                                      SessionRegistry* sessions) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
+    return InvalidArgumentError("the shared memory socket path must be 1-" +
+                                std::to_string(sizeof(address.sun_path) - 1) + " bytes");
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return UnavailableError(std::string("socket: ") + std::strerror(errno));
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());  // stale
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      chmod(path.c_str(), 0666) != 0 || listen(fd, 64) != 0) {
+    const std::string reason = std::strerror(errno);
+    close(fd);
+    return UnavailableError("cannot listen on the shared memory socket " + path + ": " + reason);
+  }
+  const int wake = eventfd(0, EFD_CLOEXEC);
+  if (wake < 0) {
+    close(fd);
+    unlink(path.c_str());
+    return UnavailableError(std::string("eventfd: ") + std::strerror(errno));
+  }
+  std::unique_ptr<ShmSocket> server(new ShmSocket(path, fd, wake, tickets, sessions));
+  if (stat(path.c_str(), &st) == 0) server->inode_ = st.st_ino;
+  server->thread_ = std::thread([s = server.get()] { s->Serve(); });
+  return server;
+}
+
+ShmSocket::~ShmSocket() {
+  const uint64_t one = 1;
+  (void)write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable()) thread_.join();
+  close(listen_fd_);
+  close(wake_fd_);
+  struct stat st {};  // remove the socket file only if it is still ours
+  if (stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) unlink(path_.c_str());
+}
+
+void ShmSocket::Serve() {
+  for (;;) {
+    std::array<pollfd, 2> fds{pollfd{listen_fd_, POLLIN, 0}, pollfd{wake_fd_, POLLIN, 0}};
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("shared memory socket: poll: {}", std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    const int connection = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (connection < 0) continue;  // the peer left, or descriptors ran out: try again
+    HandleConnection(connection);
+    close(connection);
+  }
+}
+
+void ShmSocket::HandleConnection(int connection) const {
+  timeval timeout{1, 0};
+  setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  char name[256];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  iovec io{name, sizeof name};
+  msghdr message{};
+  message.msg_iov = &io;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  const ssize_t n = recvmsg(connection, &message, MSG_CMSG_CLOEXEC);
+  if (n < 0) return;  // nothing came in time
+  std::vector<UniqueFd> received;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      received.emplace_back(fd);
+    }
+  }
+  if ((message.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0 || received.size() != 1) {
+    return Reply(connection, "ERR send exactly one descriptor, with 'NAME\\nSESSION'");
+  }
+  const std::string text(name, static_cast<std::size_t>(n));
+  const std::size_t newline = text.find('\n');
+  if (newline == std::string::npos || newline == 0 || newline > 128) {
+    return Reply(connection,
+                 "ERR send 'NAME\\nSESSION': a region name of 1-128 bytes, a newline "
+                 "and the session id from CreateSession");
+  }
+  const std::string region = text.substr(0, newline), session = text.substr(newline + 1);
+  if (!sessions_->Known(session)) {
+    return Reply(connection, "ERR unknown or expired session: call CreateSession");
+  }
+  struct stat st {};
+  if (fstat(received[0].get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Reply(connection, "ERR the descriptor is not a shared memory object or regular file");
+  }
+  const int access = fcntl(received[0].get(), F_GETFL) & O_ACCMODE;
+  if (access != O_RDONLY && access != O_RDWR) {
+    return Reply(connection, "ERR the descriptor must be opened read-only or read-write");
+  }
+  StatusOr<std::string> ticket = tickets_->Issue(std::move(received[0]), region, session);
+  if (!ticket.ok()) return Reply(connection, "ERR " + ticket.status().message());
+  Reply(connection, "OK " + *ticket);
+}
+
+}  // namespace an1::server
