@@ -37,6 +37,13 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Whether a failure says the session is gone (expired after its idle time, or the server
+// restarted): the registration is then retried once in a new session.
+bool SessionGone(const grpc::Status& status) {
+  return status.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+         status.error_message().find("unknown or expired session") != std::string::npos;
+}
+
 }  // namespace
 
 v1::RegionRef MakeRegionRef(const std::string& region, uint64_t offset, uint64_t byte_size) {
@@ -147,46 +154,82 @@ grpc::Status Client::RegisterSystemSharedMemory(const std::string& name, const s
   return status;
 }
 
+void Client::ForgetShmSocket(const std::string& stale) {
+  std::lock_guard lock(shm_socket_mutex_);
+  if (shm_socket_ == stale && stale != options_.shm_socket) shm_socket_.clear();
+}
+
+void Client::ForgetSession(const std::string& stale) {
+  std::lock_guard lock(session_mutex_);
+  if (session_id_ == stale) session_id_.clear();
+}
+
 grpc::Status Client::RegisterSystemSharedMemoryFd(const std::string& name, int fd, uint64_t offset,
                                                   uint64_t byte_size) {
-  grpc::Status status = EnsureSession();
-  if (!status.ok()) return status;
-  std::string socket_path;
-  status = ShmSocket(&socket_path);
-  if (!status.ok()) return status;
-  std::string session;
-  {
-    std::lock_guard lock(session_mutex_);
-    session = session_id_;
+  // Retried when the server restarted (a new socket path: once; its sessions gone) or the
+  // session expired (once).
+  bool asked_for_socket = false, renewed = false;
+  for (;;) {
+    grpc::Status status = EnsureSession();
+    if (!status.ok()) return status;
+    std::string socket_path;
+    status = ShmSocket(&socket_path);
+    if (!status.ok()) return status;
+    std::string session;
+    {
+      std::lock_guard lock(session_mutex_);
+      session = session_id_;
+    }
+    std::string error;
+    const std::string ticket = PassDescriptor(socket_path, fd, name, session, &error);
+    if (ticket.empty() && !asked_for_socket && error.find("cannot connect") != std::string::npos) {
+      asked_for_socket = true;
+      ForgetShmSocket(socket_path);  // ask the server for its socket again
+      continue;
+    }
+    if (ticket.empty()) {
+      status = {error.find("unknown or expired session") != std::string::npos
+                    ? grpc::StatusCode::UNAUTHENTICATED
+                    : grpc::StatusCode::UNAVAILABLE,
+                "cannot pass the shared memory descriptor: " + error};
+    } else {
+      grpc::ClientContext context;
+      Prepare(&context);
+      v1::RegisterSystemSharedMemoryRequest request;
+      request.set_name(name);
+      request.set_descriptor_ticket(ticket);
+      request.set_offset(offset);
+      request.set_byte_size(byte_size);
+      v1::RegisterSharedMemoryResponse response;
+      status = stub_->RegisterSystemSharedMemory(&context, request, &response);
+    }
+    if (renewed || !SessionGone(status)) return status;
+    renewed = true;
+    ForgetSession(session);
   }
-  std::string error;
-  const std::string ticket = PassDescriptor(socket_path, fd, name, session, &error);
-  if (ticket.empty()) {
-    return {grpc::StatusCode::UNAVAILABLE, "cannot pass the shared memory descriptor: " + error};
-  }
-  grpc::ClientContext context;
-  Prepare(&context);
-  v1::RegisterSystemSharedMemoryRequest request;
-  request.set_name(name);
-  request.set_descriptor_ticket(ticket);
-  request.set_offset(offset);
-  request.set_byte_size(byte_size);
-  v1::RegisterSharedMemoryResponse response;
-  return stub_->RegisterSystemSharedMemory(&context, request, &response);
 }
 
 grpc::Status Client::RegisterCudaSharedMemory(const std::string& name, const std::string& handle,
                                               int device, uint64_t byte_size) {
-  if (grpc::Status status = EnsureSession(); !status.ok()) return status;
-  grpc::ClientContext context;
-  Prepare(&context);
-  v1::RegisterCudaSharedMemoryRequest request;
-  request.set_name(name);
-  request.set_raw_handle(handle);
-  request.set_device_id(device);
-  request.set_byte_size(byte_size);
-  v1::RegisterSharedMemoryResponse response;
-  return stub_->RegisterCudaSharedMemory(&context, request, &response);
+  for (int attempt = 0;; ++attempt) {
+    if (grpc::Status status = EnsureSession(); !status.ok()) return status;
+    std::string session;
+    {
+      std::lock_guard lock(session_mutex_);
+      session = session_id_;
+    }
+    grpc::ClientContext context;
+    Prepare(&context);
+    v1::RegisterCudaSharedMemoryRequest request;
+    request.set_name(name);
+    request.set_raw_handle(handle);
+    request.set_device_id(device);
+    request.set_byte_size(byte_size);
+    v1::RegisterSharedMemoryResponse response;
+    grpc::Status status = stub_->RegisterCudaSharedMemory(&context, request, &response);
+    if (attempt > 0 || !SessionGone(status)) return status;
+    ForgetSession(session);
+  }
 }
 
 grpc::Status Client::UnregisterSharedMemory(const std::string& name) {

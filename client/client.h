@@ -133,6 +133,10 @@ class Client {
   grpc::Status ShmSocket(std::string* path);
   // Creates this client's session (CreateSession) unless it has one; every region call first.
   grpc::Status EnsureSession();
+  // Clears the cached session if it is still `stale` (the next call creates a new one).
+  void ForgetSession(const std::string& stale);
+  // Clears the cached shared memory socket path if it is still `stale` and not the configured one.
+  void ForgetShmSocket(const std::string& stale);
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -3,6 +3,8 @@
 #include <openssl/rand.h>
 #include <unistd.h>
 
+#include "server/auth.h"
+
 namespace an1::server {
 
 UniqueFd::~UniqueFd() {
@@ -42,7 +44,13 @@ StatusOr<std::string> DescriptorTickets::Issue(UniqueFd fd, const std::string& n
     return ResourceExhaustedError(std::to_string(entries_.size()) +
                                   " passed descriptors are waiting to be registered, the limit");
   }
-  entries_.emplace(ticket, Entry{std::move(fd), name, session, now + ttl_});
+  std::size_t of_session = 0;
+  for (const auto& [key, entry] : entries_) of_session += entry.session == session ? 1 : 0;
+  if (of_session >= max_per_session_) {
+    return ResourceExhaustedError("this session has " + std::to_string(of_session) +
+                                  " passed descriptors waiting to be registered, the limit");
+  }
+  entries_.emplace(TokenHash(ticket), Entry{std::move(fd), name, session, now + ttl_});
   return ticket;
 }
 
@@ -50,7 +58,7 @@ StatusOr<UniqueFd> DescriptorTickets::Redeem(const std::string& ticket, const st
                                              const std::string& session) {
   std::lock_guard lock(mutex_);
   ExpireLocked(std::chrono::steady_clock::now());
-  const auto it = entries_.find(ticket);
+  const auto it = entries_.find(TokenHash(ticket));
   if (it == entries_.end()) {
     return Status{StatusCode::kPermissionDenied,
                   "unknown, used or expired descriptor ticket (tickets are good once, for " +

@@ -6,7 +6,8 @@
 // caller opened them with, never an object it opened by name with its own rights (no confused
 // deputy). A ticket is bound to the region name and the session (sessions.h) the client sent with
 // the descriptor, is redeemed at most once and expires after `ttl`; unredeemed descriptors are
-// closed. Thread-safe.
+// closed. At most max_per_session tickets of one session wait at once, so one caller cannot take
+// every slot; tickets are keyed by their SHA-256 (lookups leak nothing of a guess). Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -44,11 +45,12 @@ class UniqueFd {
 class DescriptorTickets {
  public:
   explicit DescriptorTickets(std::chrono::milliseconds ttl = std::chrono::seconds(30),
-                             std::size_t max_pending = 64)
-      : ttl_(ttl), max_pending_(max_pending) {}
+                             std::size_t max_pending = 64, std::size_t max_per_session = 4)
+      : ttl_(ttl), max_pending_(max_pending), max_per_session_(max_per_session) {}
 
   // A ticket for `fd`, to be redeemed for region `name` by a call of `session`.
-  // RESOURCE_EXHAUSTED when max_pending tickets are waiting (the descriptor is closed then).
+  // RESOURCE_EXHAUSTED when max_pending tickets, or max_per_session of `session`, are waiting
+  // (the descriptor is closed then).
   StatusOr<std::string> Issue(UniqueFd fd, const std::string& name, const std::string& session);
   // The descriptor of `ticket`, once. PERMISSION_DENIED for an unknown, used or expired ticket,
   // or one issued for another region name or another session (the ticket is spent then too).
@@ -67,8 +69,9 @@ class DescriptorTickets {
 
   std::chrono::milliseconds ttl_;
   std::size_t max_pending_;
+  std::size_t max_per_session_;
   mutable std::mutex mutex_;
-  std::map<std::string, Entry> entries_;
+  std::map<std::string, Entry> entries_;  // by TokenHash(ticket)
 };
 
 }  // namespace an1::server

@@ -4,13 +4,18 @@
 
 #include <iterator>
 
+#include "server/auth.h"
+
 namespace an1::server {
 
 void SessionRegistry::ExpireLocked(std::chrono::steady_clock::time_point now) {
   if (idle_.count() <= 0 || now < next_sweep_) return;
   next_sweep_ = now + std::chrono::seconds(1);
   for (auto it = sessions_.begin(); it != sessions_.end();) {
-    it = now - it->second.last_used > idle_ ? sessions_.erase(it) : std::next(it);
+    const Session& s = it->second;
+    const bool expired =
+        now - s.last_used > idle_ || (!s.used && now - s.created > kUnusedLifetime);
+    it = expired ? sessions_.erase(it) : std::next(it);
   }
 }
 
@@ -26,11 +31,21 @@ StatusOr<std::string> SessionRegistry::Create(const std::string& principal) {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   ExpireLocked(now);
-  if (sessions_.size() >= max_sessions_) {
-    return ResourceExhaustedError("the server holds " + std::to_string(sessions_.size()) +
-                                  " sessions, its limit");
+  if (sessions_.size() >= max_sessions_) {  // the oldest never-used session makes room
+    auto oldest = sessions_.end();
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+      if (!it->second.used &&
+          (oldest == sessions_.end() || it->second.created < oldest->second.created)) {
+        oldest = it;
+      }
+    }
+    if (oldest == sessions_.end()) {
+      return ResourceExhaustedError("the server holds " + std::to_string(sessions_.size()) +
+                                    " sessions in use, its limit");
+    }
+    sessions_.erase(oldest);
   }
-  sessions_.emplace(id, Session{now, principal});
+  sessions_.emplace(TokenHash(id), Session{now, now, principal});
   return id;
 }
 
@@ -43,9 +58,10 @@ bool SessionRegistry::Known(const std::string& id) {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   ExpireLocked(now);
-  const auto found = sessions_.find(id);
+  const auto found = sessions_.find(TokenHash(id));
   if (found == sessions_.end()) return false;
   found->second.last_used = now;
+  found->second.used = true;
   return true;
 }
 
@@ -66,7 +82,7 @@ StatusOr<std::string> SessionRegistry::Resolve(
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   ExpireLocked(now);
-  const auto found = sessions_.find(id);
+  const auto found = sessions_.find(TokenHash(id));
   if (found == sessions_.end()) {
     return Status{StatusCode::kUnauthenticated,
                   "unknown or expired session ('an1-session-id'): call CreateSession"};
@@ -76,6 +92,7 @@ StatusOr<std::string> SessionRegistry::Resolve(
                   "the session ('an1-session-id') belongs to another principal"};
   }
   found->second.last_used = now;
+  found->second.used = true;
   return id;
 }
 

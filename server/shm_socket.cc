@@ -14,9 +14,44 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 namespace an1::server {
+
+namespace {
+
+// Whether a server answers on the Unix socket at `address` (then its file is not stale).
+bool SomeoneListens(const sockaddr_un& address) {
+  const int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  const bool answered =
+      connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
+  close(probe);
+  return answered;
+}
+
+// Whether `fd` is a POSIX shared memory object of this host's /dev/shm (its name possibly
+// unlinked already: "/dev/shm/NAME (deleted)") or a memfd, by its /proc/self/fd link, which
+// procfs answers without asking the file's file system.
+bool SharedMemoryDescriptor(int fd) {
+  char target[512];
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+  if (n <= 0) return false;
+  const std::string path(target, static_cast<std::size_t>(n));
+  if (path.rfind("/memfd:", 0) == 0) return true;
+  constexpr std::string_view kShm = "/dev/shm/", kDeleted = " (deleted)";
+  if (path.rfind(kShm, 0) != 0) return false;
+  std::string_view name = std::string_view(path).substr(kShm.size());
+  if (name.size() > kDeleted.size() && name.substr(name.size() - kDeleted.size()) == kDeleted) {
+    name.remove_suffix(kDeleted.size());
+  }
+  return !name.empty() && name.find('/') == std::string_view::npos;  // not in a subdirectory
+}
+
+}  // namespace
+
 namespace {
 
 constexpr std::size_t kMaxFds = 4;  // room to notice (and close) extra descriptors
@@ -49,9 +84,14 @@ StatusOr<std::unique_ptr<ShmSocket>> ShmSocket::Start(const std::string& path,
   const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return UnavailableError(std::string("socket: ") + std::strerror(errno));
   struct stat st {};
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());  // stale
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid() &&
+      !SomeoneListens(address)) {
+    unlink(path.c_str());  // stale: our own socket file, and no server answers on it
+  }
+  // The mode is set on the path without following a symlink (one swapped in after bind cannot
+  // make another file world-writable); bind's own mode is subject to the umask.
   if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      chmod(path.c_str(), 0666) != 0 || listen(fd, 64) != 0) {
+      fchmodat(AT_FDCWD, path.c_str(), 0666, AT_SYMLINK_NOFOLLOW) != 0 || listen(fd, 64) != 0) {
     const std::string reason = std::strerror(errno);
     close(fd);
     return UnavailableError("cannot listen on the shared memory socket " + path + ": " + reason);
@@ -63,7 +103,7 @@ StatusOr<std::unique_ptr<ShmSocket>> ShmSocket::Start(const std::string& path,
     return UnavailableError(std::string("eventfd: ") + std::strerror(errno));
   }
   std::unique_ptr<ShmSocket> server(new ShmSocket(path, fd, wake, tickets, sessions));
-  if (stat(path.c_str(), &st) == 0) server->inode_ = st.st_ino;
+  if (lstat(path.c_str(), &st) == 0) server->device_ = st.st_dev, server->inode_ = st.st_ino;
   server->thread_ = std::thread([s = server.get()] { s->Serve(); });
   return server;
 }
@@ -75,7 +115,9 @@ ShmSocket::~ShmSocket() {
   close(listen_fd_);
   close(wake_fd_);
   struct stat st {};  // remove the socket file only if it is still ours
-  if (stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) unlink(path_.c_str());
+  if (lstat(path_.c_str(), &st) == 0 && st.st_dev == device_ && st.st_ino == inode_) {
+    unlink(path_.c_str());
+  }
 }
 
 void ShmSocket::Serve() {
@@ -89,7 +131,15 @@ void ShmSocket::Serve() {
     if (fds[1].revents != 0) return;
     if ((fds[0].revents & POLLIN) == 0) continue;
     const int connection = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (connection < 0) continue;  // the peer left, or descriptors ran out: try again
+    if (connection < 0) {
+      // Out of descriptors, the pending connection stays and poll would return at once: wait a
+      // little (or for the wake-up) instead of spinning. Otherwise the peer left: go on.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        pollfd wake{wake_fd_, POLLIN, 0};
+        if (poll(&wake, 1, 100) > 0) return;
+      }
+      continue;
+    }
     HandleConnection(connection);
     close(connection);
   }
@@ -132,13 +182,21 @@ void ShmSocket::HandleConnection(int connection) const {
   if (!sessions_->Known(session)) {
     return Reply(connection, "ERR unknown or expired session: call CreateSession");
   }
+  // Only POSIX shared memory objects and memfds: checked by the descriptor's path in procfs
+  // before anything touches the file, so a descriptor of a FUSE or network file (whose server
+  // could leave fstat, or later reads, unanswered) never reaches either.
+  if (!SharedMemoryDescriptor(received[0].get())) {
+    return Reply(connection,
+                 "ERR the descriptor is not a POSIX shared memory object (/dev/shm) or a memfd");
+  }
+  const int flags = fcntl(received[0].get(), F_GETFL);
+  const int access = flags & O_ACCMODE;
+  if (flags < 0 || (flags & O_PATH) != 0 || (access != O_RDONLY && access != O_RDWR)) {
+    return Reply(connection, "ERR the descriptor must be opened read-only or read-write");
+  }
   struct stat st {};
   if (fstat(received[0].get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Reply(connection, "ERR the descriptor is not a shared memory object or regular file");
-  }
-  const int access = fcntl(received[0].get(), F_GETFL) & O_ACCMODE;
-  if (access != O_RDONLY && access != O_RDWR) {
-    return Reply(connection, "ERR the descriptor must be opened read-only or read-write");
+    return Reply(connection, "ERR the descriptor is not a shared memory object");
   }
   StatusOr<std::string> ticket = tickets_->Issue(std::move(received[0]), region, session);
   if (!ticket.ok()) return Reply(connection, "ERR " + ticket.status().message());

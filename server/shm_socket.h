@@ -56,6 +56,7 @@ class ShmSocket {
   int wake_fd_;  // an eventfd: written to stop Serve
   DescriptorTickets* tickets_;
   SessionRegistry* sessions_;
+  dev_t device_ = 0;
   ino_t inode_ = 0;  // of the socket file this server bound
   std::thread thread_;
 };

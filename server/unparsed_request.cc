@@ -10,12 +10,14 @@ using Hook = grpc::experimental::InterceptionHookPoints;
 
 class UnparsedRequestInterceptor final : public grpc::experimental::Interceptor {
  public:
-  UnparsedRequestInterceptor(std::string method, ServerMetrics* metrics)
-      : method_(std::move(method)), metrics_(metrics) {}
+  UnparsedRequestInterceptor(std::string method, bool one_request, ServerMetrics* metrics)
+      : method_(std::move(method)), one_request_(one_request), metrics_(metrics) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (methods->QueryInterceptionHookPoint(Hook::POST_RECV_MESSAGE) &&
-        methods->GetRecvMessage() == nullptr) {
+    // Only calls that take one request (unary, server streaming), on their first and only
+    // receive: with a client stream, an empty receive is the stream's normal end.
+    if (one_request_ && methods->QueryInterceptionHookPoint(Hook::POST_RECV_MESSAGE) &&
+        receives_++ == 0 && methods->GetRecvMessage() == nullptr) {
       unparsed_ = true;
     }
     if (unparsed_ && methods->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
@@ -35,7 +37,9 @@ class UnparsedRequestInterceptor final : public grpc::experimental::Interceptor 
 
  private:
   std::string method_;
+  bool one_request_;
   ServerMetrics* metrics_;
+  int receives_ = 0;
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
   bool unparsed_ = false;
 };
@@ -44,7 +48,10 @@ class UnparsedRequestInterceptor final : public grpc::experimental::Interceptor 
 
 grpc::experimental::Interceptor* UnparsedRequestInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new UnparsedRequestInterceptor(info->method() == nullptr ? "" : info->method(), metrics_);
+  using Type = grpc::experimental::ServerRpcInfo::Type;
+  const bool one_request = info->type() == Type::UNARY || info->type() == Type::SERVER_STREAMING;
+  return new UnparsedRequestInterceptor(info->method() == nullptr ? "" : info->method(),
+                                        one_request, metrics_);
 }
 
 }  // namespace an1::server

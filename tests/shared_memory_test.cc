@@ -390,6 +390,69 @@ TEST_F(SharedMemoryTest, OnlyPassedDescriptorsAreRegistered) {
   ExpectServing();
 }
 
+// Only shared memory objects and memfds are taken (a regular file could sit on a FUSE or network
+// file system whose server leaves reads unanswered), and one session holds at most 4 unredeemed
+// tickets, so it cannot take every slot of the server's table (review of issue 18).
+TEST_F(SharedMemoryTest, OnlySharedMemoryDescriptorsAndAFewTicketsPerSession) {
+  auto stub = v1::An1::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                                                   grpc::InsecureChannelCredentials()));
+  auto new_session = [&] {
+    grpc::ClientContext context;
+    v1::CreateSessionResponse response;
+    EXPECT_TRUE(stub->CreateSession(&context, {}, &response).ok());
+    return response.session_id();
+  };
+  const std::string session = new_session();
+  std::string error;
+  char path[] = "/tmp/an1-regular-XXXXXX";
+  const int file = mkstemp(path);
+  ASSERT_GE(file, 0);
+  unlink(path);
+  ASSERT_EQ(ftruncate(file, 4096), 0);
+  EXPECT_TRUE(
+      client::PassDescriptor(server_->shm_socket_path(), file, "f", session, &error).empty());
+  EXPECT_NE(error.find("shared memory"), std::string::npos) << error;
+  close(file);
+
+  ShmObject shm(4096);
+  const int fd = shm_open(shm.key().c_str(), O_RDWR, 0);
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error).size(),
+              32u)
+        << error;
+  }
+  EXPECT_TRUE(client::PassDescriptor(server_->shm_socket_path(), fd, "r", session, &error).empty());
+  EXPECT_NE(error.find("this session"), std::string::npos) << error;
+  EXPECT_EQ(
+      client::PassDescriptor(server_->shm_socket_path(), fd, "r", new_session(), &error).size(),
+      32u)
+      << error;  // another session still gets one
+  close(fd);
+  ExpectServing();
+}
+
+// A client whose session the server no longer knows (it expired, or the server restarted, as
+// here on the same port) registers in a new session instead of failing from then on.
+TEST_F(SharedMemoryTest, AClientRenewsASessionTheServerForgot) {
+  ShmObject shm(4096);
+  ASSERT_TRUE(alice_->RegisterSystemSharedMemory("r", shm.key(), 0, 4096).ok());
+  const int port = server_->port();
+  server_.reset();
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:" + std::to_string(port);
+  options.metrics_listen = "";
+  options.engine.disable_gpu = true;
+  auto restarted = server::An1Server::Start(options);
+  ASSERT_TRUE(restarted.ok()) << restarted.status().ToString();
+  server_ = std::move(restarted).value();
+  const grpc::Status status = alice_->RegisterSystemSharedMemory("r", shm.key(), 0, 4096);
+  EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+  v1::ListSharedMemoryResponse list;
+  ASSERT_TRUE(alice_->ListSharedMemory(&list).ok());
+  EXPECT_EQ(list.regions_size(), 1);
+}
+
 TEST_F(SharedMemoryTest, DisabledByTheServer) {
   Start(false);
   ShmObject shm(4096);

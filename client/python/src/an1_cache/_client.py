@@ -108,7 +108,8 @@ class Client:
         self._shm = []  # live _SystemRegion, looked up by address
         self._cuda = CudaRegions(self)
         self._info = None
-        self._shm_socket = shm_socket or os.environ.get("AN1_SHM_SOCKET")
+        self._shm_socket = self._shm_socket_configured = shm_socket or os.environ.get(
+            "AN1_SHM_SOCKET")
         self.last_execution = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -132,10 +133,34 @@ class Client:
             if not any(key == "an1-session-id" for key, _ in self._metadata):
                 self._metadata += (("an1-session-id", session),)
 
-    def _register_cuda(self, name, handle, device, size):
+    def _forget_session(self):
+        with self._lock:
+            self._metadata = tuple(kv for kv in self._metadata if kv[0] != "an1-session-id")
+
+    def _in_session(self, register):
+        """Runs `register` in this client's session; when the server no longer knows the session
+        (it expired after its idle time) or its socket is gone (it restarted), once more in a new
+        session."""
         self._ensure_session()
-        self._call(self._stub.RegisterCudaSharedMemory, pb.RegisterCudaSharedMemoryRequest(
-            name=name, raw_handle=handle, device_id=device, byte_size=size))
+        try:
+            return register()
+        except An1Error as e:
+            socket_gone = e.code == grpc.StatusCode.UNAVAILABLE and \
+                "cannot pass the shared memory descriptor on" in e.details
+            session_gone = e.code == grpc.StatusCode.UNAUTHENTICATED and \
+                "unknown or expired session" in e.details
+            if not (socket_gone or session_gone):
+                raise
+        # A restarted server has a new socket (ask it again) and none of the old sessions.
+        self._shm_socket = self._shm_socket_configured
+        self._forget_session()
+        self._ensure_session()
+        return register()
+
+    def _register_cuda(self, name, handle, device, size):
+        self._in_session(lambda: self._call(
+            self._stub.RegisterCudaSharedMemory, pb.RegisterCudaSharedMemoryRequest(
+                name=name, raw_handle=handle, device_id=device, byte_size=size)))
 
     def _unregister(self, name):
         self._ensure_session()
@@ -350,7 +375,9 @@ class Client:
         opened: the descriptor goes to the server over its Unix socket (SCM_RIGHTS), so the
         server reaches only what this process can; a read-only descriptor gives a region that
         outputs cannot be written into. `fd` stays open."""
-        self._ensure_session()
+        self._in_session(lambda: self._register_fd_once(name, fd, byte_size, offset))
+
+    def _register_fd_once(self, name, fd, byte_size, offset):
         path = self._shm_socket_path()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
@@ -363,7 +390,8 @@ class Client:
             raise An1Error(grpc.StatusCode.UNAVAILABLE,
                            f"cannot pass the shared memory descriptor on {path}: {e}") from None
         if not reply.startswith("OK "):
-            raise An1Error(grpc.StatusCode.UNAVAILABLE,
+            expired = "unknown or expired session" in reply
+            raise An1Error(grpc.StatusCode.UNAUTHENTICATED if expired else grpc.StatusCode.UNAVAILABLE,
                            "the server refused the shared memory descriptor: " +
                            reply.removeprefix("ERR "))
         self._call(self._stub.RegisterSystemSharedMemory, pb.RegisterSystemSharedMemoryRequest(
