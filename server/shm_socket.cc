@@ -9,9 +9,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
@@ -54,7 +56,9 @@ bool SharedMemoryDescriptor(int fd) {
 
 namespace {
 
-constexpr std::size_t kMaxFds = 4;  // room to notice (and close) extra descriptors
+constexpr std::size_t kMaxFds = 4;            // room to notice (and close) extra descriptors
+constexpr std::size_t kMaxConnections = 256;  // waiting for their message at once
+constexpr std::chrono::seconds kMessageWait{1};
 
 void Reply(int connection, const std::string& text) {
   (void)send(connection, text.data(), text.size(), MSG_NOSIGNAL);
@@ -120,34 +124,78 @@ ShmSocket::~ShmSocket() {
   }
 }
 
+// One thread, one poll loop: connections wait (up to kMessageWait, at most kMaxConnections at
+// once) for their one message without holding up the others, so a local client that connects
+// and sends nothing delays nobody.
 void ShmSocket::Serve() {
+  struct Waiting {
+    int fd;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<Waiting> waiting;
+  auto close_all = [&] {
+    for (const Waiting& w : waiting) close(w.fd);
+  };
   for (;;) {
-    std::array<pollfd, 2> fds{pollfd{listen_fd_, POLLIN, 0}, pollfd{wake_fd_, POLLIN, 0}};
-    if (poll(fds.data(), fds.size(), -1) < 0) {
+    std::vector<pollfd> fds{pollfd{listen_fd_, POLLIN, 0}, pollfd{wake_fd_, POLLIN, 0}};
+    int timeout_ms = -1;
+    const auto now = std::chrono::steady_clock::now();
+    for (const Waiting& w : waiting) {
+      fds.push_back(pollfd{w.fd, POLLIN, 0});
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(w.deadline - now).count();
+      const int ms = static_cast<int>(std::max<int64_t>(0, left) + 1);
+      timeout_ms = timeout_ms < 0 ? ms : std::min(timeout_ms, ms);
+    }
+    if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
       if (errno == EINTR) continue;
       spdlog::error("shared memory socket: poll: {}", std::strerror(errno));
+      close_all();
       return;
     }
-    if (fds[1].revents != 0) return;
+    if (fds[1].revents != 0) {
+      close_all();
+      return;
+    }
+    const auto after = std::chrono::steady_clock::now();
+    std::vector<Waiting> still;
+    for (std::size_t i = 0; i < waiting.size(); ++i) {
+      if (fds[2 + i].revents != 0) {  // its message (or its hang-up) is there
+        HandleConnection(waiting[i].fd);
+        close(waiting[i].fd);
+      } else if (after >= waiting[i].deadline) {
+        close(waiting[i].fd);  // nothing came in time
+      } else {
+        still.push_back(waiting[i]);
+      }
+    }
+    waiting.swap(still);
     if ((fds[0].revents & POLLIN) == 0) continue;
-    const int connection = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    const int connection = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (connection < 0) {
       // Out of descriptors, the pending connection stays and poll would return at once: wait a
       // little (or for the wake-up) instead of spinning. Otherwise the peer left: go on.
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         pollfd wake{wake_fd_, POLLIN, 0};
-        if (poll(&wake, 1, 100) > 0) return;
+        if (poll(&wake, 1, 100) > 0) {
+          close_all();
+          return;
+        }
       }
       continue;
     }
-    HandleConnection(connection);
-    close(connection);
+    if (waiting.size() >= kMaxConnections) {
+      Reply(connection, "ERR the server's shared memory socket is busy: try again");
+      close(connection);
+      continue;
+    }
+    waiting.push_back(Waiting{connection, after + kMessageWait});
   }
 }
 
+// `connection` is non-blocking and its message (if any) has arrived: SOCK_SEQPACKET delivers it
+// whole.
 void ShmSocket::HandleConnection(int connection) const {
-  timeval timeout{1, 0};
-  setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   char name[256];
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
   iovec io{name, sizeof name};

@@ -1,8 +1,13 @@
 // Shared memory regions end to end: a real server on loopback, the real client library, real
 // POSIX shared memory objects. Tensors in and outputs out of regions, and every misuse answered
 // with its status code while the server keeps serving.
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <chrono>
+#include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "client/descriptor_passing.h"
 #include "tests/shared_memory_fixture.h"
@@ -451,6 +456,32 @@ TEST_F(SharedMemoryTest, AClientRenewsASessionTheServerForgot) {
   v1::ListSharedMemoryResponse list;
   ASSERT_TRUE(alice_->ListSharedMemory(&list).ok());
   EXPECT_EQ(list.regions_size(), 1);
+}
+
+// Local clients that connect to the descriptor socket and send nothing hold up nobody: the
+// server waits for every connection's message at once (with one connection at a time, these 12
+// would have delayed the registration by 12 s, past the client's 10 s; review of issue 18).
+TEST_F(SharedMemoryTest, SilentSocketClientsDelayNoRegistration) {
+  std::vector<int> silent;
+  for (int i = 0; i < 12; ++i) {
+    const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s",
+                  server_->shm_socket_path().c_str());
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    silent.push_back(fd);
+  }
+  ShmObject shm(4096);
+  const auto start = std::chrono::steady_clock::now();
+  const grpc::Status status = alice_->RegisterSystemSharedMemory("r", shm.key(), 0, 4096);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_LT(seconds, 3.0) << "the silent connections held the registration up";
+  for (int fd : silent) close(fd);
+  ExpectServing();
 }
 
 TEST_F(SharedMemoryTest, DisabledByTheServer) {
