@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "server/engine_call.h"
+#include "server/random_id.h"
 
 namespace an1::server {
 
@@ -14,13 +15,7 @@ std::string TokenHash(const std::string& token) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   EVP_Digest(token.data(), token.size(), digest, &size, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < size; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
+  return Hex(digest, size);
 }
 
 namespace {

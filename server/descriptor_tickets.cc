@@ -1,9 +1,9 @@
 #include "server/descriptor_tickets.h"
 
-#include <openssl/rand.h>
 #include <unistd.h>
 
 #include "server/auth.h"
+#include "server/random_id.h"
 
 namespace an1::server {
 
@@ -27,16 +27,9 @@ void DescriptorTickets::ExpireLocked(std::chrono::steady_clock::time_point now) 
 
 StatusOr<std::string> DescriptorTickets::Issue(UniqueFd fd, const std::string& name,
                                                const std::string& session) {
-  unsigned char random[16];
-  if (RAND_bytes(random, sizeof random) != 1) {
-    return InternalError("no random bytes for a descriptor ticket");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string ticket;
-  for (unsigned char b : random) {
-    ticket += kHex[b >> 4];
-    ticket += kHex[b & 15];
-  }
+  StatusOr<std::string> random = RandomId("a descriptor ticket");
+  if (!random.ok()) return random.status();
+  const std::string ticket = *random;
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   ExpireLocked(now);

@@ -1,10 +1,9 @@
 #include "server/sessions.h"
 
-#include <openssl/rand.h>
-
 #include <iterator>
 
 #include "server/auth.h"
+#include "server/random_id.h"
 
 namespace an1::server {
 
@@ -20,14 +19,9 @@ void SessionRegistry::ExpireLocked(std::chrono::steady_clock::time_point now) {
 }
 
 StatusOr<std::string> SessionRegistry::Create(const std::string& principal) {
-  unsigned char random[16];
-  if (RAND_bytes(random, sizeof random) != 1) return InternalError("no random bytes for a session");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (unsigned char b : random) {
-    id += kHex[b >> 4];
-    id += kHex[b & 15];
-  }
+  StatusOr<std::string> random = RandomId("a session");
+  if (!random.ok()) return random.status();
+  const std::string id = *random;
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   ExpireLocked(now);

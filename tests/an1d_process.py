@@ -51,6 +51,12 @@ class An1dProcess:
         self._log.close()
         return code
 
+    def stop_expecting_success(self, problems):
+        """stop(), adding to `problems` an exit other than 0, with the log."""
+        code = self.stop()
+        if code != 0:
+            problems.append(f"an1d exited with {code}:\n{self.log_text()}")
+
 
 def start_refusal(an1d, flags, word):
     """None when an1d started with `flags` exits non-zero at once saying `word`; else what it

@@ -96,9 +96,7 @@ def main():
                 print("ok: a subject alternative name maps")
             expect_error("carol lacks the shm scope", grpc.StatusCode.PERMISSION_DENIED,
                          "'shm'", carol.list_regions)
-        code = daemon.stop()
-        if code != 0:
-            problems.append(f"an1d exited with {code}:\n{daemon.log_text()}")
+        daemon.stop_expecting_success(problems)
     report(problems)
 
 

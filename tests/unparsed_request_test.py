@@ -72,9 +72,7 @@ def main():
             problems.append(f"an1_requests_rejected_total{{reason=\"unparsable\"}}: "
                             f"{rejected.group(1) if rejected else 'absent'}, want {len(MALFORMED)}")
         channel.close()
-        code = daemon.stop()
-        if code != 0:
-            problems.append(f"an1d exited with {code}:\n{daemon.log_text()}")
+        daemon.stop_expecting_success(problems)
     report(problems)
 
 

@@ -78,9 +78,7 @@ def main():
         small = concurrently(daemon.target, matmul(daemon.target, 16), 4)
         if small != [grpc.StatusCode.OK] * 4:
             problems.append(f"four 16 MiB uploads afterwards: {small}")
-        code = daemon.stop()
-        if code != 0:
-            problems.append(f"an1d exited with {code}:\n{daemon.log_text()}")
+        daemon.stop_expecting_success(problems)
     report(problems)
 
 
