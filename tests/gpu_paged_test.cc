@@ -40,8 +40,10 @@ class GpuPagedTest : public ::testing::Test {
   }
 
   // Runs `c` through the an1 backend and checks output and LSE against float64; with
-  // `device_caches` the caches live in GPU memory and are checked for the appended rows.
-  void Check(const PagedCase& c, DType dtype, uint64_t seed, bool device_caches = false) {
+  // `device_caches` the caches live in GPU memory and are checked for the appended rows. A
+  // non-empty `label_suffix` is the end the kernel's label must have.
+  void Check(const PagedCase& c, DType dtype, uint64_t seed, bool device_caches = false,
+             const std::string& label_suffix = "") {
     std::mt19937_64 rng(seed);
     const PagedData d = testing::MakePagedData(c, dtype, rng);
     PagedRequest r(c, d, dtype);
@@ -76,6 +78,9 @@ class GpuPagedTest : public ::testing::Test {
         *engine_, engine_->PreparePagedAttention(r.inputs, BackendKind::kAn1), &out);
     ASSERT_TRUE(result.status.ok()) << result.status.ToString();
     EXPECT_EQ(result.report.kernel.rfind("an1.paged", 0), 0u) << result.report.kernel;
+    if (!label_suffix.empty()) {
+      EXPECT_TRUE(result.report.kernel.ends_with(label_suffix)) << result.report.kernel;
+    }
     std::vector<double> want_lse;
     const std::vector<double> want =
         testing::ReferencePaged(c, d, 1.0 / std::sqrt(double(c.head_dim)), &want_lse);
@@ -139,6 +144,43 @@ TEST_F(GpuPagedTest, MixedPrefillAndDecodeWithSplits) {
   c.kv_heads = 8;
   c.head_dim = 128;
   Check(c, DType::kFloat16, 21);
+}
+
+// Causal prefill chunks of every length class (one query block, several, a partial last one)
+// over keys that end inside a page and inside a tile, GQA 4; on Hopper with pages of 16 slots
+// or more they run in the sm90 kernel (one page per TMA box, the last page's V rows past kv_len
+// zeroed: the slots there hold NaN), else in the sm80 kernel.
+TEST_F(GpuPagedTest, PrefillChunksInTheHopperKernel) {
+  int major = 0;
+#if AN1_HAVE_CUDA
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+#endif
+  for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+    for (int64_t head_dim : {64, 128}) {
+      for (int64_t page_size : {8, 16, 32, 256}) {
+        PagedCase c;
+        c.kv_lens = {257, 1031, 130, 1};  // (a 4099-key case below; the float64 reference is slow)
+        c.q_lens = {257, 131, 17, 1};
+        c.heads = 8;
+        c.kv_heads = 2;
+        c.head_dim = head_dim;
+        c.page_size = page_size;
+        SCOPED_TRACE(std::string(DTypeName(dtype)) + " head_dim " + std::to_string(head_dim) +
+                     " page_size " + std::to_string(page_size));
+        const bool sm90 = major == 9 && page_size >= 16;
+        Check(c, dtype, 70 + page_size, /*device_caches=*/false, sm90 ? "+sm90" : "+sm80");
+      }
+    }
+  }
+  PagedCase c;  // the step's rows appended in GPU memory first, then read by the sm90 kernel
+  c.kv_lens = {4099, 45, 2};
+  c.q_lens = {200, 45, 1};
+  c.heads = 4;
+  c.kv_heads = 4;
+  c.head_dim = 128;
+  c.page_size = 64;
+  c.append = true;
+  Check(c, DType::kFloat16, 79, /*device_caches=*/true, major == 9 ? "+sm90" : "+sm80");
 }
 
 TEST_F(GpuPagedTest, WindowsSoftcapNonCausal) {

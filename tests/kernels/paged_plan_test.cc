@@ -1,6 +1,6 @@
 // The paged attention planner (kernels/attention/decode/paged.h), a host function: which
-// sequences of a ragged batch go to the sm80 prefill kernel and which to the decode kernel, and
-// the metadata layout both kernels and the combine pass read.
+// sequences of a ragged batch go to a prefill kernel (sm90 or sm80) and which to the decode
+// kernel, and the metadata layout the kernels and the combine pass read.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -10,6 +10,7 @@
 namespace an1::kernels::attention::decode {
 namespace {
 
+// An H200 as the planner sees it, but for the compute capability (0: not Hopper, so sm80).
 cudaDeviceProp H200() {
   cudaDeviceProp device{};
   device.multiProcessorCount = 132;
@@ -81,6 +82,28 @@ TEST(PagedPlanTest, WindowsSoftcapAndNonCausalStayInTheDecodeKernel) {
     EXPECT_EQ(plan.label.find("+sm80"), std::string::npos) << variant;
     const int32_t* splits = plan.metadata.data() + plan.splits_of_sequence_offset;
     EXPECT_GE(splits[0], 1) << variant;
+  }
+}
+
+TEST(PagedPlanTest, HopperRunsPrefillChunksInTheSm90KernelFromPagesOf16) {
+  const auto spans = Spans({{300, 1000}, {1, 40}, {1, 5000}});
+  cudaDeviceProp hopper = H200();
+  hopper.major = 9;
+  for (int64_t page_size : {1, 8, 16, 256}) {
+    PagedProblem p = Problem();
+    p.page_size = page_size;
+    p.batch = 3, p.total_q = 302;
+    const PagedPlan plan = PlanPaged(hopper, p, spans);
+    EXPECT_EQ(plan.prefill_blocks, 32 * 3) << page_size;
+    const bool sm90 = page_size >= 16;
+    EXPECT_EQ(plan.prefill_sm90, sm90) << page_size;
+    EXPECT_EQ(plan.label.substr(plan.label.size() - 5), sm90 ? "+sm90" : "+sm80") << page_size;
+    if (sm90) {  // the queue after the decode splits' partials, 256-byte aligned
+      EXPECT_EQ(plan.prefill_queue_offset % 256, 0u);
+      EXPECT_GE(plan.workspace_bytes, plan.prefill_queue_offset + 16);
+      EXPECT_GT(plan.max_splits, 1);
+      EXPECT_GT(plan.prefill_queue_offset, 0u);  // the partials come first
+    }
   }
 }
 

@@ -31,6 +31,7 @@
 #include "kernels/attention/decode/launch.h"
 #include "kernels/attention/decode/tiles.h"
 #include "kernels/attention/sm80/kernel.cuh"
+#include "kernels/attention/sm90/kernel.cuh"
 #include "kernels/cuda_check.h"
 
 namespace an1::kernels::attention::decode {
@@ -617,9 +618,12 @@ KernelStatus Launch(const AttentionParams& p, const Split& split, void* workspac
 }
 
 // The paged source: `args` complete (paged.cc fills it), `blocks` work items; with `append`, the
-// append kernel runs first on the same stream, so the attention reads the appended rows.
+// append kernel runs first on the same stream, so the attention reads the appended rows. The
+// causal prefill chunks run before the decode blocks: in the sm90 kernel with `prefill_sm90`
+// (its arguments, complete), else in the sm80 kernel.
 template <typename T, int kDim>
-KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append, cudaStream_t stream) {
+KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append,
+                         const sm90::KernelArgs* prefill_sm90, cudaStream_t stream) {
   constexpr int kSmemGather = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/false);
   constexpr int kSmemTma = SharedMemoryBytes(kDim, sizeof(T), /*tma=*/true);
   constexpr auto gather = DecodeKernel<T, kDim, true, false>;
@@ -645,7 +649,9 @@ KernelStatus LaunchPaged(const KernelArgs& args, int64_t blocks, bool append, cu
       return FromCuda(e, "paged attention append launch");
     }
   }
-  if (args.paged.prefill_blocks > 0) {  // the causal prefill chunks, 128 query rows a block
+  if (args.paged.prefill_blocks > 0 && prefill_sm90 != nullptr) {
+    if (KernelStatus s = sm90::LaunchPaged<T, kDim>(*prefill_sm90, stream); !s.ok()) return s;
+  } else if (args.paged.prefill_blocks > 0) {  // the causal prefill chunks, 128 query rows a block
     sm80::KernelArgs prefill;
     prefill.params = args.params;
     prefill.scale_log2 = args.scale_log2;

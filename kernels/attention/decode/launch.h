@@ -13,6 +13,7 @@
 
 #include "kernels/attention/attention.h"
 #include "kernels/attention/decode/tiles.h"
+#include "kernels/attention/sm90/launch.h"
 
 namespace an1::kernels::attention::decode {
 
@@ -79,7 +80,7 @@ constexpr int64_t PartialStatsFloats(int64_t rows, int splits) {
   KernelStatus Launch##NAME(const AttentionParams& params, const Split& split, void* workspace, \
                             cudaStream_t stream);                                               \
   KernelStatus LaunchPaged##NAME(const KernelArgs& args, int64_t blocks, bool append,           \
-                                 cudaStream_t stream);
+                                 const sm90::KernelArgs* prefill_sm90, cudaStream_t stream);
 #include "kernels/attention/decode/instances.inc"
 #undef AN1_DECODE_INSTANCE
 

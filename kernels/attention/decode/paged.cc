@@ -8,6 +8,8 @@
 
 #include "kernels/attention/common/tensor_map.h"
 #include "kernels/attention/decode/launch.h"
+#include "kernels/attention/sm90/launch.h"
+#include "kernels/attention/sm90/tiles.h"
 
 namespace an1::kernels::attention::decode {
 namespace {
@@ -28,6 +30,15 @@ int PagedBlocksPerSm(const cudaDeviceProp& device, const PagedProblem& p) {
 bool PrefillRoute(const PagedProblem& p, const PagedSpan& s) {
   return s.q_len > kPrefillMinQueries && p.causal && p.window_left < 0 && p.window_right < 0 &&
          p.softcap == 0;
+}
+
+// Whether the prefill chunks run in the sm90 kernel's paged source: a Hopper GPU, pages it takes,
+// its shared memory, and TMA's 32-bit coordinates for q rows and cache slots.
+bool PrefillOnSm90(const cudaDeviceProp& device, const PagedProblem& p) {
+  return device.major == 9 && sm90::PagedPageSizeSupported(p.page_size) &&
+         static_cast<std::size_t>(sm90::SharedMemoryBytes(static_cast<int>(p.head_dim))) <=
+             device.sharedMemPerBlockOptin &&
+         p.total_q < 0x7fffffff && p.num_pages * p.page_size < 0x7fffffff;
 }
 
 }  // namespace
@@ -129,7 +140,15 @@ PagedPlan PlanPaged(const cudaDeviceProp& device, const PagedProblem& p,
   } else {
     plan.label = "an1.paged";
   }
-  if (plan.prefill_blocks > 0) plan.label += "+sm80";
+  if (plan.prefill_blocks > 0) {
+    static_assert(kPrefillBlockRows == sm90::Tiles::kBlockM);
+    plan.prefill_sm90 = PrefillOnSm90(device, p);
+    plan.label += plan.prefill_sm90 ? "+sm90" : "+sm80";
+    if (plan.prefill_sm90) {  // the work queue after the split partials
+      plan.prefill_queue_offset = (plan.workspace_bytes + 255) / 256 * 256;
+      plan.workspace_bytes = plan.prefill_queue_offset + 256;
+    }
+  }
   return plan;
 }
 
@@ -199,9 +218,31 @@ KernelStatus RunPaged(const PagedProblem& p, const PagedPlan& plan, const PagedB
     args.partial_sum = args.partial_max + stats / 2;
     args.partial_o = args.partial_max + stats;
   }
+  sm90::KernelArgs prefill{};
+  if (plan.prefill_sm90 && plan.prefill_blocks > 0) {
+    if (KernelStatus s = sm90::EncodePagedTensorMaps(
+            p.dtype, buf.q, buf.k_cache, buf.v_cache, p.total_q, p.heads, p.kv_heads, p.head_dim,
+            p.num_pages * p.page_size, p.page_size, &prefill);
+        !s.ok()) {
+      return s;
+    }
+    prefill.lse = buf.lse;
+    prefill.tile_counter = reinterpret_cast<unsigned long long*>(static_cast<char*>(buf.workspace) +
+                                                                 plan.prefill_queue_offset);
+    prefill.scale_log2 = args.scale_log2;
+    prefill.heads = static_cast<int>(p.heads);
+    prefill.kv_heads = static_cast<int>(p.kv_heads);
+    prefill.group = static_cast<int>(p.heads / p.kv_heads);
+    prefill.work_tiles = plan.prefill_blocks;
+    prefill.paged = {pa.prefill_work, pa.cu_seqlens_q,      pa.kv_lens,
+                     pa.page_table,   pa.max_pages_per_seq, pa.page_shift};
+    prefill.o = buf.o;
+  }
+  const sm90::KernelArgs* prefill_sm90 =
+      plan.prefill_sm90 && plan.prefill_blocks > 0 ? &prefill : nullptr;
 #define AN1_DECODE_INSTANCE(ELEMENT, HEAD_DIM, NAME)             \
   if (p.dtype == ElementType::ELEMENT && p.head_dim == HEAD_DIM) \
-    return LaunchPaged##NAME(args, plan.blocks, p.append, stream);
+    return LaunchPaged##NAME(args, plan.blocks, p.append, prefill_sm90, stream);
 #include "kernels/attention/decode/instances.inc"
 #undef AN1_DECODE_INSTANCE
   return KernelStatus::Error(KernelStatus::Kind::kUnsupported,

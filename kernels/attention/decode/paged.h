@@ -9,9 +9,10 @@
 // Two launches for the whole batch (after the append): the decode kernel, a block taking 16
 // packed rows (query heads of one KV group x queries) of one sequence against a split of its
 // keys, for decode rows and for chunks with a window or softcap; and, for causal prefill chunks
-// of more than kPrefillMinQueries queries, the sm80 prefill kernel's paged source (128 query rows
-// of one head per block, K/V gathered through the page table), which reads each K/V tile once
-// per 128 rows where 16-row blocks read it eight times as often. The
+// of more than kPrefillMinQueries queries, a prefill kernel's paged source (128 query rows of one
+// head per work tile, K/V read through the page table): on Hopper with pages of 16 slots or more
+// the sm90 kernel (TMA a page at a time, wgmma), else the sm80 kernel (cp.async gathers); it reads
+// each K/V tile once per 128 rows where 16-row blocks read it eight times as often. The
 // host plans the blocks from the sequences' lengths (which it has checked: every page-table
 // entry a sequence uses is in range), so the kernel never reads outside a tensor and never reads
 // a cache slot at or past a sequence's kv_len.
@@ -32,7 +33,7 @@ namespace an1::kernels::attention::decode {
 
 // Sequences with more queries than this (causal, no window or softcap) run in the prefill kernel.
 inline constexpr int64_t kPrefillMinQueries = 16;
-inline constexpr int64_t kPrefillBlockRows = 128;  // sm80::Tiles<true>::kBlockM
+inline constexpr int64_t kPrefillBlockRows = 128;  // sm80::Tiles<true>::kBlockM, sm90 kBlockM
 
 struct PagedProblem {
   ElementType dtype = ElementType::kF16;  // of q, the caches, k_new, v_new and o
@@ -73,6 +74,10 @@ struct PagedPlan {
   int64_t prefill_work_offset = 0;
   int64_t tiles_per_split = 1;
   int max_splits = 1;  // the most splits of any sequence
+  // The prefill chunks' kernel: sm90 (Hopper, pages of 16 slots or more), else sm80; the sm90
+  // kernel's work queue sits at this offset of the workspace.
+  bool prefill_sm90 = false;
+  std::size_t prefill_queue_offset = 0;
   std::size_t workspace_bytes = 0;
 };
 

@@ -10,21 +10,9 @@
 #include <string>
 
 #include "kernels/attention/attention.h"
+#include "kernels/attention/common/paged_rows.h"
 
 namespace an1::kernels::attention::sm80 {
-
-// The paged source (kPaged): prefill chunks of a ragged batch over a paged KV cache, the
-// layout of decode/paged.h (q and o (total_q, heads, head_dim), caches (num_pages, page_size,
-// kv_heads, head_dim)); bottom-right causal, no window, no softcap. Device pointers, the index
-// tensors checked on the host.
-struct PagedRows {
-  const int4* work = nullptr;  // per block: {sequence, head, query block, 0}
-  const int32_t* cu_seqlens_q = nullptr;
-  const int32_t* kv_lens = nullptr;
-  const int32_t* page_table = nullptr;  // (batch, max_pages_per_seq)
-  int max_pages_per_seq = 0;
-  int page_shift = 0;  // log2(page_size)
-};
 
 // What the kernel receives: the caller's parameters and what the launcher derives from them.
 // Paged, params.q / o are (total_q, heads, head_dim), params.k / v the caches, and params.q_len
@@ -33,7 +21,7 @@ struct KernelArgs {
   AttentionParams params;
   float scale_log2 = 0;         // params.scale * log2(e)
   int64_t heads_per_group = 1;  // block scheduling (common/scheduling.cuh)
-  PagedRows paged;
+  PagedRows paged;              // the paged source (common/paged_rows.h)
 };
 
 #define AN1_SM80_INSTANCE(ELEMENT, HEAD_DIM, CAUSAL, NAME) \

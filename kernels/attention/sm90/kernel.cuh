@@ -63,31 +63,52 @@ struct Barriers {
 
 // One work tile: 128 query rows of one (batch, head), and the K/V tiles they see.
 struct WorkTile {
-  int64_t bh;       // batch * heads + head
-  int64_t kv_head;  // batch * kv_heads + head / group
-  int m0;           // first query row
-  int tiles;        // K/V tiles the block's last row sees (those past it are skipped)
-  int full_tiles;   // tiles before this one need no mask: the block's first row sees all keys
+  int64_t bh;       // batch * heads + head; paged: the head
+  int64_t kv_head;  // batch * kv_heads + head / group; paged: head / group
+  int64_t q_start;  // paged: the sequence's first row of q (0 otherwise)
+  int sequence;     // paged: the sequence (its page-table row)
+  int q_len, kv_len;
+  int m0;          // first query row (of the sequence)
+  int tiles;       // K/V tiles the block's last row sees (those past it are skipped)
+  int full_tiles;  // tiles before this one need no mask: the block's first row sees all keys
 };
 
-template <bool kCausal>
+template <bool kCausal, bool kPaged>
 __device__ __forceinline__ WorkTile Work(const KernelArgs& a, int64_t index) {
-  const QueryBlock block =
-      HeadGroupedBlock(index, a.blocks_m, int64_t{a.batch} * a.heads, a.heads_per_group, kCausal);
   WorkTile w;
-  w.bh = block.bh;
-  const int64_t b = block.bh / a.heads, h = block.bh % a.heads;
-  w.kv_head = b * a.kv_heads + h / a.group;
-  w.m0 = block.block_m * Tiles::kBlockM;
-  const int n_end = VisibleKeys(w.m0 + Tiles::kBlockM - 1, a.q_len, a.kv_len, kCausal);
+  if constexpr (kPaged) {
+    const int4 t = a.paged.work[index];
+    w.sequence = t.x;
+    w.q_start = a.paged.cu_seqlens_q[t.x];
+    w.q_len = static_cast<int>(a.paged.cu_seqlens_q[t.x + 1] - w.q_start);
+    w.kv_len = a.paged.kv_lens[t.x];
+    w.bh = t.y;
+    w.kv_head = t.y / a.group;
+    w.m0 = t.z * Tiles::kBlockM;
+  } else {
+    const QueryBlock block =
+        HeadGroupedBlock(index, a.blocks_m, int64_t{a.batch} * a.heads, a.heads_per_group, kCausal);
+    w.bh = block.bh;
+    const int64_t b = block.bh / a.heads, h = block.bh % a.heads;
+    w.kv_head = b * a.kv_heads + h / a.group;
+    w.q_start = 0;
+    w.sequence = 0;
+    w.q_len = a.q_len;
+    w.kv_len = a.kv_len;
+    w.m0 = block.block_m * Tiles::kBlockM;
+  }
+  const int n_end = VisibleKeys(w.m0 + Tiles::kBlockM - 1, w.q_len, w.kv_len, kCausal);
   w.tiles = (n_end + Tiles::kBlockN - 1) / Tiles::kBlockN;
-  w.full_tiles = VisibleKeys(w.m0, a.q_len, a.kv_len, kCausal) / Tiles::kBlockN;
+  w.full_tiles = VisibleKeys(w.m0, w.q_len, w.kv_len, kCausal) / Tiles::kBlockN;
   return w;
 }
 
 // The producer: one thread issues every TMA load of the block's work tiles, in the order the
-// consumers use them, each into the next free stage of the ring.
-template <int kDim, bool kCausal>
+// consumers use them, each into the next free stage of the ring. Paged, a K or V tile is loaded
+// a page (at most kBlockN slots) at a time, only the pages holding keys below kv_len: page-table
+// entries past a sequence's last page are never read; the slots of the last page at or past
+// kv_len land too (the consumers mask their scores and zero their V rows).
+template <int kDim, bool kCausal, bool kPaged>
 __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
   using L = SharedLayout<kDim>;
   PrefetchTensorMap(&a.q_map);
@@ -104,13 +125,46 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
       Arrive(&bar.q_full);  // the consumers see no tile left and end
       return;
     }
-    const WorkTile w = Work<kCausal>(a, index);
+    const WorkTile w = Work<kCausal, kPaged>(a, index);
     ArriveExpectBytes(&bar.q_full, L::kQBytes);
 #pragma unroll
     for (int box = 0; box < L::kBoxes; ++box) {
-      TmaLoad3d(smem + L::kQ + box * L::kQBox, &a.q_map, &bar.q_full, box * Tiles::kBoxColumns,
-                w.m0, static_cast<int>(w.bh));
+      if constexpr (kPaged) {  // rows past the sequence are the next one's (never stored)
+        TmaLoad3d(smem + L::kQ + box * L::kQBox, &a.q_map, &bar.q_full, box * Tiles::kBoxColumns,
+                  static_cast<int>(w.bh), static_cast<int>(w.q_start + w.m0));
+      } else {
+        TmaLoad3d(smem + L::kQ + box * L::kQBox, &a.q_map, &bar.q_full, box * Tiles::kBoxColumns,
+                  w.m0, static_cast<int>(w.bh));
+      }
     }
+    // Paged: box x of a tile holds keys j = n0 + x * box_rows.., slots page_table[sequence][j >>
+    // shift] << shift | (j & mask).. of this KV head. Everything but n0 and the tile's address is
+    // re-read from parameter space: the producer has 40 registers.
+    const int kv_head = static_cast<int>(w.kv_head), sequence = w.sequence, kv_len = w.kv_len;
+    auto load_kv = [&](uint8_t* tile, const CUtensorMap* map, uint64_t* full, int n0) {
+      if constexpr (kPaged) {
+        const int shift = a.paged.page_shift;
+        const int box_rows = min(1 << shift, Tiles::kBlockN);
+        const int boxes = (min(Tiles::kBlockN, kv_len - n0) + box_rows - 1) / box_rows;
+        ArriveExpectBytes(full, boxes * box_rows * 128 * L::kBoxes);
+        const int32_t* pages = a.paged.page_table + sequence * a.paged.max_pages_per_seq;
+        for (int x = 0; x < boxes; ++x) {
+          const int j = n0 + x * box_rows;
+          const int slot = (pages[j >> shift] << shift) + (j & ((1 << shift) - 1));
+#pragma unroll
+          for (int box = 0; box < L::kBoxes; ++box) {
+            TmaLoad3d(tile + box * L::kKvBox + x * box_rows * 128, map, full,
+                      box * Tiles::kBoxColumns, kv_head, slot);
+          }
+        }
+      } else {
+        ArriveExpectBytes(full, L::kKvBytes);
+#pragma unroll
+        for (int box = 0; box < L::kBoxes; ++box) {
+          TmaLoad3d(tile + box * L::kKvBox, map, full, box * Tiles::kBoxColumns, n0, kv_head);
+        }
+      }
+    };
     // Asked now, used after this tile's loads: the atomic's latency hides behind them.
     index = gridDim.x + static_cast<int64_t>(atomicAdd(a.tile_counter, 1ull));
     for (int j = 0; j < w.tiles; ++j, ++kv_iter) {
@@ -118,19 +172,9 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
       const uint32_t phase = (kv_iter / Tiles::kStages) & 1;
       const int n0 = j * Tiles::kBlockN;
       Wait(&bar.k_empty[stage], phase ^ 1);
-      ArriveExpectBytes(&bar.k_full[stage], L::kKvBytes);
-#pragma unroll
-      for (int box = 0; box < L::kBoxes; ++box) {
-        TmaLoad3d(smem + L::kK + stage * L::kKvBytes + box * L::kKvBox, &a.k_map,
-                  &bar.k_full[stage], box * Tiles::kBoxColumns, n0, static_cast<int>(w.kv_head));
-      }
+      load_kv(smem + L::kK + stage * L::kKvBytes, &a.k_map, &bar.k_full[stage], n0);
       Wait(&bar.v_empty[stage], phase ^ 1);
-      ArriveExpectBytes(&bar.v_full[stage], L::kKvBytes);
-#pragma unroll
-      for (int box = 0; box < L::kBoxes; ++box) {
-        TmaLoad3d(smem + L::kV + stage * L::kKvBytes + box * L::kKvBox, &a.v_map,
-                  &bar.v_full[stage], box * Tiles::kBoxColumns, n0, static_cast<int>(w.kv_head));
-      }
+      load_kv(smem + L::kV + stage * L::kKvBytes, &a.v_map, &bar.v_full[stage], n0);
     }
   }
 }
@@ -214,7 +258,7 @@ __device__ __forceinline__ void ToOperandA(const float (&s)[64], uint32_t (&p)[8
 }
 
 // A consumer warpgroup: 64 query rows of every work tile of the block.
-template <typename T, int kDim, bool kCausal>
+template <typename T, int kDim, bool kCausal, bool kPaged>
 __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int wg) {
   using L = SharedLayout<kDim>;
   constexpr int kOut = kDim / 2;  // accumulator floats per thread
@@ -252,7 +296,7 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
     Wait(&bar.q_full, local & 1);
     const int64_t index = *static_cast<volatile int64_t*>(&bar.tile);
     if (index >= a.work_tiles) break;
-    const WorkTile w = Work<kCausal>(a, index);
+    const WorkTile w = Work<kCausal, kPaged>(a, index);
     const int row[2] = {w.m0 + wg * 64 + warp * 16 + group, w.m0 + wg * 64 + warp * 16 + group + 8};
     float o[kOut];
 #pragma unroll
@@ -283,10 +327,10 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
       Arrive(&bar.k_empty[stage]);
       if (w.tiles == 1) Arrive(&bar.q_empty);
       if (w.full_tiles > 0) {
-        OnlineSoftmax<false, kCausal>(s, row_max, row_sum, rescale, row, 0, a.q_len, a.kv_len,
+        OnlineSoftmax<false, kCausal>(s, row_max, row_sum, rescale, row, 0, w.q_len, w.kv_len,
                                       a.scale_log2, quad);
       } else {
-        OnlineSoftmax<true, kCausal>(s, row_max, row_sum, rescale, row, 0, a.q_len, a.kv_len,
+        OnlineSoftmax<true, kCausal>(s, row_max, row_sum, rescale, row, 0, w.q_len, w.kv_len,
                                      a.scale_log2, quad);
       }
       ToOperandA<T>(s, p);
@@ -309,10 +353,10 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
         if (j + 1 == w.tiles) Arrive(&bar.q_empty);
         if (j < w.full_tiles) {
           OnlineSoftmax<false, kCausal>(s, row_max, row_sum, rescale, row, j * Tiles::kBlockN,
-                                        a.q_len, a.kv_len, a.scale_log2, quad);
+                                        w.q_len, w.kv_len, a.scale_log2, quad);
         } else {
           OnlineSoftmax<true, kCausal>(s, row_max, row_sum, rescale, row, j * Tiles::kBlockN,
-                                       a.q_len, a.kv_len, a.scale_log2, quad);
+                                       w.q_len, w.kv_len, a.scale_log2, quad);
         }
         WgmmaWait<0>();  // P V done: o and p may change
         FenceRegisters(o);
@@ -321,6 +365,21 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
       }
       rescale_o();
       Wait(&bar.v_full[stage], phase);
+      const int n_last = (w.tiles - 1) * Tiles::kBlockN;
+      if (kPaged && n_last + Tiles::kBlockN > w.kv_len) {
+        // The last tile's V rows at or past kv_len: zeros (their P is 0, but 0 x NaN is NaN);
+        // both warpgroups share the work, then wait for each other (named barrier 3).
+        uint8_t* v_tile = smem + L::kV + stage * L::kKvBytes;
+        const int first = w.kv_len - n_last;
+        const int chunks = (Tiles::kBlockN - first) * 8 * L::kBoxes;  // 16 bytes each
+        for (int c = wg * 128 + tid; c < chunks; c += Tiles::kConsumerWarpgroups * 128) {
+          const int box = c % L::kBoxes, r = first + (c / L::kBoxes) / 8;
+          *reinterpret_cast<uint4*>(v_tile + box * L::kKvBox + r * 128 + (c / L::kBoxes) % 8 * 16) =
+              make_uint4(0, 0, 0, 0);
+        }
+        FenceAsyncShared();
+        NamedBarrierSync(3, Tiles::kConsumerWarpgroups * 128);
+      }
       issue_pv(o, p, stage);
       WgmmaWait<0>();
       FenceRegisters(o);
@@ -334,10 +393,25 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
     for (int half = 0; half < 2; ++half) {
       const float sum = QuadReduce(row_sum[half], [](float x, float y) { return x + y; });
       inv[half] = sum > 0.0f ? 1.0f / sum : 0.0f;  // no visible key: zeros
-      if (a.lse != nullptr && quad == 0 && row[half] < a.q_len) {
-        a.lse[w.bh * a.q_len + row[half]] =
-            sum > 0.0f ? (row_max[half] + __log2f(sum)) * kLn2 : -INFINITY;
+      if (a.lse != nullptr && quad == 0 && row[half] < w.q_len) {
+        const int64_t at =
+            kPaged ? (w.q_start + row[half]) * a.heads + w.bh : w.bh * w.q_len + row[half];
+        a.lse[at] = sum > 0.0f ? (row_max[half] + __log2f(sum)) * kLn2 : -INFINITY;
       }
+    }
+    if constexpr (kPaged) {  // from registers, only this sequence's rows (the next one's follow)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        if (row[half] >= w.q_len) continue;
+        T* out = static_cast<T*>(a.o) + ((w.q_start + row[half]) * a.heads + w.bh) * kDim;
+#pragma unroll
+        for (int nb = 0; nb < kDim / 8; ++nb) {
+          auto pair = MmaType<T>::ToPair(o[4 * nb + 2 * half] * inv[half],
+                                         o[4 * nb + 2 * half + 1] * inv[half]);
+          *reinterpret_cast<decltype(pair)*>(out + nb * 8 + quad * 2) = pair;
+        }
+      }
+      continue;
     }
     if (tid == 0) TmaStoreWaitRead();  // the previous tile's store has read o_smem
     NamedBarrierSync(1 + wg, 128);
@@ -367,7 +441,7 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
   if (tid == 0) TmaStoreWaitAll();
 }
 
-template <typename T, int kDim, bool kCausal>
+template <typename T, int kDim, bool kCausal, bool kPaged = false>
 __global__ void __launch_bounds__(Tiles::kThreads, 1)
     Sm90Kernel(const __grid_constant__ KernelArgs args) {
   using L = SharedLayout<kDim>;
@@ -391,11 +465,11 @@ __global__ void __launch_bounds__(Tiles::kThreads, 1)
   __syncthreads();
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
-    DecreaseRegisters<Tiles::kProducerRegisters>();
-    if (threadIdx.x == 0) Produce<kDim, kCausal>(args, smem, bar);
+    DecreaseRegisters<kPaged ? Tiles::kPagedProducerRegisters : Tiles::kProducerRegisters>();
+    if (threadIdx.x == 0) Produce<kDim, kCausal, kPaged>(args, smem, bar);
   } else {
-    IncreaseRegisters<Tiles::kConsumerRegisters>();
-    Consume<T, kDim, kCausal>(args, smem, bar, warpgroup - 1);
+    IncreaseRegisters<kPaged ? Tiles::kPagedConsumerRegisters : Tiles::kConsumerRegisters>();
+    Consume<T, kDim, kCausal, kPaged>(args, smem, bar, warpgroup - 1);
   }
 }
 
@@ -429,6 +503,28 @@ KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stre
   }
   kernel<<<static_cast<unsigned>(grid), Tiles::kThreads, kSmem, stream>>>(args);
   return FromCuda(cudaGetLastError(), "attention sm90 launch");
+}
+
+// The paged source: `args` complete (the decode family's paged launcher fills it: maps from
+// EncodePagedTensorMaps, work_tiles = the prefill blocks, tile_counter = kWorkspaceBytes of
+// device memory, zeroed here), causal only; on `stream`.
+template <typename T, int kDim>
+KernelStatus LaunchPaged(const KernelArgs& args, cudaStream_t stream) {
+  constexpr int kSmem = SharedMemoryBytes(kDim);
+  auto kernel = Sm90Kernel<T, kDim, /*kCausal=*/true, /*kPaged=*/true>;
+  static DeviceSetUp set_up = {};
+  int sms = 0;
+  if (KernelStatus ready = SetUpOnce(kernel, kSmem, "paged attention sm90", set_up, &sms);
+      !ready.ok()) {
+    return ready;
+  }
+  if (cudaError_t e = cudaMemsetAsync(args.tile_counter, 0, kWorkspaceBytes, stream);
+      e != cudaSuccess) {
+    return FromCuda(e, "paged attention sm90 tile queue");
+  }
+  const int64_t grid = std::min<int64_t>(args.work_tiles, sms);
+  kernel<<<static_cast<unsigned>(grid), Tiles::kThreads, kSmem, stream>>>(args);
+  return FromCuda(cudaGetLastError(), "paged attention sm90 launch");
 }
 
 }  // namespace an1::kernels::attention::sm90

@@ -12,12 +12,17 @@
 #include <string>
 
 #include "kernels/attention/attention.h"
+#include "kernels/attention/common/paged_rows.h"
 
 namespace an1::kernels::attention::sm90 {
 
 // What the kernel receives: TMA tensor maps of q, k, v and o (3-D: head_dim, sequence,
-// batch x heads) and the scalars of the problem. Tensor maps must sit in parameter space,
-// 64-byte aligned (CUtensorMap carries the alignment): passed by value as a __grid_constant__.
+// batch x heads) and the scalars of the problem. The paged source (kPaged: prefill chunks of a
+// ragged batch, `paged`) reads q as (head_dim, heads, total_q) and the caches as (head_dim,
+// kv_heads, slots) in boxes of one page (at most kBlockN slots), and stores o from registers,
+// only the rows of each work tile's own sequence; q_len, kv_len and batch are then unused. Tensor
+// maps must sit in parameter space, 64-byte aligned (CUtensorMap carries the alignment): passed by
+// value as a __grid_constant__.
 struct KernelArgs {
   CUtensorMap q_map;  // box: 64 columns x kBlockM rows
   CUtensorMap k_map;  // box: 64 columns x kBlockN rows
@@ -35,6 +40,8 @@ struct KernelArgs {
   int blocks_m = 0;             // query blocks per (batch, head)
   int64_t work_tiles = 0;       // blocks_m x batch x heads
   int64_t heads_per_group = 1;  // block scheduling (common/scheduling.cuh)
+  PagedRows paged;              // kPaged: the work tiles and index tensors
+  void* o = nullptr;            // kPaged: the output (total_q, heads, head_dim)
 };
 
 // Device memory Run needs: the work queue's counter (zeroed by Run on its stream).
@@ -56,5 +63,17 @@ KernelStatus Run(const AttentionParams& params, void* workspace, cudaStream_t st
 // Fills the kernel's tensor maps for `params` (tensor_map.cc): kInternal when the driver has no
 // cuTensorMapEncodeTiled or refuses a map.
 KernelStatus EncodeTensorMaps(const AttentionParams& params, KernelArgs* args);
+
+// The paged source's maps (tensor_map.cc): q (total_q, heads, head_dim) at `q`, the caches
+// (slots = num_pages x page_size, kv_heads, head_dim) at `k_cache` and `v_cache`, read a page (at
+// most kBlockN slots) at a time. Same errors.
+KernelStatus EncodePagedTensorMaps(ElementType dtype, const void* q, const void* k_cache,
+                                   const void* v_cache, int64_t total_q, int64_t heads,
+                                   int64_t kv_heads, int64_t head_dim, int64_t slots,
+                                   int64_t page_size, KernelArgs* args);
+
+// Whether the paged source takes pages of `page_size` slots: a page must hold whole 8-row
+// groups of the 128-byte swizzle (1024 bytes), and pages of 16 or more keep a tile's boxes few.
+constexpr bool PagedPageSizeSupported(int64_t page_size) { return page_size >= 16; }
 
 }  // namespace an1::kernels::attention::sm90

@@ -1,6 +1,9 @@
 // The sm90 kernel's TMA tensor maps (common/tensor_map.h), one per tensor, with its tile shapes.
 #include "kernels/attention/common/tensor_map.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "kernels/attention/sm90/launch.h"
 #include "kernels/attention/sm90/tiles.h"
 
@@ -22,6 +25,27 @@ KernelStatus EncodeTensorMaps(const AttentionParams& p, KernelArgs* args) {
   for (const auto& m : maps) {
     KernelStatus s =
         EncodeRowTiles("sm90", m.map, p.dtype, m.base, p.head_dim, m.rows, m.matrices, m.box_rows);
+    if (!s.ok()) return s;
+  }
+  return KernelStatus::Ok();
+}
+
+KernelStatus EncodePagedTensorMaps(ElementType dtype, const void* q, const void* k_cache,
+                                   const void* v_cache, int64_t total_q, int64_t heads,
+                                   int64_t kv_heads, int64_t head_dim, int64_t slots,
+                                   int64_t page_size, KernelArgs* args) {
+  const int64_t row_bytes = head_dim * 2;
+  if (KernelStatus s =
+          EncodeTiles3d("sm90 paged", &args->q_map, dtype, q, {head_dim, heads, total_q},
+                        {row_bytes, heads * row_bytes}, {kTmaBoxColumns, 1, Tiles::kBlockM});
+      !s.ok()) {
+    return s;
+  }
+  const uint32_t box_rows = static_cast<uint32_t>(std::min<int64_t>(page_size, Tiles::kBlockN));
+  for (auto [map, base] : {std::pair{&args->k_map, k_cache}, std::pair{&args->v_map, v_cache}}) {
+    KernelStatus s =
+        EncodeTiles3d("sm90 paged", map, dtype, base, {head_dim, kv_heads, slots},
+                      {row_bytes, kv_heads * row_bytes}, {kTmaBoxColumns, 1, box_rows});
     if (!s.ok()) return s;
   }
   return KernelStatus::Ok();

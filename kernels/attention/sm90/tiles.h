@@ -23,6 +23,10 @@ struct Tiles {
   // at 24 the producer spills its work-queue arithmetic).
   static constexpr int kProducerRegisters = 40;
   static constexpr int kConsumerRegisters = 232;
+  // The paged source's producer walks page tables (and spills at 40): 56 x 128 + 224 x 256 is the
+  // same 64 K.
+  static constexpr int kPagedProducerRegisters = 56;
+  static constexpr int kPagedConsumerRegisters = 224;
 };
 
 // Shared memory of one block: Q (kBlockM rows), kStages K and V tiles (kBlockN rows), the
