@@ -39,7 +39,8 @@ struct ClientTls {
 };
 
 struct ClientOptions {
-  std::string target = "localhost:50051";  // host:port of an1d
+  // host:port of an1d, or unix:PATH for its --listen-unix socket (same host, no TCP stack)
+  std::string target = "localhost:50051";
   // Largest message sent or received; must cover the tensors (the server has its own limit).
   int max_message_bytes = 1 << 30;
   // Per-call deadline; zero means none.

@@ -7,18 +7,60 @@
 
 namespace an1 {
 
-StatusOr<std::unique_ptr<GpuContext>> GpuContext::Create(int index, int slots) {
+namespace {
+
+unsigned ScheduleFlag(EngineOptions::GpuWait wait) {
+  switch (wait) {
+    case EngineOptions::GpuWait::kYield:
+      return cudaDeviceScheduleYield;
+    case EngineOptions::GpuWait::kBlock:
+      return cudaDeviceScheduleBlockingSync;
+    case EngineOptions::GpuWait::kSpin:
+      break;
+  }
+  return cudaDeviceScheduleSpin;
+}
+
+const char* ScheduleName(unsigned flag) {
+  switch (flag & cudaDeviceScheduleMask) {
+    case cudaDeviceScheduleSpin:
+      return "spin";
+    case cudaDeviceScheduleYield:
+      return "yield";
+    case cudaDeviceScheduleBlockingSync:
+      return "block";
+    default:
+      return "auto";
+  }
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<GpuContext>> GpuContext::Create(int index, int slots,
+                                                         EngineOptions::GpuWait wait) {
   std::unique_ptr<GpuContext> gpu(new GpuContext(index));
   const std::string name = DeviceId::Cuda(index).ToString();
   auto fail = [&](cudaError_t e, const char* what) {
     return UnavailableError(name + ": " + what + ": " + cudaGetErrorString(e));
   };
   if (cudaError_t e = cudaSetDevice(index); e != cudaSuccess) return fail(e, "cudaSetDevice");
-  // Executors wait for their stream by spinning: a yielding or blocking wait adds tens of
-  // microseconds to every request. (Only possible before the context exists; ignored after.)
-  cudaSetDeviceFlags(cudaDeviceScheduleSpin);
+  // How executors wait for their stream (EngineOptions::gpu_wait; by default spinning: a
+  // yielding or blocking wait adds tens of microseconds to every request). Set before the context
+  // exists; what the context got is checked below.
+  const unsigned schedule = ScheduleFlag(wait);
+  cudaSetDeviceFlags(schedule);
   cudaGetLastError();
   if (cudaError_t e = cudaFree(nullptr); e != cudaSuccess) return fail(e, "context creation");
+  unsigned flags = 0;
+  if (cudaGetDeviceFlags(&flags) == cudaSuccess && (flags & cudaDeviceScheduleMask) != schedule) {
+    spdlog::warn(
+        "{}: executors wait for the GPU by '{}', not the '{}' asked for (the CUDA "
+        "context existed before the flag was set)",
+        name, ScheduleName(flags), ScheduleName(schedule));
+  } else {
+    spdlog::info("{}: executors wait for the GPU by '{}'", name, ScheduleName(schedule));
+  }
+  cudaGetLastError();
   if (cudaError_t e = cudaGetDeviceProperties(&gpu->properties_, index); e != cudaSuccess) {
     return fail(e, "cudaGetDeviceProperties");
   }

@@ -17,6 +17,7 @@
 
 #include "engine/device_health.h"
 #include "engine/device_id.h"
+#include "engine/options.h"
 #include "engine/status.h"
 #include "engine/thread_pool.h"
 #include "kernels/gemm.h"
@@ -25,9 +26,11 @@ namespace an1 {
 
 class GpuContext final : public DeviceHealth {
  public:
-  // Creates `slots` streams (with workspaces) on device `index`. Errors: UNAVAILABLE when the
-  // device cannot be initialised, UNIMPLEMENTED when cuBLASLt cannot be loaded.
-  static StatusOr<std::unique_ptr<GpuContext>> Create(int index, int slots);
+  // Creates `slots` streams (with workspaces) on device `index`, whose executors wait for their
+  // stream as `wait` says (EngineOptions::gpu_wait). Errors: UNAVAILABLE when the device cannot
+  // be initialised, UNIMPLEMENTED when cuBLASLt cannot be loaded.
+  static StatusOr<std::unique_ptr<GpuContext>> Create(
+      int index, int slots, EngineOptions::GpuWait wait = EngineOptions::GpuWait::kSpin);
   ~GpuContext();
 
   int index() const { return index_; }

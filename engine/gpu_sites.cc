@@ -16,7 +16,7 @@ std::vector<std::unique_ptr<DeviceSite>> StartGpuSites(
   std::vector<std::unique_ptr<DeviceSite>> sites;
   for (const kernels::GpuDevice& device : devices) {
     StatusOr<std::unique_ptr<GpuContext>> created =
-        GpuContext::Create(device.index, options.streams_per_gpu);
+        GpuContext::Create(device.index, options.streams_per_gpu, options.gpu_wait);
     if (!created.ok()) {
       spdlog::error("GPU {} cannot be used: {}", device.index, created.status().message());
       *errors += (errors->empty() ? "" : "; ") + created.status().message();

@@ -64,12 +64,16 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   GpuContext::Slot& slot = gpu.slot(context.slot);
   const bool host_output = context.output_device < 0;
 
+  // Host inputs are staged at the offsets they get in device memory (each rounded up to 256
+  // bytes), so that one copy uploads them all: a paged decode step's small index tensors
+  // (page table, lengths, the plan) are one cudaMemcpyAsync, not one each.
   std::size_t staged_bytes = 0, device_bytes = 0;
   for (const TensorView* in : inputs) {
     if (in->device >= 0) continue;
     staged_bytes += in->data.size();
     device_bytes += AlignUp(in->data.size());
   }
+  const std::size_t upload_bytes = device_bytes;  // the staged inputs with their padding
   const std::size_t output_offset = device_bytes;
   if (host_output) device_bytes += AlignUp(output.size());
   const std::size_t extra_offset = device_bytes;
@@ -81,7 +85,7 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   device_bytes += scratch_bytes;
   // Downloads land in staging: the host output first, then the extra output.
   const std::size_t download_bytes = (host_output ? output.size() : 0) + extra_output.size();
-  const std::size_t staging_bytes = std::max(staged_bytes, download_bytes);
+  const std::size_t staging_bytes = std::max(upload_bytes, download_bytes);
   if (staging_bytes > 0) AN1_RETURN_IF_ERROR(gpu.EnsureStaging(slot, staging_bytes));
 
   const auto staging_start = std::chrono::steady_clock::now();
@@ -89,7 +93,7 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   for (const TensorView* in : inputs) {
     if (in->device >= 0) continue;
     ParallelCopy(gpu.copy_pool(), slot.staging + offset, in->data.data(), in->data.size());
-    offset += in->data.size();
+    offset += AlignUp(in->data.size());
   }
   double host_copy_seconds = HostSecondsSince(staging_start);
 
@@ -97,21 +101,19 @@ Status RunStaged(GpuContext& gpu, const ExecutionContext& context,
   auto* base = static_cast<std::byte*>(slot.device);
   DeviceBuffers buffers;
   Status status = gpu.CheckCuda(cudaEventRecord(slot.events[0], slot.stream), "cudaEventRecord");
-  std::size_t device_offset = 0;
+  if (status.ok() && upload_bytes > 0) {
+    status = gpu.CheckCuda(
+        cudaMemcpyAsync(base, slot.staging, upload_bytes, cudaMemcpyHostToDevice, slot.stream),
+        "upload");
+  }
   offset = 0;
   for (const TensorView* in : inputs) {
     if (in->device >= 0) {
       buffers.inputs.push_back(in->data.data());
       continue;
     }
-    if (status.ok()) {
-      status = gpu.CheckCuda(cudaMemcpyAsync(base + device_offset, slot.staging + offset,
-                                             in->data.size(), cudaMemcpyHostToDevice, slot.stream),
-                             "upload");
-    }
-    buffers.inputs.push_back(base + device_offset);
-    device_offset += AlignUp(in->data.size());
-    offset += in->data.size();
+    buffers.inputs.push_back(base + offset);
+    offset += AlignUp(in->data.size());
   }
   buffers.output = host_output ? static_cast<void*>(base + output_offset) : output.data();
   if (!extra_output.empty()) buffers.extra_output = base + extra_offset;

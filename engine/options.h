@@ -55,6 +55,12 @@ struct EngineOptions {
   // GPU mode: how long an idle executor polls for new work before it sleeps. Polling costs a
   // core while it lasts and saves the tens of microseconds a sleeping thread takes to wake.
   int executor_spin_us = 2000;
+  // GPU mode: how an executor waits for its stream's work (the CUDA context's schedule flag,
+  // cudaDeviceSchedule*): kSpin polls (the lowest latency; a core busy while a request runs),
+  // kYield polls but yields the core between polls, kBlock sleeps until the GPU interrupts (a core
+  // free, tens of microseconds more per request in a VM, where the wake-up is an IPI).
+  enum class GpuWait { kSpin, kYield, kBlock };
+  GpuWait gpu_wait = GpuWait::kSpin;
   // How often each GPU's energy counter is read for the per-request energy (energy_meter.h).
   // A read takes milliseconds inside the driver, so not too often.
   int energy_sample_ms = 50;

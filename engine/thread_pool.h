@@ -1,8 +1,9 @@
 // A fixed pool of worker threads for data-parallel loops.
 //
 // Thread-safe: several threads may call ParallelFor at once; each call's iterations are shared
-// among the pool and the calling thread. Destroying the pool joins its threads; no ParallelFor
-// may be running then.
+// among the pool and the calling thread, and a call wakes at most one worker per iteration beyond
+// the first (a single iteration runs on the calling thread alone). Destroying the pool joins its
+// threads; no ParallelFor may be running then.
 #pragma once
 
 #include <condition_variable>

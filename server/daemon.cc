@@ -90,6 +90,10 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   app.set_version_flag("--version", std::string(kVersion) + " (" + kBuildDescription + ")");
   app.add_option("--listen", options.listen, "gRPC address host:port (port 0: any free port)")
       ->capture_default_str();
+  app.add_option("--listen-unix", options.listen_unix,
+                 "Also serve gRPC on this Unix socket path (mode 0666; clients on this host call "
+                 "unix:PATH, skipping loopback TCP); empty: TCP only")
+      ->capture_default_str();
   app.add_option("--metrics-listen", options.metrics_listen,
                  "Prometheus /metrics address host:port; empty disables")
       ->capture_default_str();
@@ -135,6 +139,12 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   app.add_option("--executor-spin-us", options.engine.executor_spin_us,
                  "GPU mode: microseconds an idle executor polls for work before sleeping")
       ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  std::string gpu_wait = "spin";
+  app.add_option("--gpu-wait", gpu_wait,
+                 "GPU mode: how an executor waits for its stream: spin (poll; lowest latency), "
+                 "yield (poll, yielding the core), block (sleep until the GPU's interrupt)")
+      ->check(CLI::IsMember({"spin", "yield", "block"}))
       ->capture_default_str();
   app.add_option("--energy-sample-ms", options.engine.energy_sample_ms,
                  "GPU mode: milliseconds between reads of each GPU's NVML energy counter (the "
@@ -253,6 +263,9 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
     return 2;
   }
   options.engine.default_policy = *policy;
+  options.engine.gpu_wait = gpu_wait == "block"   ? EngineOptions::GpuWait::kBlock
+                            : gpu_wait == "yield" ? EngineOptions::GpuWait::kYield
+                                                  : EngineOptions::GpuWait::kSpin;
   options.engine.limits.max_tensor_bytes = max_tensor_bytes;
   options.shared_memory.enabled = !no_shared_memory;
   options.engine.license = LoadLicense(license_file);
@@ -303,6 +316,9 @@ int RunDaemon(int argc, char** argv, const std::vector<license::PublicKey>& trus
   }
   spdlog::info("serving gRPC on port {} (from {}), default backend policy {}", (*server)->port(),
                options.listen, backend);
+  if (!(*server)->unix_socket_path().empty()) {
+    spdlog::info("serving gRPC also on unix:{}", (*server)->unix_socket_path());
+  }
   if (!(*server)->shm_socket_path().empty()) {
     spdlog::info("shared memory descriptors are passed on {}", (*server)->shm_socket_path());
   }

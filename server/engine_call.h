@@ -36,6 +36,7 @@ struct CallEnvironment {
   DescriptorTickets* tickets = nullptr;  // descriptors passed on the shm socket
   std::string shm_socket;                // its path; empty when shared memory is off
   SessionRegistry* sessions = nullptr;   // owners of regions without authentication
+  std::string grpc_unix_socket;          // the Unix socket gRPC is also served on; may be empty
 };
 
 // The longest `an1-client-id` accepted, in bytes: a longer one is refused, never shortened.

@@ -57,11 +57,16 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
     if (!auth.ok()) return auth.status();
     server->auth_ = std::move(auth).value();
   }
-  server->service_ = std::make_unique<An1Service>(
-      CallEnvironment{server->engine_.get(), server->metrics_.get(), server->regions_.get(),
-                      static_cast<uint64_t>(options.max_message_bytes),
-                      options.engine.limits.max_tensor_bytes, server->auth_.get(),
-                      server->tickets_.get(), server->shm_socket_path(), server->sessions_.get()});
+  if (!options.listen_unix.empty()) {
+    StatusOr<std::unique_ptr<UnixListenPath>> path = UnixListenPath::Claim(options.listen_unix);
+    if (!path.ok()) return path.status();
+    server->unix_listen_ = std::move(path).value();
+  }
+  server->service_ = std::make_unique<An1Service>(CallEnvironment{
+      server->engine_.get(), server->metrics_.get(), server->regions_.get(),
+      static_cast<uint64_t>(options.max_message_bytes), options.engine.limits.max_tensor_bytes,
+      server->auth_.get(), server->tickets_.get(), server->shm_socket_path(),
+      server->sessions_.get(), server->unix_socket_path()});
 
   static std::once_flag process_setup;
   std::call_once(process_setup, [] {
@@ -72,6 +77,10 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   server->health_ = std::make_unique<HealthService>();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &server->port_);
+  int unix_port = 0;  // gRPC reports 1 for a bound Unix socket
+  if (server->unix_listen_) {
+    builder.AddListeningPort(server->unix_listen_->address(), *credentials, &unix_port);
+  }
   // Refuse to share the port with another process (gRPC sets SO_REUSEPORT by default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   const ConnectionOptions& c = options.connections;
@@ -112,9 +121,13 @@ StatusOr<std::unique_ptr<An1Server>> An1Server::Start(const ServerOptions& optio
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->health_.get());
   server->grpc_server_ = builder.BuildAndStart();
-  if (server->grpc_server_ == nullptr || server->port_ == 0) {
-    return UnavailableError("cannot listen for gRPC on " + options.listen);
+  if (server->grpc_server_ == nullptr || server->port_ == 0 ||
+      (server->unix_listen_ && unix_port == 0)) {
+    return UnavailableError(
+        "cannot listen for gRPC on " + options.listen +
+        (server->unix_listen_ ? " and " + server->unix_listen_->address() : ""));
   }
+  if (server->unix_listen_) AN1_RETURN_IF_ERROR(server->unix_listen_->Bound());
   // The current state now, and NOT_SERVING when a device fault takes the last GPU out of service.
   HealthService* health = server->health_.get();
   server->engine_->SetHealthListener([health](bool healthy) { health->SetServing(healthy); });

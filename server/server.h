@@ -20,6 +20,7 @@
 #include "server/shared_memory.h"
 #include "server/shm_socket.h"
 #include "server/tls.h"
+#include "server/unix_listen.h"
 
 namespace an1::server {
 
@@ -45,6 +46,9 @@ struct ServerOptions {
   // and the manifests pass 0.0.0.0; docs/security.md).
   std::string listen = "127.0.0.1:50051";         // gRPC address; port 0 picks a free port
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; empty disables it
+  // Also serve gRPC on this Unix-domain socket path (target `unix:PATH`), for clients on this
+  // host; empty: TCP only (unix_listen.h).
+  std::string listen_unix;
   // Largest request or response message. 1 GiB carries an inline fp16 attention at B=8, H=32,
   // S=2048, D=128 (384 MiB of q, k and v); gRPC caps it at 2 GiB - 1.
   int max_message_bytes = 1 << 30;
@@ -66,6 +70,8 @@ class An1Server {
 
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }  // 0 when metrics are disabled
+  // The Unix socket gRPC is also served on (ServerOptions::listen_unix); empty when none.
+  std::string unix_socket_path() const { return unix_listen_ ? unix_listen_->path() : ""; }
   // The Unix socket clients pass shared memory descriptors on; empty when shared memory is off.
   std::string shm_socket_path() const { return shm_socket_ ? shm_socket_->path() : ""; }
   const Engine& engine() const { return *engine_; }
@@ -87,6 +93,7 @@ class An1Server {
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<An1Service> service_;
   std::unique_ptr<HealthService> health_;
+  std::unique_ptr<UnixListenPath> unix_listen_;  // after grpc_server_ in destruction
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int metrics_port_ = 0;

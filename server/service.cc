@@ -89,6 +89,7 @@ grpc::ServerUnaryReactor* An1Service::GetServerInfo(grpc::CallbackServerContext*
   FillServerInfo(env_.engine->Info(), env_.engine->ReadGpuEnergy(), env_.max_message_bytes,
                  response);
   response->set_shm_socket(env_.shm_socket);
+  response->set_grpc_unix_socket(env_.grpc_unix_socket);
   if (!caller->admin) {  // who holds the license is for administrators
     response->mutable_license()->clear_licensee();
     response->mutable_license()->clear_license_id();

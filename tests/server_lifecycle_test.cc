@@ -1,5 +1,14 @@
 // The server's life and accounting end to end: metrics scraped from the real HTTP endpoint,
-// requests abandoned by their callers, graceful shutdown and start-up errors.
+// requests abandoned by their callers, graceful shutdown, start-up errors, and the same service on
+// a Unix socket (--listen-unix).
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
 #include "tests/server_test_fixture.h"
 
 namespace an1 {
@@ -286,6 +295,99 @@ TEST(ServerStartTest, PortInUseIsAnError) {
   options.engine.disable_gpu = true;
   auto second = server::An1Server::Start(options);
   EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+}
+
+// A fresh path for a Unix socket under the temporary directory.
+std::string UnixSocketPath(const char* name) {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/an1-test-" +
+         std::to_string(getpid()) + "-" + name + ".sock";
+}
+
+std::unique_ptr<server::An1Server> StartUnixServer(const std::string& path) {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.listen_unix = path;
+  options.metrics_listen = "";
+  options.engine.disable_gpu = true;
+  options.engine.cpu_threads = 2;
+  auto server = server::An1Server::Start(options);
+  EXPECT_TRUE(server.ok()) << server.status().ToString();
+  return server.ok() ? std::move(server).value() : nullptr;
+}
+
+TEST(ServerUnixSocketTest, ServesTheSameServiceBesideTcp) {
+  const std::string path = UnixSocketPath("serves");
+  auto server = StartUnixServer(path);
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(server->unix_socket_path(), path);
+  struct stat st {};
+  ASSERT_EQ(lstat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+
+  client::Client tcp(client::ClientOptions{"127.0.0.1:" + std::to_string(server->port())});
+  client::Client unix_socket(client::ClientOptions{"unix:" + path});
+  bool serving = false;
+  ASSERT_TRUE(unix_socket.Health(&serving).ok());
+  EXPECT_TRUE(serving);
+  v1::GetServerInfoResponse info;
+  ASSERT_TRUE(unix_socket.Info(&info).ok());
+  EXPECT_EQ(info.grpc_unix_socket(), path);
+
+  std::mt19937_64 rng(7);
+  AttentionArgs args;
+  args.q = Random({1, 4, 5, 8}, v1::DTYPE_FP32, rng);
+  args.k = Random({1, 2, 7, 8}, v1::DTYPE_FP32, rng);
+  args.v = Random({1, 2, 7, 8}, v1::DTYPE_FP32, rng);
+  CallResult over_tcp, over_unix;
+  ASSERT_TRUE(tcp.Attention(args, &over_tcp).ok());
+  grpc::Status status = unix_socket.Attention(args, &over_unix);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(over_unix.output.bytes, over_tcp.output.bytes);
+  EXPECT_EQ(over_unix.output.shape, over_tcp.output.shape);
+  // Bad input is refused over the socket as over TCP.
+  args.q.shape = {1, 4, 5, 9};
+  EXPECT_EQ(unix_socket.Attention(args, &over_unix).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  server.reset();
+  EXPECT_NE(lstat(path.c_str(), &st), 0) << "the socket file outlived the server";
+}
+
+TEST(ServerUnixSocketTest, PathInUseIsAnErrorAndAStaleOneIsReplaced) {
+  const std::string path = UnixSocketPath("in-use");
+  auto first = StartUnixServer(path);
+  ASSERT_NE(first, nullptr);
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.listen_unix = path;
+  options.metrics_listen = "";
+  options.engine.disable_gpu = true;
+  auto second = server::An1Server::Start(options);
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find("another server"), std::string::npos)
+      << second.status().message();
+  // The first still serves there.
+  bool serving = false;
+  EXPECT_TRUE(client::Client(client::ClientOptions{"unix:" + path}).Health(&serving).ok());
+  EXPECT_TRUE(serving);
+  first.reset();
+
+  // A socket file nobody serves on (a server that died) does not stop a new server.
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  close(fd);
+  auto third = StartUnixServer(path);
+  ASSERT_NE(third, nullptr);
+  EXPECT_TRUE(client::Client(client::ClientOptions{"unix:" + path}).Health(&serving).ok());
+
+  options.listen_unix = std::string(200, 'x');
+  EXPECT_EQ(server::An1Server::Start(options).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

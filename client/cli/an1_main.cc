@@ -106,7 +106,7 @@ int Execute(const Args& args, int repeat, double start_at, Placement& placement,
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
           std::chrono::duration<double>(start_at)));
   if (start_at > 0) std::this_thread::sleep_until(start);
-  std::vector<double> round_trip, compute, queue, copies, overhead;
+  std::vector<double> round_trip, compute, queue, copies, overhead, beyond, outside;
   CallResult result;
   const auto loop_start = std::chrono::steady_clock::now();
   for (int i = 0; i < repeat; ++i) {
@@ -117,6 +117,8 @@ int Execute(const Args& args, int repeat, double start_at, Placement& placement,
     queue.push_back(result.info.queue_seconds() * 1e3);
     copies.push_back(result.info.copy_seconds() * 1e3);
     overhead.push_back((result.info.server_seconds() - result.info.compute_seconds()) * 1e6);
+    beyond.push_back((result.round_trip_seconds - result.info.compute_seconds()) * 1e6);
+    outside.push_back((result.round_trip_seconds - result.info.server_seconds()) * 1e6);
   }
   const double loop_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - loop_start)
@@ -132,6 +134,13 @@ int Execute(const Args& args, int repeat, double start_at, Placement& placement,
         repeat, Median(round_trip), Median(compute), Median(queue), Median(copies),
         Median(overhead), static_cast<unsigned long long>(result.info.copied_bytes()), repeat,
         loop_ms, loop_end_unix);
+    // The fixed cost of a call, each a median of its per-call values: the round trip beyond the
+    // compute, the server's part of it and the client's and the transport's (request building,
+    // gRPC both ways, response parsing).
+    std::printf(
+        "medians beyond compute: round trip %.1f us, server %.1f us, client and transport "
+        "%.1f us\n",
+        Median(beyond), Median(overhead), Median(outside));
   }
   return PrintResult(result, out_path, lse, lse_path);
 }
@@ -176,7 +185,9 @@ int Run(int argc, char** argv) {
   app.footer(
       "Global options --server, --timeout, --max-message-bytes and --tls-* go before or after "
       "the subcommand; given more than once, the last wins.");
-  app.add_option("--server", options.target, "an1d address host:port [env AN1_SERVER]")
+  app.add_option(
+         "--server", options.target,
+         "an1d address host:port, or unix:PATH for its --listen-unix socket [env AN1_SERVER]")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->capture_default_str();
   app.add_option("--timeout", timeout_seconds, "Per-call deadline in seconds (0: none)")

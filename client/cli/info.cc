@@ -61,6 +61,10 @@ int RunInfo(Client& client) {
               static_cast<unsigned long long>(info.limits().max_message_bytes()),
               static_cast<unsigned long long>(info.limits().max_tensor_bytes()),
               info.limits().max_rank(), info.limits().max_queue_depth());
+  if (!info.grpc_unix_socket().empty()) {
+    std::printf("unix socket: unix:%s (this host's clients may use it as --server)\n",
+                info.grpc_unix_socket().c_str());
+  }
   return 0;
 }
 

@@ -4,12 +4,12 @@
 # `an1 power` beside the PyTorch peers, and the 60-second energy agreement run. Expects a bundle
 # from scripts/gpu-bundle.sh in $1; sections may be picked (default: all).
 #   tests/bench/gpu_run.sh BUNDLE_DIR OUT_DIR [tests kernel decode paged python served bench power
-#                                              energy engine peers]
+#                                              energy engine peers overhead]
 set -uo pipefail
 bundle=$1
 out=${2:-/tmp/an1-gpu-run}
 shift 2 || true
-sections=${*:-tests kernel decode paged python served bench power energy engine peers}
+sections=${*:-tests kernel decode paged python served bench power energy engine peers overhead}
 mkdir -p "$out"
 run() { "$bundle/run" "$@"; }
 want() { [[ " $sections " == *" $1 "* ]]; }
@@ -120,6 +120,11 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
   if want engine; then
     echo "== engine benchmark"
     run engine_bench --iters 20 --warmup 3
+  fi
+  if want overhead; then
+    echo "== fixed cost of a served call: paged decode step and a tiny call, TCP vs Unix socket"
+    python3 tests/bench/served_overhead.py "$bundle" --calls 100 --rounds 3 \
+      --gpu-wait spin,yield,block
   fi
   if want peers; then
     echo "== pytorch peers (naive, matmul)"
