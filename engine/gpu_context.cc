@@ -44,9 +44,8 @@ StatusOr<std::unique_ptr<GpuContext>> GpuContext::Create(int index, int slots,
     return UnavailableError(name + ": " + what + ": " + cudaGetErrorString(e));
   };
   if (cudaError_t e = cudaSetDevice(index); e != cudaSuccess) return fail(e, "cudaSetDevice");
-  // How executors wait for their stream (EngineOptions::gpu_wait; by default spinning: a
-  // yielding or blocking wait adds tens of microseconds to every request). Set before the context
-  // exists; what the context got is checked below.
+  // How executors wait for their stream (EngineOptions::gpu_wait; by default polling with
+  // yields). Set before the context exists; what the context got is checked below.
   const unsigned schedule = ScheduleFlag(wait);
   cudaSetDeviceFlags(schedule);
   cudaGetLastError();

@@ -30,7 +30,7 @@ class GpuContext final : public DeviceHealth {
   // stream as `wait` says (EngineOptions::gpu_wait). Errors: UNAVAILABLE when the device cannot
   // be initialised, UNIMPLEMENTED when cuBLASLt cannot be loaded.
   static StatusOr<std::unique_ptr<GpuContext>> Create(
-      int index, int slots, EngineOptions::GpuWait wait = EngineOptions::GpuWait::kSpin);
+      int index, int slots, EngineOptions::GpuWait wait = EngineOptions::GpuWait::kYield);
   ~GpuContext();
 
   int index() const { return index_; }
