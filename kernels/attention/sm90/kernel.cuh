@@ -147,7 +147,7 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
         const int box_rows = min(1 << shift, Tiles::kBlockN);
         const int boxes = (min(Tiles::kBlockN, kv_len - n0) + box_rows - 1) / box_rows;
         ArriveExpectBytes(full, boxes * box_rows * 128 * L::kBoxes);
-        const int32_t* pages = a.paged.page_table + sequence * a.paged.max_pages_per_seq;
+        const int32_t* pages = a.paged.page_table + int64_t{sequence} * a.paged.max_pages_per_seq;
         for (int x = 0; x < boxes; ++x) {
           const int j = n0 + x * box_rows;
           const int slot = (pages[j >> shift] << shift) + (j & ((1 << shift) - 1));
