@@ -157,10 +157,13 @@ TEST_F(GpuPagedTest, PrefillChunksInTheHopperKernel) {
 #endif
   for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
     for (int64_t head_dim : {64, 128}) {
-      for (int64_t page_size : {8, 16, 32, 256}) {
+      for (int64_t page_size : {8, 16, 32, 128, 256}) {
         PagedCase c;
-        c.kv_lens = {257, 1031, 130, 1};  // (a 4099-key case below; the float64 reference is slow)
-        c.q_lens = {257, 131, 17, 1};
+        // Keys ending mid-page and mid-tile, on a page boundary mid-tile (160), on a tile (256);
+        // a partial query block followed by another chunk and by a decode row. (A 4099-key case
+        // below: the float64 reference is slow.)
+        c.kv_lens = {257, 1031, 160, 130, 256, 1};
+        c.q_lens = {257, 131, 40, 17, 19, 1};
         c.heads = 8;
         c.kv_heads = 2;
         c.head_dim = head_dim;
@@ -171,6 +174,17 @@ TEST_F(GpuPagedTest, PrefillChunksInTheHopperKernel) {
         Check(c, dtype, 70 + page_size, /*device_caches=*/false, sm90 ? "+sm90" : "+sm80");
       }
     }
+  }
+  {  // more work tiles (9 query blocks x 32 heads) than the H200's 132 SMs: the persistent loop's
+     // second and later tiles per block (ring phases carried over from partial tiles)
+    PagedCase c;
+    c.kv_lens = {1031, 301, 130};
+    c.q_lens = {600, 300, 17};
+    c.heads = 32;
+    c.kv_heads = 8;
+    c.head_dim = 128;
+    c.page_size = 16;
+    Check(c, DType::kBFloat16, 78, /*device_caches=*/false, major == 9 ? "+sm90" : "+sm80");
   }
   PagedCase c;  // the step's rows appended in GPU memory first, then read by the sm90 kernel
   c.kv_lens = {4099, 45, 2};

@@ -80,6 +80,7 @@ TEST(PagedPlanTest, WindowsSoftcapAndNonCausalStayInTheDecodeKernel) {
     const PagedPlan plan = PlanPaged(H200(), p, spans);
     EXPECT_EQ(plan.prefill_blocks, 0) << variant;
     EXPECT_EQ(plan.label.find("+sm80"), std::string::npos) << variant;
+    EXPECT_EQ(plan.label.find("+sm90"), std::string::npos) << variant;
     const int32_t* splits = plan.metadata.data() + plan.splits_of_sequence_offset;
     EXPECT_GE(splits[0], 1) << variant;
   }

@@ -114,7 +114,7 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
   PrefetchTensorMap(&a.q_map);
   PrefetchTensorMap(&a.k_map);
   PrefetchTensorMap(&a.v_map);
-  PrefetchTensorMap(&a.o_map);
+  if constexpr (!kPaged) PrefetchTensorMap(&a.o_map);  // paged, o is stored from registers
   uint32_t kv_iter = 0;
   // Block b starts with tile b; every later tile comes from the queue.
   int64_t index = blockIdx.x;
@@ -139,7 +139,7 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
     }
     // Paged: box x of a tile holds keys j = n0 + x * box_rows.., slots page_table[sequence][j >>
     // shift] << shift | (j & mask).. of this KV head. Everything but n0 and the tile's address is
-    // re-read from parameter space: the producer has 40 registers.
+    // re-read from parameter space: the producer has few registers.
     const int kv_head = static_cast<int>(w.kv_head), sequence = w.sequence, kv_len = w.kv_len;
     auto load_kv = [&](uint8_t* tile, const CUtensorMap* map, uint64_t* full, int n0) {
       if constexpr (kPaged) {

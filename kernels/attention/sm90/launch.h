@@ -72,8 +72,8 @@ KernelStatus EncodePagedTensorMaps(ElementType dtype, const void* q, const void*
                                    int64_t kv_heads, int64_t head_dim, int64_t slots,
                                    int64_t page_size, KernelArgs* args);
 
-// Whether the paged source takes pages of `page_size` slots: a page must hold whole 8-row
-// groups of the 128-byte swizzle (1024 bytes), and pages of 16 or more keep a tile's boxes few.
+// Whether the paged source takes pages of `page_size` slots: 16 or more, so that a tile takes at
+// most 8 boxes a tensor (the 128-byte swizzle alone would allow 8-slot pages: 1024-byte boxes).
 constexpr bool PagedPageSizeSupported(int64_t page_size) { return page_size >= 16; }
 
 }  // namespace an1::kernels::attention::sm90
