@@ -277,6 +277,35 @@ grpc::Status Client::Info(v1::GetServerInfoResponse* info) {
   return stub_->GetServerInfo(&context, v1::GetServerInfoRequest(), info);
 }
 
+template <typename Request, typename Response>
+grpc::Status Client::ComputeCall(
+    grpc::Status (v1::An1::Stub::*blocking)(grpc::ClientContext*, const Request&, Response*),
+    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (v1::An1::Stub::*async)(
+        grpc::ClientContext*, const Request&, grpc::CompletionQueue*),
+    grpc::ClientContext* context, const Request& request, Response* response) {
+  if (options_.poll_us <= 0) return (stub_.get()->*blocking)(context, request, response);
+  grpc::CompletionQueue cq;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> call =
+      (stub_.get()->*async)(context, request, &cq);
+  call->Finish(response, &status, nullptr);
+  void* tag = nullptr;
+  bool ok = false;
+  // Polls (a zero deadline: the queue's pollset is checked without sleeping), then sleeps.
+  const auto poll_end =
+      std::chrono::steady_clock::now() + std::chrono::microseconds(options_.poll_us);
+  grpc::CompletionQueue::NextStatus next = grpc::CompletionQueue::TIMEOUT;
+  while (next == grpc::CompletionQueue::TIMEOUT && std::chrono::steady_clock::now() < poll_end) {
+    next = cq.AsyncNext(&tag, &ok, gpr_time_0(GPR_CLOCK_MONOTONIC));
+  }
+  if (next == grpc::CompletionQueue::TIMEOUT) cq.Next(&tag, &ok);  // sleeps until the event
+  // A queue is shut down and drained before it goes (its one event was taken above).
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return status;
+}
+
 grpc::Status Client::Attention(AttentionArgs args, CallResult* result) {
   const auto start = std::chrono::steady_clock::now();
   v1::AttentionRequest request;
@@ -291,7 +320,8 @@ grpc::Status Client::Attention(AttentionArgs args, CallResult* result) {
   grpc::ClientContext context;
   Prepare(&context);
   v1::AttentionResponse response;
-  grpc::Status status = stub_->Attention(&context, request, &response);
+  grpc::Status status = ComputeCall(&v1::An1::Stub::Attention, &v1::An1::Stub::AsyncAttention,
+                                    &context, request, &response);
   if (!status.ok()) return status;
   FromWire(response.mutable_output(), &result->output);
   result->lse.reset();
@@ -323,7 +353,9 @@ grpc::Status Client::PagedAttention(PagedAttentionArgs args, CallResult* result)
   grpc::ClientContext context;
   Prepare(&context);
   v1::PagedAttentionResponse response;
-  grpc::Status status = stub_->PagedAttention(&context, request, &response);
+  grpc::Status status =
+      ComputeCall(&v1::An1::Stub::PagedAttention, &v1::An1::Stub::AsyncPagedAttention, &context,
+                  request, &response);
   if (!status.ok()) return status;
   FromWire(response.mutable_output(), &result->output);
   result->lse.reset();
@@ -344,7 +376,8 @@ grpc::Status Client::Matmul(MatmulArgs args, CallResult* result) {
   grpc::ClientContext context;
   Prepare(&context);
   v1::MatmulResponse response;
-  grpc::Status status = stub_->Matmul(&context, request, &response);
+  grpc::Status status = ComputeCall(&v1::An1::Stub::Matmul, &v1::An1::Stub::AsyncMatmul, &context,
+                                    request, &response);
   if (!status.ok()) return status;
   FromWire(response.mutable_output(), &result->output);
   result->lse.reset();

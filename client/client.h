@@ -56,6 +56,11 @@ struct ClientOptions {
   // The server's Unix socket for shared memory descriptors; empty: the one GetServerInfo
   // advertises (set it when the server sees the socket at another path, as across containers).
   std::string shm_socket;
+  // Microseconds an Attention, PagedAttention or Matmul call polls for its response before it
+  // sleeps (0: it sleeps at once, gRPC's blocking call). Polling keeps a core busy while it lasts
+  // and saves the wake-up of a sleeping thread: on a VM, where that wake-up is an IPI, 60-80 us of
+  // a small call's round trip (tests/bench/RESULTS.md).
+  int poll_us = 0;
 };
 
 struct AttentionArgs {
@@ -129,6 +134,14 @@ class Client {
 
  private:
   void Prepare(grpc::ClientContext* context) const;
+  // One compute call: gRPC's blocking call, or with options_.poll_us its asynchronous form on a
+  // completion queue this thread polls for that long before it sleeps on it.
+  template <typename Request, typename Response>
+  grpc::Status ComputeCall(
+      grpc::Status (v1::An1::Stub::*blocking)(grpc::ClientContext*, const Request&, Response*),
+      std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> (v1::An1::Stub::*async)(
+          grpc::ClientContext*, const Request&, grpc::CompletionQueue*),
+      grpc::ClientContext* context, const Request& request, Response* response);
   // The shm socket path (options, else GetServerInfo's, cached); FAILED_PRECONDITION when the
   // server has shared memory off.
   grpc::Status ShmSocket(std::string* path);

@@ -105,6 +105,34 @@ TEST_F(PagedServerTest, RaggedBatchInline) {
   ExpectCorrect(c, d, result);
 }
 
+// A client that polls for its responses (ClientOptions::poll_us) gets the same answers and
+// errors, both when the response comes while it polls and when it has gone to sleep.
+TEST_F(PagedServerTest, PollingClientGetsTheSameAnswersAndErrors) {
+  PagedCase c;
+  c.kv_lens = {1, 131, 17, 40};
+  c.q_lens = {1, 29, 0, 1};
+  std::mt19937_64 rng(2);
+  const PagedData d = testing::MakePagedData(c, DType::kFloat32, rng);
+  for (int poll_us : {1, 1000000}) {
+    SCOPED_TRACE("poll_us " + std::to_string(poll_us));
+    client::ClientOptions options{
+        "127.0.0.1:" + std::to_string(server_->port()), 64 << 20, {}, "paged-poll-test"};
+    options.poll_us = poll_us;
+    client::Client polling(options);
+    for (int call = 0; call < 3; ++call) {
+      CallResult result;
+      const grpc::Status status = polling.PagedAttention(Args(c, d), &result);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      ExpectCorrect(c, d, result);
+    }
+    PagedAttentionArgs bad_page = Args(c, d);
+    reinterpret_cast<int32_t*>(bad_page.page_table.bytes.data())[d.max_pages + 1] = -3;
+    CallResult result;
+    EXPECT_EQ(polling.PagedAttention(bad_page, &result).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+}
+
 TEST_F(PagedServerTest, AppendIsWrittenBackIntoSharedMemory) {
   PagedCase c;
   c.kv_lens = {37, 5, 64};

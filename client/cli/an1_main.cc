@@ -183,8 +183,8 @@ int Run(int argc, char** argv) {
   // the last one wins.
   app.fallthrough();
   app.footer(
-      "Global options --server, --timeout, --max-message-bytes and --tls-* go before or after "
-      "the subcommand; given more than once, the last wins.");
+      "Global options --server, --timeout, --poll-us, --max-message-bytes and --tls-* go before "
+      "or after the subcommand; given more than once, the last wins.");
   app.add_option(
          "--server", options.target,
          "an1d address host:port, or unix:PATH for its --listen-unix socket [env AN1_SERVER]")
@@ -193,6 +193,12 @@ int Run(int argc, char** argv) {
   app.add_option("--timeout", timeout_seconds, "Per-call deadline in seconds (0: none)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(NonNegativeNumber());
+  app.add_option("--poll-us", options.poll_us,
+                 "Microseconds a compute call polls for its response before sleeping (0: sleeps "
+                 "at once); polling saves a thread wake-up per call and keeps a core busy")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->check(CLI::Range(0, 10000000))
+      ->capture_default_str();
   app.add_option("--max-message-bytes", options.max_message_bytes, "Largest message")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->check(CLI::Range(1024, 2147483647))

@@ -1,8 +1,9 @@
 """The fixed cost of a served call on the GPU host (not a test), for issue 15's acceptance item:
 the served paged decode step (an1 backend, B=64, 32/8 heads, D=128, fp16, Sk=4096, page 16,
 q/k_cache/v_cache and the output through CUDA IPC, the index tensors inline) and a tiny call,
-each over TCP and over the server's Unix socket (an1d --listen-unix), taking turns; per round the
-medians of --calls calls, as the an1 CLI prints them:
+each over TCP and over the server's Unix socket (an1d --listen-unix), with the client sleeping on
+its call or polling for the response (an1 --poll-us), taking turns; per round the medians of
+--calls calls, as the an1 CLI prints them:
 
   round trip       the client's round trip (request building and response parsing included)
   compute          the server's compute time (the kernel, between CUDA events)
@@ -11,7 +12,7 @@ medians of --calls calls, as the an1 CLI prints them:
   client+transport round trip - the server's time (the client library, gRPC both ways)
 
     python3 tests/bench/served_overhead.py BUNDLE_DIR [--calls 100] [--rounds 3]
-        [--gpu-wait spin,yield,block] [--skip-tiny]
+        [--gpu-wait yield,spin,block] [--poll-us 0,2000] [--skip-tiny]
 
 With several --gpu-wait modes a daemon is started for each in turn (its log says the mode the
 CUDA context got). Needs the bundle of scripts/gpu-bundle.sh (an1, an1d_with_test_keys,
@@ -53,14 +54,16 @@ def main():
     parser.add_argument("bundle")
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--gpu-wait", default="spin", help="comma-separated: spin,yield,block")
+    parser.add_argument("--gpu-wait", default="yield", help="comma-separated: yield,spin,block")
+    parser.add_argument("--poll-us", default="0,2000",
+                        help="comma-separated client polls (an1 --poll-us; 0: it sleeps)")
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--tiny-only", action="store_true", help="no GPU: the tiny call only")
     args = parser.parse_args()
     run = lambda name: [os.path.join(args.bundle, "run"), name]  # noqa: E731
     calls = [("tiny", TINY)] if args.tiny_only else (
         [("paged decode", PAGED)] + ([] if args.skip_tiny else [("tiny", TINY)]))
-    print(f"{'wait':6s} {'call':13s} {'transport':9s} " +
+    print(f"{'wait':6s} {'call':13s} {'transport':14s} " +
           " ".join(f"{f + ' us':>18s}" for f in FIELDS) + "   (median over rounds of medians)")
     for wait in args.gpu_wait.split(","):
         work = tempfile.mkdtemp(prefix="an1-overhead-")
@@ -71,15 +74,18 @@ def main():
         else:
             server = An1dProcess(run("an1d_with_test_keys"), work, flags,
                                  env=licensed_env(run("an1-license"), work))
-        targets = [("tcp", server.target), ("unix", "unix:" + socket)]
+        targets = [(f"{name}{'' if poll == '0' else ' poll ' + poll}",
+                    ["--server", address, "--poll-us", poll])
+                   for name, address in (("tcp", server.target), ("unix", "unix:" + socket))
+                   for poll in args.poll_us.split(",")]
         results = {}
         for name, command in calls:
             for _, target in targets:  # warm-up: connection, registrations, the kernel's first run
-                subprocess.run(run("an1") + ["--server", target, *command, "--repeat", "5"],
+                subprocess.run(run("an1") + [*target, *command, "--repeat", "5"],
                                capture_output=True, text=True)
             for _ in range(args.rounds):
                 for label, target in targets:  # taking turns, so drift hits both alike
-                    r = subprocess.run(run("an1") + ["--server", target, *command, "--repeat",
+                    r = subprocess.run(run("an1") + [*target, *command, "--repeat",
                                                      str(args.calls)],
                                        capture_output=True, text=True)
                     found = parse(r.stdout)
@@ -87,7 +93,7 @@ def main():
                         sys.exit(f"{name} over {label} failed:\n{r.stdout}{r.stderr}")
                     results.setdefault((name, label), []).append(found)
         for (name, label), rounds in results.items():
-            print(f"{wait:6s} {name:13s} {label:9s} " + " ".join(
+            print(f"{wait:6s} {name:13s} {label:14s} " + " ".join(
                 f"{statistics.median(x[f] for x in rounds):18.1f}" for f in FIELDS))
         code = server.stop()
         log = server.log_text()
