@@ -68,6 +68,16 @@ def start_refusal(an1d, flags, word):
     return f"exit {result.returncode}\n{result.stdout}{result.stderr}"
 
 
+def checker(problems):
+    """A check(condition, what) for a test script: prints `ok   what` or `FAIL what` and keeps
+    each failed `what` in the list `problems`."""
+    def check(condition, what):
+        print(("ok   " if condition else "FAIL ") + what, flush=True)
+        if not condition:
+            problems.append(what)
+    return check
+
+
 def report(problems):
     """Prints the problems and exits 1 if there are any, else 0."""
     for problem in problems:

@@ -16,16 +16,13 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from an1d_process import An1dProcess  # noqa: E402
+from an1d_process import An1dProcess, checker  # noqa: E402
 
 FAILURES = []
 OUTPUTS = []  # every output and log, searched for the tokens at the end
 
 
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        FAILURES.append(what)
+check = checker(FAILURES)
 
 
 def run(args, env=None, record=True):

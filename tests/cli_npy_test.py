@@ -13,15 +13,12 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from an1d_process import An1dProcess  # noqa: E402
+from an1d_process import An1dProcess, checker  # noqa: E402
 
 FAILURES = []
 
 
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        FAILURES.append(what)
+check = checker(FAILURES)
 
 
 def attention_reference(q, k, v, causal, scale):

@@ -15,17 +15,14 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from an1d_process import An1dProcess  # noqa: E402
+from an1d_process import An1dProcess, checker  # noqa: E402
 
 FAILURES = []
 DTYPES = {"fp32": np.float32, "fp16": np.float16, "bf16": np.float32}  # bf16: sent as fp32 files
 TOLERANCE = {"fp32": 1e-4, "fp16": 3e-3, "bf16": 2e-2}
 
 
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        FAILURES.append(what)
+check = checker(FAILURES)
 
 
 def bf16_round(x):

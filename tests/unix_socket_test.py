@@ -20,15 +20,12 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from an1d_process import An1dProcess, report, start_refusal  # noqa: E402
+from an1d_process import An1dProcess, checker, report, start_refusal  # noqa: E402
 
 problems = []
 
 
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what, flush=True)
-    if not condition:
-        problems.append(what)
+check = checker(problems)
 
 
 def main():
