@@ -69,45 +69,17 @@ void ThreadPool::WorkerLoop() {
   }
 }
 
-namespace {
-
-Status FailureStatus(int failure) {
-  switch (failure) {
-    case 0:
-      return OkStatus();
-    case 1:
-      return ResourceExhaustedError("out of host memory");
-    default:
-      return InternalError("a compute task failed");
-  }
-}
-
-}  // namespace
-
 Status ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t)>& body) {
   if (count <= 0) return OkStatus();
+  // Helpers for the iterations beyond the caller's first: none for a single iteration, which then
+  // runs on the calling thread waking nobody (waking an idle worker that would find nothing to do
+  // costs tens of microseconds in a VM, an IPI, more than a small request's whole computation).
   const int64_t helpers = std::min<int64_t>(count - 1, static_cast<int64_t>(workers_.size()));
-  if (helpers == 0) {
-    // A single iteration (or no workers): on the calling thread, waking nobody. Waking an idle
-    // worker that would find nothing to do costs tens of microseconds in a VM (an IPI), more than
-    // a small request's whole computation.
-    int failure = 0;
-    for (int64_t i = 0; i < count; ++i) {
-      try {
-        body(i);
-      } catch (const std::bad_alloc&) {
-        failure = 1;
-      } catch (...) {
-        failure = 2;
-      }
-    }
-    return FailureStatus(failure);
-  }
   auto state = std::make_shared<LoopState>();
   state->count = count;
   state->body = &body;
   int64_t queued = 0;
-  {
+  if (helpers > 0) {
     std::lock_guard lock(mutex_);
     try {
       for (; queued < helpers; ++queued) tasks_.emplace_back([state] { state->Drain(); });
@@ -122,7 +94,14 @@ Status ThreadPool::ParallelFor(int64_t count, const std::function<void(int64_t)>
     std::unique_lock lock(state->mutex);
     state->all_done.wait(lock, [&] { return state->finished == count; });
   }
-  return FailureStatus(state->failure.load());
+  switch (state->failure.load()) {
+    case 0:
+      return OkStatus();
+    case 1:
+      return ResourceExhaustedError("out of host memory");
+    default:
+      return InternalError("a compute task failed");
+  }
 }
 
 }  // namespace an1

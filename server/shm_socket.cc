@@ -19,19 +19,11 @@
 #include <string_view>
 #include <vector>
 
+#include "server/unix_socket_address.h"
+
 namespace an1::server {
 
 namespace {
-
-// Whether a server answers on the Unix socket at `address` (then its file is not stale).
-bool SomeoneListens(const sockaddr_un& address) {
-  const int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (probe < 0) return false;
-  const bool answered =
-      connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-  close(probe);
-  return answered;
-}
 
 // Whether `fd` is a POSIX shared memory object of this host's /dev/shm (its name possibly
 // unlinked already: "/dev/shm/NAME (deleted)") or a memfd, by its /proc/self/fd link, which
@@ -78,23 +70,19 @@ std::string DefaultShmSocketPath() {
 StatusOr<std::unique_ptr<ShmSocket>> ShmSocket::Start(const std::string& path,
                                                       DescriptorTickets* tickets,
                                                       SessionRegistry* sessions) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    return InvalidArgumentError("the shared memory socket path must be 1-" +
-                                std::to_string(sizeof(address.sun_path) - 1) + " bytes");
-  }
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  StatusOr<sockaddr_un> valid = UnixSocketAddress(path, "shared memory socket");
+  if (!valid.ok()) return valid.status();
+  const sockaddr_un address = *valid;
   const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return UnavailableError(std::string("socket: ") + std::strerror(errno));
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid() &&
-      !SomeoneListens(address)) {
+      !SomeoneListens(address, SOCK_SEQPACKET)) {
     unlink(path.c_str());  // stale: our own socket file, and no server answers on it
   }
   // The mode is set on the path without following a symlink (one swapped in after bind cannot
   // make another file world-writable); bind's own mode is subject to the umask.
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
       fchmodat(AT_FDCWD, path.c_str(), 0666, AT_SYMLINK_NOFOLLOW) != 0 || listen(fd, 64) != 0) {
     const std::string reason = std::strerror(errno);
     close(fd);

@@ -9,33 +9,16 @@
 #include <cerrno>
 #include <cstring>
 
+#include "server/unix_socket_address.h"
+
 namespace an1::server {
-namespace {
-
-// Whether a server accepts connections on the stream socket at `path`.
-bool SomeoneListens(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  const int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (probe < 0) return false;
-  const bool answered =
-      connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0;
-  close(probe);
-  return answered;
-}
-
-}  // namespace
 
 StatusOr<std::unique_ptr<UnixListenPath>> UnixListenPath::Claim(const std::string& path) {
-  constexpr std::size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
-  if (path.empty() || path.size() > kMaxPath || path.find('\0') != std::string::npos) {
-    return InvalidArgumentError("the gRPC Unix socket path must be 1-" + std::to_string(kMaxPath) +
-                                " bytes");
-  }
+  StatusOr<sockaddr_un> address = UnixSocketAddress(path, "gRPC Unix socket");
+  if (!address.ok()) return address.status();
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
-    if (SomeoneListens(path)) {
+    if (SomeoneListens(*address, SOCK_STREAM)) {
       return UnavailableError("cannot listen for gRPC on unix:" + path +
                               ": another server is serving on it");
     }

@@ -113,27 +113,36 @@ class GpuPagedTest : public ::testing::Test {
 #endif
   }
 
+  // Calls check(dtype, head_dim, page_size) for fp16 and bf16, head_dim 64 and 128 and each of
+  // `page_sizes`, with the three in the failure trace.
+  template <typename Fn>
+  static void ForEachLayout(std::initializer_list<int64_t> page_sizes, Fn check) {
+    for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
+      for (int64_t head_dim : {64, 128}) {
+        for (int64_t page_size : page_sizes) {
+          SCOPED_TRACE(std::string(DTypeName(dtype)) + " head_dim " + std::to_string(head_dim) +
+                       " page_size " + std::to_string(page_size));
+          check(dtype, head_dim, page_size);
+        }
+      }
+    }
+  }
+
   static inline Engine* engine_ = nullptr;
   static inline std::string* skip_reason_ = nullptr;
 };
 
 TEST_F(GpuPagedTest, RaggedPrimesAcrossPageSizesAndDtypes) {
-  for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
-    for (int64_t head_dim : {64, 128}) {
-      for (int64_t page_size : {1, 8, 16, 64, 256}) {
-        PagedCase c;
-        c.kv_lens = {1, 37, 131, 2, 1000, 64};
-        c.q_lens = {1, 1, 17, 0, 3, 64};  // sequence 3: no query rows, skipped
-        c.heads = 8;
-        c.kv_heads = 2;
-        c.head_dim = head_dim;
-        c.page_size = page_size;
-        SCOPED_TRACE(std::string(DTypeName(dtype)) + " head_dim " + std::to_string(head_dim) +
-                     " page_size " + std::to_string(page_size));
-        Check(c, dtype, 10 + page_size);
-      }
-    }
-  }
+  ForEachLayout({1, 8, 16, 64, 256}, [&](DType dtype, int64_t head_dim, int64_t page_size) {
+    PagedCase c;
+    c.kv_lens = {1, 37, 131, 2, 1000, 64};
+    c.q_lens = {1, 1, 17, 0, 3, 64};  // sequence 3: no query rows, skipped
+    c.heads = 8;
+    c.kv_heads = 2;
+    c.head_dim = head_dim;
+    c.page_size = page_size;
+    Check(c, dtype, 10 + page_size);
+  });
 }
 
 TEST_F(GpuPagedTest, MixedPrefillAndDecodeWithSplits) {
@@ -155,26 +164,20 @@ TEST_F(GpuPagedTest, PrefillChunksInTheHopperKernel) {
 #if AN1_HAVE_CUDA
   ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
 #endif
-  for (DType dtype : {DType::kFloat16, DType::kBFloat16}) {
-    for (int64_t head_dim : {64, 128}) {
-      for (int64_t page_size : {8, 16, 32, 128, 256}) {
-        PagedCase c;
-        // Keys ending mid-page and mid-tile, on a page boundary mid-tile (160), on a tile (256);
-        // a partial query block followed by another chunk and by a decode row. (A 4099-key case
-        // below: the float64 reference is slow.)
-        c.kv_lens = {257, 1031, 160, 130, 256, 1};
-        c.q_lens = {257, 131, 40, 17, 19, 1};
-        c.heads = 8;
-        c.kv_heads = 2;
-        c.head_dim = head_dim;
-        c.page_size = page_size;
-        SCOPED_TRACE(std::string(DTypeName(dtype)) + " head_dim " + std::to_string(head_dim) +
-                     " page_size " + std::to_string(page_size));
-        const bool sm90 = major == 9 && page_size >= 16;
-        Check(c, dtype, 70 + page_size, /*device_caches=*/false, sm90 ? "+sm90" : "+sm80");
-      }
-    }
-  }
+  ForEachLayout({8, 16, 32, 128, 256}, [&](DType dtype, int64_t head_dim, int64_t page_size) {
+    PagedCase c;
+    // Keys ending mid-page and mid-tile, on a page boundary mid-tile (160), on a tile (256); a
+    // partial query block followed by another chunk and by a decode row. (A 4099-key case below:
+    // the float64 reference is slow.)
+    c.kv_lens = {257, 1031, 160, 130, 256, 1};
+    c.q_lens = {257, 131, 40, 17, 19, 1};
+    c.heads = 8;
+    c.kv_heads = 2;
+    c.head_dim = head_dim;
+    c.page_size = page_size;
+    const bool sm90 = major == 9 && page_size >= 16;
+    Check(c, dtype, 70 + page_size, /*device_caches=*/false, sm90 ? "+sm90" : "+sm80");
+  });
   {  // more work tiles (9 query blocks x 32 heads) than the H200's 132 SMs: the persistent loop's
      // second and later tiles per block (ring phases carried over from partial tiles)
     PagedCase c;

@@ -218,8 +218,8 @@ KernelStatus RunPaged(const PagedProblem& p, const PagedPlan& plan, const PagedB
     args.partial_sum = args.partial_max + stats / 2;
     args.partial_o = args.partial_max + stats;
   }
-  sm90::KernelArgs prefill{};
-  if (plan.prefill_sm90 && plan.prefill_blocks > 0) {
+  sm90::KernelArgs prefill{};  // PlanPaged sets prefill_sm90 only with prefill blocks
+  if (plan.prefill_sm90) {
     if (KernelStatus s = sm90::EncodePagedTensorMaps(
             p.dtype, buf.q, buf.k_cache, buf.v_cache, p.total_q, p.heads, p.kv_heads, p.head_dim,
             p.num_pages * p.page_size, p.page_size, &prefill);
@@ -238,8 +238,7 @@ KernelStatus RunPaged(const PagedProblem& p, const PagedPlan& plan, const PagedB
                      pa.page_table,   pa.max_pages_per_seq, pa.page_shift};
     prefill.o = buf.o;
   }
-  const sm90::KernelArgs* prefill_sm90 =
-      plan.prefill_sm90 && plan.prefill_blocks > 0 ? &prefill : nullptr;
+  const sm90::KernelArgs* prefill_sm90 = plan.prefill_sm90 ? &prefill : nullptr;
 #define AN1_DECODE_INSTANCE(ELEMENT, HEAD_DIM, NAME)             \
   if (p.dtype == ElementType::ELEMENT && p.head_dim == HEAD_DIM) \
     return LaunchPaged##NAME(args, plan.blocks, p.append, prefill_sm90, stream);
