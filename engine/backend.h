@@ -69,7 +69,7 @@ class Backend {
   // Empty when the backend runs paged attention; otherwise why not (shown to clients, refused
   // with UNIMPLEMENTED before the request is queued).
   virtual std::string UnsupportedPagedAttention(const ValidatedPagedAttention& /*problem*/) const {
-    return kPagedAttentionCpuOnly;
+    return kNoPagedAttention;
   }
   // With problem.append, first writes k_new and v_new into inputs.k_cache_writable and
   // v_cache_writable (recording the ranges in inputs.appended when set); then, with the caches as
@@ -81,13 +81,11 @@ class Backend {
                                 const PagedAttentionInputs& /*inputs*/,
                                 std::span<std::byte> /*output*/,
                                 const ExecutionContext& /*context*/, ExecutionTimes* /*times*/) {
-    return UnimplementedError(kPagedAttentionCpuOnly);
+    return UnimplementedError(kNoPagedAttention);
   }
 
   // Why a backend without its own paged attention refuses it.
-  static constexpr const char* kPagedAttentionCpuOnly =
-      "this backend has no paged attention (the CPU baseline and, on a GPU, the an1 backend "
-      "have it)";
+  static constexpr const char* kNoPagedAttention = "this backend has no paged attention";
 };
 
 }  // namespace an1

@@ -224,6 +224,9 @@ KernelStatus GemmRunner::Run(const GemmProblem& p, const void* a, const void* b,
     KernelStatus built = BuildPlan(p, a, b, c, policy, workspace, stream, &plan);
     if (!built.ok()) return built;
     std::lock_guard lock(mutex_);
+    // Shapes come from clients (and paged attention makes one per KV length), so the cache is
+    // bounded: when full, some plan goes (a caller still holding it keeps it alive).
+    if (plans_.size() >= kMaxCachedPlans) plans_.erase(plans_.begin());
     plans_.emplace(key,
                    plan);  // a concurrent builder of the same shape may have won: either is fine
   }

@@ -36,6 +36,9 @@ enum class AlgoPolicy {
   kTunedFastest,    // the fastest of the top suggestions, timed once per shape (an1)
 };
 
+// Plans a GemmRunner keeps; past this, building a new one drops an old one.
+inline constexpr std::size_t kMaxCachedPlans = 4096;
+
 // 32 MiB: the largest workspace cuBLASLt's Hopper kernels ask for at these sizes.
 inline constexpr std::size_t kGemmWorkspaceBytes = std::size_t{32} << 20;
 

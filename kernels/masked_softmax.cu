@@ -48,9 +48,18 @@ __device__ void WriteLse(const MaskedSoftmaxParams& p, int64_t row, int lane, fl
   p.lse[row] = s > 0.0f ? (m + log2f(s)) * kLn2 : -INFINITY;
 }
 
-// Keys row `row` (of rows = batch x heads x q_len) sees.
-__device__ int64_t VisibleKeysOfRow(const MaskedSoftmaxParams& p, int64_t row) {
-  return attention::VisibleKeys<int64_t>(row % p.q_len, p.q_len, p.cols, p.causal);
+// The keys [*first, *end) row `row` (of rows = batch x heads x q_len) sees.
+__device__ void VisibleKeysOfRow(const MaskedSoftmaxParams& p, int64_t row, int64_t* first,
+                                 int64_t* end) {
+  attention::VisibleRange<int64_t>(row % p.q_len, p.q_len, p.cols, p.causal, p.window_left,
+                                   p.window_right, first, end);
+}
+
+// A raw score as the softmax uses it: scaled, softcapped, in the log2 domain (exp(s) ==
+// exp2(s * log2 e)). Without a softcap, one multiply by scale * log2 e.
+__device__ float FinalScore(const MaskedSoftmaxParams& p, float scale_log2, float score) {
+  if (p.softcap > 0.0f) return p.softcap * tanhf(score * p.scale / p.softcap) * kLog2e;
+  return ScaleScore(score, scale_log2);
 }
 
 // One warp per row: reductions stay in registers (no block barrier), and each block covers
@@ -63,24 +72,30 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
   if (row >= p.rows) return;
   const float* in = p.scores + row * p.cols;
   T* out = static_cast<T*>(p.probs) + row * p.cols;
-  const int64_t visible = VisibleKeysOfRow(p, row);
+  int64_t first = 0, end = 0;
+  VisibleKeysOfRow(p, row, &first, &end);
   const float scale_log2 = p.scale * kLog2e;  // exp(s * scale) == exp2(s * scale * log2 e)
 
   // Pass 1: online max and sum (in the log2 domain) over this lane's columns.
   float m = -INFINITY, s = 0.0f;
-  if constexpr (kVec4) {
-    const int64_t full = visible / 4;
-    for (int64_t c = lane; c < full; c += 32) {
+  if constexpr (kVec4) {  // whole float4s from first rounded up to end rounded down
+    const int64_t vec_first = (first + 3) / 4, vec_end = end / 4;
+    for (int64_t c = vec_first + lane; c < vec_end; c += 32) {
       const float4 x = reinterpret_cast<const float4*>(in)[c];
-      Combine(m, s, ScaleScore(x.x, scale_log2), 1.0f);
-      Combine(m, s, ScaleScore(x.y, scale_log2), 1.0f);
-      Combine(m, s, ScaleScore(x.z, scale_log2), 1.0f);
-      Combine(m, s, ScaleScore(x.w, scale_log2), 1.0f);
+      Combine(m, s, FinalScore(p, scale_log2, x.x), 1.0f);
+      Combine(m, s, FinalScore(p, scale_log2, x.y), 1.0f);
+      Combine(m, s, FinalScore(p, scale_log2, x.z), 1.0f);
+      Combine(m, s, FinalScore(p, scale_log2, x.w), 1.0f);
     }
-    for (int64_t j = full * 4 + lane; j < visible; j += 32)
-      Combine(m, s, ScaleScore(in[j], scale_log2), 1.0f);
+    const int64_t head_end = vec_first * 4 < end ? vec_first * 4 : end;
+    for (int64_t j = first + lane; j < head_end; j += 32)
+      Combine(m, s, FinalScore(p, scale_log2, in[j]), 1.0f);
+    const int64_t tail = vec_end * 4 > head_end ? vec_end * 4 : head_end;
+    for (int64_t j = tail + lane; j < end; j += 32)
+      Combine(m, s, FinalScore(p, scale_log2, in[j]), 1.0f);
   } else {
-    for (int64_t j = lane; j < visible; j += 32) Combine(m, s, ScaleScore(in[j], scale_log2), 1.0f);
+    for (int64_t j = first + lane; j < end; j += 32)
+      Combine(m, s, FinalScore(p, scale_log2, in[j]), 1.0f);
   }
   for (int offset = 16; offset > 0; offset >>= 1) {
     const float m2 = __shfl_xor_sync(0xffffffffu, m, offset);
@@ -90,9 +105,10 @@ __global__ void __launch_bounds__(kThreads) MaskedSoftmaxKernel(MaskedSoftmaxPar
   const float inv_sum = s > 0.0f ? 1.0f / s : 0.0f;
   WriteLse(p, row, lane, m, s);
 
-  // Pass 2: write probabilities, zeros past the visible keys.
+  // Pass 2: write probabilities, zeros outside the visible keys.
   for (int64_t j = lane; j < p.cols; j += 32) {
-    const float prob = j < visible ? exp2f(ScaleScore(in[j], scale_log2) - m) * inv_sum : 0.0f;
+    const bool visible = j >= first && j < end;
+    const float prob = visible ? exp2f(FinalScore(p, scale_log2, in[j]) - m) * inv_sum : 0.0f;
     out[j] = FromFloat<T>(prob);
   }
 }
@@ -106,7 +122,8 @@ __global__ void __launch_bounds__(kThreads) RegisterSoftmaxKernel(MaskedSoftmaxP
   if (row >= p.rows) return;
   const float4* in = reinterpret_cast<const float4*>(p.scores + row * p.cols);
   T* out = static_cast<T*>(p.probs) + row * p.cols;
-  const int64_t visible = VisibleKeysOfRow(p, row);
+  int64_t first = 0, end = 0;
+  VisibleKeysOfRow(p, row, &first, &end);
   const float scale_log2 = p.scale * kLog2e;
 
   float x[kVecsPerLane][4];
@@ -115,11 +132,14 @@ __global__ void __launch_bounds__(kThreads) RegisterSoftmaxKernel(MaskedSoftmaxP
   for (int t = 0; t < kVecsPerLane; ++t) {
     const int64_t j = (lane + t * 32) * 4;
     float4 v = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-    if (j < visible) v = in[lane + t * 32];
-    x[t][0] = j + 0 < visible ? ScaleScore(v.x, scale_log2) : -INFINITY;
-    x[t][1] = j + 1 < visible ? ScaleScore(v.y, scale_log2) : -INFINITY;
-    x[t][2] = j + 2 < visible ? ScaleScore(v.z, scale_log2) : -INFINITY;
-    x[t][3] = j + 3 < visible ? ScaleScore(v.w, scale_log2) : -INFINITY;
+    if (j < end && j + 3 >= first) v = in[lane + t * 32];
+    const auto final_score = [&](int e, float raw) {
+      return j + e >= first && j + e < end ? FinalScore(p, scale_log2, raw) : -INFINITY;
+    };
+    x[t][0] = final_score(0, v.x);
+    x[t][1] = final_score(1, v.y);
+    x[t][2] = final_score(2, v.z);
+    x[t][3] = final_score(3, v.w);
 #pragma unroll
     for (int e = 0; e < 4; ++e) Combine(m, s, x[t][e], 1.0f);
   }

@@ -1,4 +1,5 @@
-// Paged attention on the GPU (label `gpu`): the an1 backend's paged kernel against the float64
+// Paged attention on the GPU (label `gpu`): the an1 backend's paged kernel, and the GPU
+// baseline's gather + GEMM + softmax + GEMM path, against the float64
 // reference of tests/paged_case.h — ragged batches (lengths of 1, primes, prefill chunks beside
 // decode rows, a sequence with no query rows), page sizes 1 to 256, GQA 5, windows, softcap,
 // non-causal, fp16/bf16, head_dim 64/128, KV splits, the LSE — with every cache slot that must
@@ -39,7 +40,8 @@ class GpuPagedTest : public ::testing::Test {
     ASSERT_TRUE(engine_->Info().gpu_mode) << engine_->Info().mode_reason;
   }
 
-  // Runs `c` through the an1 backend and checks output and LSE against float64; with
+  // Runs `c` through backend_ (an1 unless a test says otherwise) and checks output and LSE
+  // against float64; with
   // `device_caches` the caches live in GPU memory and are checked for the appended rows. A
   // non-empty `label_suffix` is the end the kernel's label must have.
   void Check(const PagedCase& c, DType dtype, uint64_t seed, bool device_caches = false,
@@ -75,9 +77,10 @@ class GpuPagedTest : public ::testing::Test {
         static_cast<std::size_t>(d.total_q * c.heads * c.head_dim) * DTypeSize(dtype),
         std::byte{0x7f});  // poisoned: NaN in fp16 and bf16
     const testing::RunResult result = testing::RunToCompletion(
-        *engine_, engine_->PreparePagedAttention(r.inputs, BackendKind::kAn1), &out);
+        *engine_, engine_->PreparePagedAttention(r.inputs, backend_), &out);
     ASSERT_TRUE(result.status.ok()) << result.status.ToString();
-    EXPECT_EQ(result.report.kernel.rfind("an1.paged", 0), 0u) << result.report.kernel;
+    const char* label = backend_ == BackendKind::kAn1 ? "an1.paged" : "baseline.gpu.paged";
+    EXPECT_EQ(result.report.kernel.rfind(label, 0), 0u) << result.report.kernel;
     if (!label_suffix.empty()) {
       EXPECT_TRUE(result.report.kernel.ends_with(label_suffix)) << result.report.kernel;
     }
@@ -128,6 +131,7 @@ class GpuPagedTest : public ::testing::Test {
     }
   }
 
+  BackendKind backend_ = BackendKind::kAn1;
   static inline Engine* engine_ = nullptr;
   static inline std::string* skip_reason_ = nullptr;
 };
@@ -251,6 +255,52 @@ TEST_F(GpuPagedTest, AppendInGpuMemoryIsOrderedBeforeTheReads) {
   Check(c, DType::kBFloat16, 61, /*device_caches=*/true);
   c.append = false;
   Check(c, DType::kFloat16, 62, /*device_caches=*/true);
+}
+
+// The GPU baseline's paged attention (what `--backend baseline` serves on a GPU): the same
+// semantics, checked the same way, over every feature at once: ragged lengths with a skipped
+// sequence, page sizes 1, 16 and 256, GQA 5, windows and softcap, non-causal, the LSE, the append
+// on both paths, every dtype.
+TEST_F(GpuPagedTest, GpuBaselineHasTheSameSemantics) {
+  backend_ = BackendKind::kBaseline;
+  for (DType dtype : {DType::kFloat16, DType::kBFloat16, DType::kFloat32}) {
+    for (int64_t page_size : {1, 16, 256}) {
+      SCOPED_TRACE(std::string(DTypeName(dtype)) + " page_size " + std::to_string(page_size));
+      PagedCase c;
+      c.kv_lens = {1, 37, 131, 2, 1000, 64};
+      c.q_lens = {1, 1, 17, 0, 3, 64};
+      c.heads = 10;
+      c.kv_heads = 2;
+      c.head_dim = 64;
+      c.page_size = page_size;
+      Check(c, dtype, 90 + page_size);
+    }
+  }
+  PagedCase c;
+  c.kv_lens = {97, 12, 400};
+  c.q_lens = {9, 12, 2};
+  c.head_dim = 128;
+  for (bool causal : {true, false}) {
+    for (auto [left, right] : {std::pair{0, 0}, {7, -1}, {-1, 3}, {16, 5}}) {
+      c.causal = causal;
+      c.window_left = left;
+      c.window_right = right;
+      c.softcap = left == 7 ? 0.0f : 1.5f;
+      SCOPED_TRACE("causal " + std::to_string(causal) + " window " + std::to_string(left) + "," +
+                   std::to_string(right));
+      Check(c, DType::kBFloat16, 95);
+    }
+  }
+  c = PagedCase{};
+  c.kv_lens = {40, 3, 2077, 1};
+  c.q_lens = {5, 3, 1, 1};
+  c.heads = 8;
+  c.kv_heads = 2;
+  c.head_dim = 128;
+  c.page_size = 16;
+  c.append = true;
+  Check(c, DType::kFloat16, 96);                           // caches in host memory
+  Check(c, DType::kBFloat16, 97, /*device_caches=*/true);  // appended in GPU memory
 }
 
 }  // namespace

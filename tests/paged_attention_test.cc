@@ -163,7 +163,7 @@ TEST(PagedAttentionTest, ExplicitAn1IsRefusedOnTheCpu) {
             StatusCode::kFailedPrecondition);
 }
 
-// A backend without paged attention (the GPU baseline) answers UNIMPLEMENTED.
+// A backend without paged attention of its own answers UNIMPLEMENTED.
 TEST(PagedAttentionTest, DefaultBackendIsUnimplemented) {
   class NoPaged final : public Backend {
     Status Attention(const ValidatedAttention&, const AttentionInputs&, std::span<std::byte>,

@@ -75,6 +75,10 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     run an1 --server "$server" paged-attention --backend an1 --page-size 16 \
       --kv-lens "${kv_lens%,}" --q-lens "${q_lens%,}" --n-heads 32 --n-kv-heads 8 --head-dim 128 \
       --dtype fp16 --transport cuda-ipc --repeat 100
+    echo "== the same step through the GPU baseline (gather, GEMM, softmax, GEMM)"
+    run an1 --server "$server" paged-attention --backend baseline --page-size 16 \
+      --kv-lens "${kv_lens%,}" --q-lens "${q_lens%,}" --n-heads 32 --n-kv-heads 8 --head-dim 128 \
+      --dtype fp16 --transport cuda-ipc --repeat 10
   fi
   if want python; then
     echo "== the Python client on torch CUDA tensors (CUDA IPC) beside in-process SDPA"

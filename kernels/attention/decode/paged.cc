@@ -36,7 +36,8 @@ bool PrefillRoute(const PagedProblem& p, const PagedSpan& s) {
 // its shared memory, and TMA's 32-bit coordinates for q rows and cache slots.
 bool PrefillOnSm90(const cudaDeviceProp& device, const PagedProblem& p) {
   return device.major == 9 && sm90::PagedPageSizeSupported(p.page_size) &&
-         static_cast<std::size_t>(sm90::SharedMemoryBytes(static_cast<int>(p.head_dim))) <=
+         static_cast<std::size_t>(sm90::SharedMemoryBytes(static_cast<int>(p.head_dim),
+                                                          sm90::Tiles::kBlockN, /*paged=*/true)) <=
              device.sharedMemPerBlockOptin &&
          p.total_q < 0x7fffffff && p.num_pages * p.page_size < 0x7fffffff;
 }

@@ -8,8 +8,9 @@
 // previous tile's P V runs on the tensor cores while this tile's softmax runs. (Pingpong, the
 // two warpgroups taking turns at issuing their GEMMs through named barriers, measured 3-12%
 // slower on the H200: tests/bench/RESULTS.md.) The output leaves through shared
-// memory by TMA. Included only by the generated per-instantiation translation units
-// (kernels/CMakeLists.txt); the family's interface is kernels/attention/attention.h.
+// memory by TMA (from registers with wide dense tiles, tiles.h). Included only by the generated
+// per-instantiation translation units (kernels/CMakeLists.txt); the family's interface is
+// kernels/attention/attention.h.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -34,20 +35,23 @@ namespace an1::kernels::attention::sm90 {
 
 // Where everything sits in a block's shared memory (byte offsets from a 1024-aligned base).
 // Every tile is stored as 64-column boxes of 128-byte rows, 128-byte swizzled, box after box.
-template <int kDim>
+// kN keys per K/V tile; the output tile only when it goes through shared memory.
+template <int kDim, int kN, bool kPaged>
 struct SharedLayout {
+  static constexpr bool kStoreO = StoresOutputThroughSmem(kN, kPaged);
   static constexpr int kBoxes = kDim / Tiles::kBoxColumns;
   static constexpr uint32_t kQBytes = Tiles::kBlockM * kDim * 2;
-  static constexpr uint32_t kKvBytes = Tiles::kBlockN * kDim * 2;  // one K or V tile
-  static constexpr uint32_t kQBox = Tiles::kBlockM * 128, kKvBox = Tiles::kBlockN * 128;
+  static constexpr uint32_t kKvBytes = kN * kDim * 2;  // one K or V tile
+  static constexpr uint32_t kQBox = Tiles::kBlockM * 128, kKvBox = kN * 128;
   static constexpr uint32_t kOBox = 64 * 128;  // one consumer warpgroup's rows
   static constexpr uint32_t kQ = 0;
   static constexpr uint32_t kK = kQ + kQBytes;
   static constexpr uint32_t kV = kK + Tiles::kStages * kKvBytes;
   static constexpr uint32_t kO = kV + Tiles::kStages * kKvBytes;
-  static constexpr uint32_t kBarriers = kO + Tiles::kBlockM * kDim * 2;
+  static constexpr uint32_t kBarriers = kO + (kStoreO ? Tiles::kBlockM * kDim * 2 : 0);
   static constexpr uint32_t kEnd = kBarriers + 1024;
-  static_assert(kEnd + 1024 == static_cast<uint32_t>(SharedMemoryBytes(kDim)));
+  static_assert(kEnd + 1024 == static_cast<uint32_t>(SharedMemoryBytes(kDim, kN, kPaged)));
+  static_assert(kKvBox % 1024 == 0, "every box starts on a swizzle boundary");
 };
 
 // The block's mbarriers. full: the producer's TMA landed; empty: all 256 consumer threads are
@@ -73,7 +77,7 @@ struct WorkTile {
   int full_tiles;  // tiles before this one need no mask: the block's first row sees all keys
 };
 
-template <bool kCausal, bool kPaged>
+template <bool kCausal, bool kPaged, int kN>
 __device__ __forceinline__ WorkTile Work(const KernelArgs& a, int64_t index) {
   WorkTile w;
   if constexpr (kPaged) {
@@ -98,8 +102,8 @@ __device__ __forceinline__ WorkTile Work(const KernelArgs& a, int64_t index) {
     w.m0 = block.block_m * Tiles::kBlockM;
   }
   const int n_end = VisibleKeys(w.m0 + Tiles::kBlockM - 1, w.q_len, w.kv_len, kCausal);
-  w.tiles = (n_end + Tiles::kBlockN - 1) / Tiles::kBlockN;
-  w.full_tiles = VisibleKeys(w.m0, w.q_len, w.kv_len, kCausal) / Tiles::kBlockN;
+  w.tiles = (n_end + kN - 1) / kN;
+  w.full_tiles = VisibleKeys(w.m0, w.q_len, w.kv_len, kCausal) / kN;
   return w;
 }
 
@@ -108,13 +112,13 @@ __device__ __forceinline__ WorkTile Work(const KernelArgs& a, int64_t index) {
 // a page (at most kBlockN slots) at a time, only the pages holding keys below kv_len: page-table
 // entries past a sequence's last page are never read; the slots of the last page at or past
 // kv_len land too (the consumers mask their scores and zero their V rows).
-template <int kDim, bool kCausal, bool kPaged>
+template <int kDim, bool kCausal, bool kPaged, int kN>
 __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
-  using L = SharedLayout<kDim>;
+  using L = SharedLayout<kDim, kN, kPaged>;
   PrefetchTensorMap(&a.q_map);
   PrefetchTensorMap(&a.k_map);
   PrefetchTensorMap(&a.v_map);
-  if constexpr (!kPaged) PrefetchTensorMap(&a.o_map);  // paged, o is stored from registers
+  if constexpr (L::kStoreO) PrefetchTensorMap(&a.o_map);
   uint32_t kv_iter = 0;
   // Block b starts with tile b; every later tile comes from the queue.
   int64_t index = blockIdx.x;
@@ -125,7 +129,7 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
       Arrive(&bar.q_full);  // the consumers see no tile left and end
       return;
     }
-    const WorkTile w = Work<kCausal, kPaged>(a, index);
+    const WorkTile w = Work<kCausal, kPaged, kN>(a, index);
     ArriveExpectBytes(&bar.q_full, L::kQBytes);
 #pragma unroll
     for (int box = 0; box < L::kBoxes; ++box) {
@@ -143,6 +147,7 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
     const int kv_head = static_cast<int>(w.kv_head), sequence = w.sequence, kv_len = w.kv_len;
     auto load_kv = [&](uint8_t* tile, const CUtensorMap* map, uint64_t* full, int n0) {
       if constexpr (kPaged) {
+        static_assert(kN == Tiles::kBlockN);
         const int shift = a.paged.page_shift;
         const int box_rows = min(1 << shift, Tiles::kBlockN);
         const int boxes = (min(Tiles::kBlockN, kv_len - n0) + box_rows - 1) / box_rows;
@@ -170,7 +175,7 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
     for (int j = 0; j < w.tiles; ++j, ++kv_iter) {
       const int stage = kv_iter % Tiles::kStages;
       const uint32_t phase = (kv_iter / Tiles::kStages) & 1;
-      const int n0 = j * Tiles::kBlockN;
+      const int n0 = j * kN;
       Wait(&bar.k_empty[stage], phase ^ 1);
       load_kv(smem + L::kK + stage * L::kKvBytes, &a.k_map, &bar.k_full[stage], n0);
       Wait(&bar.v_empty[stage], phase ^ 1);
@@ -179,16 +184,21 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
   }
 }
 
-// The max of one row half (0: row lo, 1: row hi) of a thread's m64n128 scores, as a tree.
-__device__ __forceinline__ float RowHalfMax(const float (&s)[64], int half) {
-  float m[16];
+// The max of one row half (0: row lo, 1: row hi) of a thread's m64nN scores (N/8 n8 blocks), as
+// a tree: each level folds the upper half (rounded down) onto the lower.
+template <int kN>
+__device__ __forceinline__ float RowHalfMax(const float (&s)[kN / 2], int half) {
+  float m[kN / 8];
 #pragma unroll
-  for (int nb = 0; nb < 16; ++nb) m[nb] = fmaxf(s[4 * nb + 2 * half], s[4 * nb + 2 * half + 1]);
+  for (int nb = 0; nb < kN / 8; ++nb) {
+    m[nb] = fmaxf(s[4 * nb + 2 * half], s[4 * nb + 2 * half + 1]);
+  }
 #pragma unroll
-  for (int i = 0; i < 8; ++i) m[i] = fmaxf(m[i], m[i + 8]);
+  for (int count = kN / 8; count > 1; count = (count + 1) / 2) {
 #pragma unroll
-  for (int i = 0; i < 4; ++i) m[i] = fmaxf(m[i], m[i + 4]);
-  return fmaxf(fmaxf(m[0], m[2]), fmaxf(m[1], m[3]));
+    for (int i = 0; i < count / 2; ++i) m[i] = fmaxf(m[i], m[i + (count + 1) / 2]);
+  }
+  return m[0];
 }
 
 // The online softmax of one tile of scores, in place: s becomes exp2(s * scale - max) for the
@@ -196,19 +206,19 @@ __device__ __forceinline__ float RowHalfMax(const float (&s)[64], int half) {
 // on; `rescale` is what the accumulated output must be multiplied by. Scores are scaled first
 // (rounded on their own: ScaleScore) and the max taken of scaled scores, so any sign of scale
 // works and the max element contributes exactly 1; masked scores become -inf after scaling.
-template <bool kMasked, bool kCausal>
-__device__ __forceinline__ void OnlineSoftmax(float (&s)[64], float (&row_max)[2],
+template <bool kMasked, bool kCausal, int kN>
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[kN / 2], float (&row_max)[2],
                                               float (&row_sum)[2], float (&rescale)[2],
                                               const int (&row)[2], int n0, int q_len, int kv_len,
                                               float scale_log2, int quad) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) s[i] = ScaleScore(s[i], scale_log2);
+  for (int i = 0; i < kN / 2; ++i) s[i] = ScaleScore(s[i], scale_log2);
   if constexpr (kMasked) {  // past the keys, and above the causal diagonal
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int limit = VisibleKeys(row[half], q_len, kv_len, kCausal) - n0;
 #pragma unroll
-      for (int nb = 0; nb < 16; ++nb) {
+      for (int nb = 0; nb < kN / 8; ++nb) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           if (nb * 8 + quad * 2 + e >= limit) s[4 * nb + 2 * half + e] = -INFINITY;
@@ -220,7 +230,7 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[64], float (&row_max)[2
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const float tile_max =
-        QuadReduce(RowHalfMax(s, half), [](float x, float y) { return fmaxf(x, y); });
+        QuadReduce(RowHalfMax<kN>(s, half), [](float x, float y) { return fmaxf(x, y); });
     const float new_max = fmaxf(row_max[half], tile_max);
     // A row that has seen no key yet keeps -inf; subtract 0 then: exp2 gives 0, not NaN.
     ref[half] = new_max == -INFINITY ? 0.0f : new_max;
@@ -229,7 +239,7 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[64], float (&row_max)[2
   }
   float sum[2] = {0.0f, 0.0f};
 #pragma unroll
-  for (int nb = 0; nb < 16; ++nb) {
+  for (int nb = 0; nb < kN / 8; ++nb) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
 #pragma unroll
@@ -246,10 +256,10 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[64], float (&row_max)[2
 
 // P as the A operand of P V: k16 step kk takes n8 blocks 2kk and 2kk + 1 of the scores (the
 // m16n8 accumulator layout of two blocks is the m16k16 A layout).
-template <typename T>
-__device__ __forceinline__ void ToOperandA(const float (&s)[64], uint32_t (&p)[8][4]) {
+template <typename T, int kN>
+__device__ __forceinline__ void ToOperandA(const float (&s)[kN / 2], uint32_t (&p)[kN / 16][4]) {
 #pragma unroll
-  for (int kk = 0; kk < 8; ++kk) {
+  for (int kk = 0; kk < kN / 16; ++kk) {
     p[kk][0] = MmaType<T>::Pack(s[8 * kk + 0], s[8 * kk + 1]);
     p[kk][1] = MmaType<T>::Pack(s[8 * kk + 2], s[8 * kk + 3]);
     p[kk][2] = MmaType<T>::Pack(s[8 * kk + 4], s[8 * kk + 5]);
@@ -258,34 +268,35 @@ __device__ __forceinline__ void ToOperandA(const float (&s)[64], uint32_t (&p)[8
 }
 
 // A consumer warpgroup: 64 query rows of every work tile of the block.
-template <typename T, int kDim, bool kCausal, bool kPaged>
+template <typename T, int kDim, bool kCausal, bool kPaged, int kN>
 __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int wg) {
-  using L = SharedLayout<kDim>;
-  constexpr int kOut = kDim / 2;  // accumulator floats per thread
+  using L = SharedLayout<kDim, kN, kPaged>;
+  constexpr int kSteps = kN / 16;  // k16 steps of P V
+  constexpr int kOut = kDim / 2;   // accumulator floats per thread
   const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
   const int group = lane / 4, quad = lane % 4;
   const uint32_t base = SmemAddress(smem);
   const uint32_t q_addr = base + L::kQ + wg * 64 * 128;  // this warpgroup's 64 rows of each box
   uint8_t* o_smem = smem + L::kO + wg * L::kBoxes * L::kOBox;
 
-  // S = Q K^T for this warpgroup's rows and the 128 keys of a stage, issued, not waited for.
-  auto issue_qk = [&](float(&s)[64], int stage) {
+  // S = Q K^T for this warpgroup's rows and the kN keys of a stage, issued, not waited for.
+  auto issue_qk = [&](float(&s)[kN / 2], int stage) {
     const uint32_t k_addr = base + L::kK + stage * L::kKvBytes;
     WgmmaFence();
 #pragma unroll
     for (int kk = 0; kk < kDim / 16; ++kk) {
       const uint32_t box = kk / 4, column_bytes = (kk % 4) * 32;
-      WgmmaSS128<T>(s, KMajorDescriptor(q_addr + box * L::kQBox + column_bytes),
-                    KMajorDescriptor(k_addr + box * L::kKvBox + column_bytes), kk > 0 ? 1 : 0);
+      WgmmaSS<T, kN>(s, KMajorDescriptor(q_addr + box * L::kQBox + column_bytes),
+                     KMajorDescriptor(k_addr + box * L::kKvBox + column_bytes), kk > 0 ? 1 : 0);
     }
     WgmmaCommit();
   };
-  // O += P V over the 128 keys of a stage (8 k16 steps of 16 keys = 2048 bytes of V each).
-  auto issue_pv = [&](float(&o)[kOut], const uint32_t(&p)[8][4], int stage) {
+  // O += P V over the kN keys of a stage (k16 steps of 16 keys = 2048 bytes of V each).
+  auto issue_pv = [&](float(&o)[kOut], const uint32_t(&p)[kSteps][4], int stage) {
     const uint32_t v_addr = base + L::kV + stage * L::kKvBytes;
     WgmmaFence();
 #pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
+    for (int kk = 0; kk < kSteps; ++kk) {
       WgmmaRS<T, kDim>(o, p[kk], MnMajorDescriptor(v_addr + kk * 16 * 128, L::kKvBox), 1);
     }
     WgmmaCommit();
@@ -296,7 +307,7 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
     Wait(&bar.q_full, local & 1);
     const int64_t index = *static_cast<volatile int64_t*>(&bar.tile);
     if (index >= a.work_tiles) break;
-    const WorkTile w = Work<kCausal, kPaged>(a, index);
+    const WorkTile w = Work<kCausal, kPaged, kN>(a, index);
     const int row[2] = {w.m0 + wg * 64 + warp * 16 + group, w.m0 + wg * 64 + warp * 16 + group + 8};
     float o[kOut];
 #pragma unroll
@@ -316,8 +327,8 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
     if (w.tiles == 0) {
       Arrive(&bar.q_empty);  // rows that see no key: zeros, LSE -inf
     } else {
-      float s[64];
-      uint32_t p[8][4];
+      float s[kN / 2];
+      uint32_t p[kSteps][4];
       int stage = kv_iter % Tiles::kStages;
       uint32_t phase = (kv_iter / Tiles::kStages) & 1;
       Wait(&bar.k_full[stage], phase);
@@ -327,13 +338,13 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
       Arrive(&bar.k_empty[stage]);
       if (w.tiles == 1) Arrive(&bar.q_empty);
       if (w.full_tiles > 0) {
-        OnlineSoftmax<false, kCausal>(s, row_max, row_sum, rescale, row, 0, w.q_len, w.kv_len,
-                                      a.scale_log2, quad);
+        OnlineSoftmax<false, kCausal, kN>(s, row_max, row_sum, rescale, row, 0, w.q_len, w.kv_len,
+                                          a.scale_log2, quad);
       } else {
-        OnlineSoftmax<true, kCausal>(s, row_max, row_sum, rescale, row, 0, w.q_len, w.kv_len,
-                                     a.scale_log2, quad);
+        OnlineSoftmax<true, kCausal, kN>(s, row_max, row_sum, rescale, row, 0, w.q_len, w.kv_len,
+                                         a.scale_log2, quad);
       }
-      ToOperandA<T>(s, p);
+      ToOperandA<T, kN>(s, p);
       for (int j = 1; j < w.tiles; ++j) {
         const int previous = stage;
         const uint32_t previous_phase = phase;
@@ -352,26 +363,26 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
         Arrive(&bar.k_empty[stage]);
         if (j + 1 == w.tiles) Arrive(&bar.q_empty);
         if (j < w.full_tiles) {
-          OnlineSoftmax<false, kCausal>(s, row_max, row_sum, rescale, row, j * Tiles::kBlockN,
-                                        w.q_len, w.kv_len, a.scale_log2, quad);
+          OnlineSoftmax<false, kCausal, kN>(s, row_max, row_sum, rescale, row, j * kN, w.q_len,
+                                            w.kv_len, a.scale_log2, quad);
         } else {
-          OnlineSoftmax<true, kCausal>(s, row_max, row_sum, rescale, row, j * Tiles::kBlockN,
-                                       w.q_len, w.kv_len, a.scale_log2, quad);
+          OnlineSoftmax<true, kCausal, kN>(s, row_max, row_sum, rescale, row, j * kN, w.q_len,
+                                           w.kv_len, a.scale_log2, quad);
         }
         WgmmaWait<0>();  // P V done: o and p may change
         FenceRegisters(o);
         Arrive(&bar.v_empty[previous]);
-        ToOperandA<T>(s, p);
+        ToOperandA<T, kN>(s, p);
       }
       rescale_o();
       Wait(&bar.v_full[stage], phase);
-      const int n_last = (w.tiles - 1) * Tiles::kBlockN;
-      if (kPaged && n_last + Tiles::kBlockN > w.kv_len) {
+      const int n_last = (w.tiles - 1) * kN;
+      if (kPaged && n_last + kN > w.kv_len) {
         // The last tile's V rows at or past kv_len: zeros (their P is 0, but 0 x NaN is NaN);
         // both warpgroups share the work, then wait for each other (named barrier 3).
         uint8_t* v_tile = smem + L::kV + stage * L::kKvBytes;
         const int first = w.kv_len - n_last;
-        const int chunks = (Tiles::kBlockN - first) * 8 * L::kBoxes;  // 16 bytes each
+        const int chunks = (kN - first) * 8 * L::kBoxes;  // 16 bytes each
         for (int c = wg * 128 + tid; c < chunks; c += Tiles::kConsumerWarpgroups * 128) {
           const int box = c % L::kBoxes, r = first + (c / L::kBoxes) / 8;
           *reinterpret_cast<uint4*>(v_tile + box * L::kKvBox + r * 128 + (c / L::kBoxes) % 8 * 16) =
@@ -399,11 +410,13 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
         a.lse[at] = sum > 0.0f ? (row_max[half] + __log2f(sum)) * kLn2 : -INFINITY;
       }
     }
-    if constexpr (kPaged) {  // from registers, only this sequence's rows (the next one's follow)
+    if constexpr (!L::kStoreO) {  // from registers; paged, only this sequence's rows
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         if (row[half] >= w.q_len) continue;
-        T* out = static_cast<T*>(a.o) + ((w.q_start + row[half]) * a.heads + w.bh) * kDim;
+        const int64_t out_row =
+            kPaged ? (w.q_start + row[half]) * a.heads + w.bh : w.bh * w.q_len + row[half];
+        T* out = static_cast<T*>(a.o) + out_row * kDim;
 #pragma unroll
         for (int nb = 0; nb < kDim / 8; ++nb) {
           auto pair = MmaType<T>::ToPair(o[4 * nb + 2 * half] * inv[half],
@@ -441,10 +454,11 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
   if (tid == 0) TmaStoreWaitAll();
 }
 
-template <typename T, int kDim, bool kCausal, bool kPaged = false>
+template <typename T, int kDim, bool kCausal, bool kPaged = false,
+          int kN = kPaged ? Tiles::kBlockN : BlockN(kDim, kCausal)>
 __global__ void __launch_bounds__(Tiles::kThreads, 1)
     Sm90Kernel(const __grid_constant__ KernelArgs args) {
-  using L = SharedLayout<kDim>;
+  using L = SharedLayout<kDim, kN, kPaged>;
   extern __shared__ uint8_t smem_raw[];
   // The swizzle pattern is tied to address bits 7-9: tiles start on 1024-byte boundaries.
   uint8_t* smem = smem_raw + ((1024 - (SmemAddress(smem_raw) & 1023)) & 1023);
@@ -466,17 +480,18 @@ __global__ void __launch_bounds__(Tiles::kThreads, 1)
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
     DecreaseRegisters<kPaged ? Tiles::kPagedProducerRegisters : Tiles::kProducerRegisters>();
-    if (threadIdx.x == 0) Produce<kDim, kCausal, kPaged>(args, smem, bar);
+    if (threadIdx.x == 0) Produce<kDim, kCausal, kPaged, kN>(args, smem, bar);
   } else {
     IncreaseRegisters<kPaged ? Tiles::kPagedConsumerRegisters : Tiles::kConsumerRegisters>();
-    Consume<T, kDim, kCausal, kPaged>(args, smem, bar, warpgroup - 1);
+    Consume<T, kDim, kCausal, kPaged, kN>(args, smem, bar, warpgroup - 1);
   }
 }
 
 template <typename T, int kDim, bool kCausal>
 KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stream) {
-  constexpr int kSmem = SharedMemoryBytes(kDim);
-  auto kernel = Sm90Kernel<T, kDim, kCausal>;
+  constexpr int kN = BlockN(kDim, kCausal);
+  constexpr int kSmem = SharedMemoryBytes(kDim, kN);
+  auto kernel = Sm90Kernel<T, kDim, kCausal, /*kPaged=*/false, kN>;
   static DeviceSetUp set_up = {};
   int sms = 0;
   if (KernelStatus ready = SetUpOnce(kernel, kSmem, "attention sm90", set_up, &sms); !ready.ok()) {
@@ -485,6 +500,7 @@ KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stre
   KernelArgs args{};
   if (KernelStatus encoded = EncodeTensorMaps(p, &args); !encoded.ok()) return encoded;
   args.lse = p.lse;
+  args.o = p.o;  // stored from registers with wide tiles
   args.scale_log2 = p.scale * kLog2e;
   args.q_len = static_cast<int>(p.q_len);
   args.kv_len = static_cast<int>(p.kv_len);
@@ -510,7 +526,7 @@ KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stre
 // device memory, zeroed here), causal only; on `stream`.
 template <typename T, int kDim>
 KernelStatus LaunchPaged(const KernelArgs& args, cudaStream_t stream) {
-  constexpr int kSmem = SharedMemoryBytes(kDim);
+  constexpr int kSmem = SharedMemoryBytes(kDim, Tiles::kBlockN, /*paged=*/true);
   auto kernel = Sm90Kernel<T, kDim, /*kCausal=*/true, /*kPaged=*/true>;
   static DeviceSetUp set_up = {};
   int sms = 0;

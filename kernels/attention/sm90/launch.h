@@ -25,9 +25,9 @@ namespace an1::kernels::attention::sm90 {
 // value as a __grid_constant__.
 struct KernelArgs {
   CUtensorMap q_map;  // box: 64 columns x kBlockM rows
-  CUtensorMap k_map;  // box: 64 columns x kBlockN rows
-  CUtensorMap v_map;  // box: 64 columns x kBlockN rows
-  CUtensorMap o_map;  // box: 64 columns x 64 rows (one consumer warpgroup's rows)
+  CUtensorMap k_map;  // box: 64 columns x BlockN rows (tiles.h)
+  CUtensorMap v_map;  // box: 64 columns x BlockN rows
+  CUtensorMap o_map;  // box: 64 columns x 64 rows (a consumer warpgroup's); unused by wide tiles
   float* lse = nullptr;
   unsigned long long* tile_counter = nullptr;  // the work queue, in the workspace
   float scale_log2 = 0;                        // scale * log2(e)

@@ -29,7 +29,8 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
                    [&](const Instance& i) { return i.head_dim == p.head_dim; })) {
     return "the sm90 attention kernel takes head_dim 64 or 128, not " + std::to_string(p.head_dim);
   }
-  const int smem = SharedMemoryBytes(static_cast<int>(p.head_dim));
+  const int head_dim = static_cast<int>(p.head_dim);
+  const int smem = SharedMemoryBytes(head_dim, BlockN(head_dim, p.causal));
   if (static_cast<std::size_t>(smem) > device.sharedMemPerBlockOptin) {
     return "the sm90 attention kernel needs " + std::to_string(smem >> 10) +
            " KiB of shared memory per block; this GPU allows " +
