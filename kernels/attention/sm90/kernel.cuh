@@ -184,8 +184,22 @@ __device__ void Produce(const KernelArgs& a, uint8_t* smem, Barriers& bar) {
   }
 }
 
-// The max of one row half (0: row lo, 1: row hi) of a thread's m64nN scores (N/8 n8 blocks), as
-// a tree: each level folds the upper half (rounded down) onto the lower.
+// The max of the first kCount of `m`, as a tree: each level folds the upper half (rounded
+// down) onto the lower. Recursive on kCount so that every index is a constant (a runtime index
+// would put `m` in local memory).
+template <int kCount, int kSize>
+__device__ __forceinline__ float TreeMax(float (&m)[kSize]) {
+  if constexpr (kCount == 1) {
+    return m[0];
+  } else {
+    constexpr int kUpper = (kCount + 1) / 2;
+#pragma unroll
+    for (int i = 0; i < kCount / 2; ++i) m[i] = fmaxf(m[i], m[i + kUpper]);
+    return TreeMax<kUpper>(m);
+  }
+}
+
+// The max of one row half (0: row lo, 1: row hi) of a thread's m64nN scores (N/8 n8 blocks).
 template <int kN>
 __device__ __forceinline__ float RowHalfMax(const float (&s)[kN / 2], int half) {
   float m[kN / 8];
@@ -193,12 +207,7 @@ __device__ __forceinline__ float RowHalfMax(const float (&s)[kN / 2], int half) 
   for (int nb = 0; nb < kN / 8; ++nb) {
     m[nb] = fmaxf(s[4 * nb + 2 * half], s[4 * nb + 2 * half + 1]);
   }
-#pragma unroll
-  for (int count = kN / 8; count > 1; count = (count + 1) / 2) {
-#pragma unroll
-    for (int i = 0; i < count / 2; ++i) m[i] = fmaxf(m[i], m[i + (count + 1) / 2]);
-  }
-  return m[0];
+  return TreeMax<kN / 8>(m);
 }
 
 // The online softmax of one tile of scores, in place: s becomes exp2(s * scale - max) for the

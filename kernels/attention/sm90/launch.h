@@ -41,7 +41,7 @@ struct KernelArgs {
   int64_t work_tiles = 0;       // blocks_m x batch x heads
   int64_t heads_per_group = 1;  // block scheduling (common/scheduling.cuh)
   PagedRows paged;              // kPaged: the work tiles and index tensors
-  void* o = nullptr;            // kPaged: the output (total_q, heads, head_dim)
+  void* o = nullptr;            // stored from registers: paged (total_q, H, D), wide (B, H, S, D)
 };
 
 // Device memory Run needs: the work queue's counter (zeroed by Run on its stream).
