@@ -2,7 +2,7 @@
 """`an1 paged-attention` end to end against a real `an1d` on the CPU: .npy inputs (ragged
 lengths 1 and primes, an empty sequence, page sizes 1, 16 and 256, append, sliding window,
 softcap, LSE, GQA group 5, NaN in every cache slot that must not be read) checked against a NumPy
-float64 reference; refusals exit 1 with the server's INVALID_ARGUMENT; random inputs from flags.
+float64 reference, the index tensors inline and in a shared-memory region; refusals exit 1 with the server's INVALID_ARGUMENT; random inputs from flags.
 
 Run by ctest (label `integration`): cli_paged_test.py --an1d PATH --an1 PATH
 """
@@ -165,6 +165,10 @@ def main():
             check(got_lse.shape == want_lse.shape and
                   np.allclose(got_lse, want_lse, atol=1e-3, rtol=1e-4),
                   name + ": lse matches")
+            if not append:  # the index tensors in a shared-memory region of their own
+                r = run(opts.an1, base + flags + ["--index-transport", "shm", "--out", out])
+                check(r.returncode == 0 and np.array_equal(np.load(out), got.astype(np.load(out).dtype)),
+                      name + ": --index-transport shm gives the same output " + r.stderr.strip())
 
         # Refusals name the field and index.
         case = make_case(rng, [20, 9], [3, 1], 2, 2, 16, 8, False, "fp32")

@@ -411,16 +411,20 @@ int Run(int argc, char** argv) {
     an1::client::PagedAttentionArgs args;
     if (!MakePagedArgs(paged_flags, dtype, rng, &args)) return kExitError;
     args.backend = backend;
-    // Index tensors go inline with --transport cuda-ipc: the server checks every entry on the
-    // host before use, so it takes them inline or in system shared memory only.
+    // The server checks every index entry on the host before use, so it takes the index
+    // tensors inline or in system shared memory only: with --transport cuda-ipc they go inline
+    // unless --index-transport shm puts them in a region of their own.
+    std::string index_transport = paged_flags.index_transport;
+    if (index_transport.empty()) index_transport = transport == "cuda-ipc" ? "inline" : transport;
     std::vector<HostTensor*> inputs = {&args.q, &args.k_cache, &args.v_cache};
-    if (transport != "cuda-ipc") {
-      inputs.insert(inputs.end(), {&args.cu_seqlens_q, &args.page_table, &args.kv_lens});
-    }
+    const std::vector<HostTensor*> indices = {&args.cu_seqlens_q, &args.page_table, &args.kv_lens};
+    if (index_transport == transport) inputs.insert(inputs.end(), indices.begin(), indices.end());
     if (args.k_new) inputs.insert(inputs.end(), {&*args.k_new, &*args.v_new});
-    Placement placement;
+    Placement placement, index_placement;
     if (!placement.Place(client, transport, device, inputs, args.q.bytes.size(),
-                         &args.output_region)) {
+                         &args.output_region) ||
+        (index_transport != transport &&
+         !index_placement.Place(client, index_transport, device, indices, 0, nullptr))) {
       return kExitError;
     }
     return Execute(

@@ -167,7 +167,9 @@ bool Placement::Place(Client& client, const std::string& transport, int device,
     offset += t->bytes.size();
     t->bytes.clear();
   }
-  *output_region = shm_ ? shm_->Ref(offset, output_bytes) : cuda_->Ref(offset, output_bytes);
+  if (output_region != nullptr) {
+    *output_region = shm_ ? shm_->Ref(offset, output_bytes) : cuda_->Ref(offset, output_bytes);
+  }
   return true;
 }
 

@@ -63,7 +63,8 @@ extern const std::map<std::string, v1::Backend> kBackends;
 // or CUDA IPC memory) holding the inputs and the output. Keeps its region alive.
 class Placement {
  public:
-  // Moves the inputs into a region for "shm" and "cuda-ipc"; nothing to do for "inline".
+  // Moves the inputs into a region for "shm" and "cuda-ipc"; nothing to do for "inline". The
+  // region also has `output_bytes` for the output, referred to by *output_region (when not null).
   // Returns false after printing the error.
   bool Place(Client& client, const std::string& transport, int device,
              const std::vector<HostTensor*>& inputs, std::size_t output_bytes,

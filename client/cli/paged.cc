@@ -150,6 +150,11 @@ CLI::App* AddPagedCommand(CLI::App& app, PagedFlags* f) {
   cmd->add_flag("--return-lse", f->return_lse,
                 "Also get each (row, head)'s log-sum-exp (total_q, H) and print a summary");
   cmd->add_option("--lse-out", f->lse_path, "Write the log-sum-exp to this float32 .npy file");
+  cmd->add_option("--index-transport", f->index_transport,
+                  "Where cu_seqlens_q, page_table and kv_lens travel: inline or shm (a system "
+                  "shared-memory region, so the request carries references only); default: as "
+                  "--transport, inline with cuda-ipc")
+      ->check(CLI::IsMember({"inline", "shm"}));
   cmd->add_option("--q", f->q, ".npy q (total_q, H, D)");
   cmd->add_option("--k-cache", f->k_cache, ".npy k_cache (num_pages, page_size, Hkv, D)");
   cmd->add_option("--v-cache", f->v_cache, ".npy v_cache (num_pages, page_size, Hkv, D)");

@@ -25,6 +25,9 @@ struct PagedFlags {
   bool append = false;  // random k_new/v_new, written into the caches (needs shared memory)
   bool return_lse = false;
   std::string lse_path;
+  // Where cu_seqlens_q, page_table and kv_lens travel: "" (with --transport: inline for
+  // cuda-ipc, whose GPU memory the server cannot check on the host), "inline" or "shm".
+  std::string index_transport;
   // .npy inputs: data in the request's dtype, index tensors int32.
   std::string q, k_cache, v_cache, page_table, kv_lens_file, cu_seqlens_q, k_new, v_new;
 };

@@ -126,10 +126,10 @@ stop_licensed_daemon() { kill -TERM "$daemon"; wait "$daemon"; echo "an1d exit $
     run engine_bench --iters 20 --warmup 3
   fi
   if want overhead; then
-    echo "== fixed cost of a served call: paged decode step and a tiny call, TCP vs Unix socket,"
-    echo "   the client sleeping or polling"
-    python3 tests/bench/served_overhead.py "$bundle" --calls 100 --rounds 2 \
-      --gpu-wait yield --poll-us 0,2000
+    echo "== fixed cost of a served call: paged decode step (index tensors inline or in shared"
+    echo "   memory) and a tiny call, TCP vs Unix socket, the client polling"
+    python3 tests/bench/served_overhead.py "$bundle" --calls 100 --rounds 1 \
+      --gpu-wait yield --poll-us 2000 --index-transport inline,shm
   fi
   if want peers; then
     echo "== pytorch peers (naive, matmul)"

@@ -1,6 +1,7 @@
 """The fixed cost of a served call on the GPU host (not a test), for issue 15's acceptance item:
 the served paged decode step (an1 backend, B=64, 32/8 heads, D=128, fp16, Sk=4096, page 16,
-q/k_cache/v_cache and the output through CUDA IPC, the index tensors inline) and a tiny call,
+q/k_cache/v_cache and the output through CUDA IPC, the index tensors inline or in a POSIX
+shared-memory region: --index-transport) and a tiny call,
 each over TCP and over the server's Unix socket (an1d --listen-unix), with the client sleeping on
 its call or polling for the response (an1 --poll-us), taking turns; per round the medians of
 --calls calls, as the an1 CLI prints them:
@@ -12,7 +13,8 @@ its call or polling for the response (an1 --poll-us), taking turns; per round th
   client+transport round trip - the server's time (the client library, gRPC both ways)
 
     python3 tests/bench/served_overhead.py BUNDLE_DIR [--calls 100] [--rounds 3]
-        [--gpu-wait yield,spin,block] [--poll-us 0,2000] [--skip-tiny]
+        [--gpu-wait yield,spin,block] [--poll-us 0,2000] [--index-transport inline,shm]
+        [--skip-tiny]
 
 With several --gpu-wait modes a daemon is started for each in turn (its log says the mode the
 CUDA context got). Needs the bundle of scripts/gpu-bundle.sh (an1, an1d_with_test_keys,
@@ -57,13 +59,18 @@ def main():
     parser.add_argument("--gpu-wait", default="yield", help="comma-separated: yield,spin,block")
     parser.add_argument("--poll-us", default="0,2000",
                         help="comma-separated client polls (an1 --poll-us; 0: it sleeps)")
+    parser.add_argument("--index-transport", default="inline,shm",
+                        help="comma-separated: where the paged call's index tensors travel "
+                             "(an1 paged-attention --index-transport)")
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--tiny-only", action="store_true", help="no GPU: the tiny call only")
     args = parser.parse_args()
     run = lambda name: [os.path.join(args.bundle, "run"), name]  # noqa: E731
+    paged = [(f"paged idx {where}", PAGED + ["--index-transport", where])
+             for where in args.index_transport.split(",")]
     calls = [("tiny", TINY)] if args.tiny_only else (
-        [("paged decode", PAGED)] + ([] if args.skip_tiny else [("tiny", TINY)]))
-    print(f"{'wait':6s} {'call':13s} {'transport':14s} " +
+        paged + ([] if args.skip_tiny else [("tiny", TINY)]))
+    print(f"{'wait':6s} {'call':16s} {'transport':14s} " +
           " ".join(f"{f + ' us':>18s}" for f in FIELDS) + "   (median over rounds of medians)")
     for wait in args.gpu_wait.split(","):
         work = tempfile.mkdtemp(prefix="an1-overhead-")
@@ -93,7 +100,7 @@ def main():
                         sys.exit(f"{name} over {label} failed:\n{r.stdout}{r.stderr}")
                     results.setdefault((name, label), []).append(found)
         for (name, label), rounds in results.items():
-            print(f"{wait:6s} {name:13s} {label:14s} " + " ".join(
+            print(f"{wait:6s} {name:16s} {label:14s} " + " ".join(
                 f"{statistics.median(x[f] for x in rounds):18.1f}" for f in FIELDS))
         code = server.stop()
         log = server.log_text()
