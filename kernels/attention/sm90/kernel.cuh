@@ -8,7 +8,7 @@
 // previous tile's P V runs on the tensor cores while this tile's softmax runs. (Pingpong, the
 // two warpgroups taking turns at issuing their GEMMs through named barriers, measured 3-12%
 // slower on the H200: tests/bench/RESULTS.md.) The output leaves through shared
-// memory by TMA (from registers with wide dense tiles, tiles.h). Included only by the generated
+// memory by TMA (from registers with the wide tiles of long dense problems, tiles.h). Included only by the generated
 // per-instantiation translation units (kernels/CMakeLists.txt); the family's interface is
 // kernels/attention/attention.h.
 #pragma once
@@ -463,8 +463,7 @@ __device__ void Consume(const KernelArgs& a, uint8_t* smem, Barriers& bar, int w
   if (tid == 0) TmaStoreWaitAll();
 }
 
-template <typename T, int kDim, bool kCausal, bool kPaged = false,
-          int kN = kPaged ? Tiles::kBlockN : BlockN(kDim, kCausal)>
+template <typename T, int kDim, bool kCausal, bool kPaged, int kN>
 __global__ void __launch_bounds__(Tiles::kThreads, 1)
     Sm90Kernel(const __grid_constant__ KernelArgs args) {
   using L = SharedLayout<kDim, kN, kPaged>;
@@ -496,9 +495,9 @@ __global__ void __launch_bounds__(Tiles::kThreads, 1)
   }
 }
 
-template <typename T, int kDim, bool kCausal>
-KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stream) {
-  constexpr int kN = BlockN(kDim, kCausal);
+// The dense or causal kernel with kN keys per tile.
+template <typename T, int kDim, bool kCausal, int kN>
+KernelStatus LaunchTiles(const AttentionParams& p, void* workspace, cudaStream_t stream) {
   constexpr int kSmem = SharedMemoryBytes(kDim, kN);
   auto kernel = Sm90Kernel<T, kDim, kCausal, /*kPaged=*/false, kN>;
   static DeviceSetUp set_up = {};
@@ -507,7 +506,7 @@ KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stre
     return ready;
   }
   KernelArgs args{};
-  if (KernelStatus encoded = EncodeTensorMaps(p, &args); !encoded.ok()) return encoded;
+  if (KernelStatus encoded = EncodeTensorMaps(p, kN, &args); !encoded.ok()) return encoded;
   args.lse = p.lse;
   args.o = p.o;  // stored from registers with wide tiles
   args.scale_log2 = p.scale * kLog2e;
@@ -530,13 +529,25 @@ KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stre
   return FromCuda(cudaGetLastError(), "attention sm90 launch");
 }
 
+// The kernel for `p`, with the key tile BlockN (tiles.h) chooses: a dense head_dim-128 unit
+// holds both tile widths.
+template <typename T, int kDim, bool kCausal>
+KernelStatus Launch(const AttentionParams& p, void* workspace, cudaStream_t stream) {
+  if constexpr (!kCausal && kDim == 128) {
+    if (BlockN(kDim, kCausal, p.kv_len) == Tiles::kWideBlockN) {
+      return LaunchTiles<T, kDim, kCausal, Tiles::kWideBlockN>(p, workspace, stream);
+    }
+  }
+  return LaunchTiles<T, kDim, kCausal, Tiles::kBlockN>(p, workspace, stream);
+}
+
 // The paged source: `args` complete (the decode family's paged launcher fills it: maps from
 // EncodePagedTensorMaps, work_tiles = the prefill blocks, tile_counter = kWorkspaceBytes of
 // device memory, zeroed here), causal only; on `stream`.
 template <typename T, int kDim>
 KernelStatus LaunchPaged(const KernelArgs& args, cudaStream_t stream) {
   constexpr int kSmem = SharedMemoryBytes(kDim, Tiles::kBlockN, /*paged=*/true);
-  auto kernel = Sm90Kernel<T, kDim, /*kCausal=*/true, /*kPaged=*/true>;
+  auto kernel = Sm90Kernel<T, kDim, /*kCausal=*/true, /*kPaged=*/true, Tiles::kBlockN>;
   static DeviceSetUp set_up = {};
   int sms = 0;
   if (KernelStatus ready = SetUpOnce(kernel, kSmem, "paged attention sm90", set_up, &sms);

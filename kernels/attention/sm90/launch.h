@@ -60,9 +60,9 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& param
 // aligned (TMA): the family's Run checks.
 KernelStatus Run(const AttentionParams& params, void* workspace, cudaStream_t stream);
 
-// Fills the kernel's tensor maps for `params` (tensor_map.cc): kInternal when the driver has no
-// cuTensorMapEncodeTiled or refuses a map.
-KernelStatus EncodeTensorMaps(const AttentionParams& params, KernelArgs* args);
+// Fills the kernel's tensor maps for `params`, K and V in tiles of `block_n` rows (tensor_map.cc):
+// kInternal when the driver has no cuTensorMapEncodeTiled or refuses a map.
+KernelStatus EncodeTensorMaps(const AttentionParams& params, int block_n, KernelArgs* args);
 
 // The paged source's maps (tensor_map.cc): q (total_q, heads, head_dim) at `q`, the caches
 // (slots = num_pages x page_size, kv_heads, head_dim) at `k_cache` and `v_cache`, read a page (at

@@ -30,7 +30,7 @@ std::string Supported(const cudaDeviceProp& device, const AttentionParams& p) {
     return "the sm90 attention kernel takes head_dim 64 or 128, not " + std::to_string(p.head_dim);
   }
   const int head_dim = static_cast<int>(p.head_dim);
-  const int smem = SharedMemoryBytes(head_dim, BlockN(head_dim, p.causal));
+  const int smem = SharedMemoryBytes(head_dim, BlockN(head_dim, p.causal, p.kv_len));
   if (static_cast<std::size_t>(smem) > device.sharedMemPerBlockOptin) {
     return "the sm90 attention kernel needs " + std::to_string(smem >> 10) +
            " KiB of shared memory per block; this GPU allows " +

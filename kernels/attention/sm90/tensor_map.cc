@@ -11,17 +11,17 @@ namespace an1::kernels::attention::sm90 {
 
 static_assert(Tiles::kBoxColumns == kTmaBoxColumns, "the kernel's boxes are the maps' boxes");
 
-KernelStatus EncodeTensorMaps(const AttentionParams& p, KernelArgs* args) {
+KernelStatus EncodeTensorMaps(const AttentionParams& p, int block_n, KernelArgs* args) {
   const int64_t bh = p.batch * p.heads, bhkv = p.batch * p.kv_heads;
-  const auto block_n = static_cast<uint32_t>(BlockN(static_cast<int>(p.head_dim), p.causal));
+  const auto kv_rows = static_cast<uint32_t>(block_n);
   const struct {
     CUtensorMap* map;
     const void* base;
     int64_t rows, matrices;
     uint32_t box_rows;
   } maps[] = {{&args->q_map, p.q, p.q_len, bh, Tiles::kBlockM},
-              {&args->k_map, p.k, p.kv_len, bhkv, block_n},
-              {&args->v_map, p.v, p.kv_len, bhkv, block_n},
+              {&args->k_map, p.k, p.kv_len, bhkv, kv_rows},
+              {&args->v_map, p.v, p.kv_len, bhkv, kv_rows},
               {&args->o_map, p.o, p.q_len, bh, 64}};
   for (const auto& m : maps) {
     KernelStatus s =

@@ -2,6 +2,8 @@
 // constants, so that host code (coverage, launch) and the kernel read the same numbers.
 #pragma once
 
+#include <cstdint>
+
 namespace an1::kernels::attention::sm90 {
 
 struct Tiles {
@@ -14,14 +16,13 @@ struct Tiles {
   // 128 keys per tile (causal, head_dim 64, the paged source): S = Q K^T of one warpgroup is one
   // m64n128 accumulator (64 registers a thread), P V takes 8 k16 steps.
   static constexpr int kBlockN = 128;
-  // Dense attention at head_dim 128 may take 176 keys a tile (FlashAttention-3's choice): 88
-  // accumulator registers, 11 P V steps, 37% more work per barrier round trip and softmax
-  // reduction; shared memory then has no room for the output tile, which is stored from
-  // registers. AN1_SM90_WIDE_DENSE=0 keeps 128 (for measuring one against the other).
-#ifndef AN1_SM90_WIDE_DENSE
-#define AN1_SM90_WIDE_DENSE 0
-#endif
+  // Dense attention at head_dim 128 over long key sequences takes 176 keys a tile
+  // (FlashAttention-3's choice): 88 accumulator registers, 11 P V steps, 37% more work per
+  // barrier round trip and softmax reduction; shared memory then has no room for the output
+  // tile, which is stored from registers. Measured against 128 on an H100 (fp16 and bf16):
+  // equal at 4k keys, 3.5% faster at 16k, 3-7% slower at 2k and below, so from kWideMinKeys.
   static constexpr int kWideBlockN = 176;
+  static constexpr int64_t kWideMinKeys = 8192;
   // Two K/V stages: at head_dim 128, Q, two K/V stages and the output tile take 192 KiB of the
   // 227 KiB a block may have; one block per SM.
   static constexpr int kStages = 2;
@@ -43,9 +44,10 @@ struct Tiles {
   static constexpr int kPagedConsumerRegisters = 224;
 };
 
-// The keys per K/V tile of the dense or causal kernel at `head_dim`.
-constexpr int BlockN(int head_dim, bool causal) {
-  return AN1_SM90_WIDE_DENSE && !causal && head_dim == 128 ? Tiles::kWideBlockN : Tiles::kBlockN;
+// The keys per K/V tile of the (unpaged) kernel for a problem's head_dim, mask and kv_len.
+constexpr int BlockN(int64_t head_dim, bool causal, int64_t kv_len) {
+  return !causal && head_dim == 128 && kv_len >= Tiles::kWideMinKeys ? Tiles::kWideBlockN
+                                                                    : Tiles::kBlockN;
 }
 
 // Whether the output tile goes through shared memory (by TMA) rather than from registers: not
