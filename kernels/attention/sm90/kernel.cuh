@@ -8,9 +8,9 @@
 // previous tile's P V runs on the tensor cores while this tile's softmax runs. (Pingpong, the
 // two warpgroups taking turns at issuing their GEMMs through named barriers, measured 3-12%
 // slower on the H200: tests/bench/RESULTS.md.) The output leaves through shared
-// memory by TMA (from registers with the wide tiles of long dense problems, tiles.h). Included only by the generated
-// per-instantiation translation units (kernels/CMakeLists.txt); the family's interface is
-// kernels/attention/attention.h.
+// memory by TMA (from registers with the wide tiles of long dense problems, tiles.h). Included
+// only by the generated per-instantiation translation units (kernels/CMakeLists.txt); the
+// family's interface is kernels/attention/attention.h.
 #pragma once
 
 #include <cuda_bf16.h>

@@ -47,7 +47,7 @@ struct Tiles {
 // The keys per K/V tile of the (unpaged) kernel for a problem's head_dim, mask and kv_len.
 constexpr int BlockN(int64_t head_dim, bool causal, int64_t kv_len) {
   return !causal && head_dim == 128 && kv_len >= Tiles::kWideMinKeys ? Tiles::kWideBlockN
-                                                                    : Tiles::kBlockN;
+                                                                     : Tiles::kBlockN;
 }
 
 // Whether the output tile goes through shared memory (by TMA) rather than from registers: not
