@@ -92,25 +92,9 @@ Status GpuBaselineBackend::PagedAttention(const ValidatedPagedAttention& problem
   if (times != nullptr) times->kernel = "baseline.gpu.paged_unfused";
   const std::string unsupported = UnsupportedPagedAttention(problem);
   if (!unsupported.empty()) return UnimplementedError(unsupported);
-  const bool caches_on_device = in.k_cache.device >= 0;
-  if ((in.v_cache.device >= 0) != caches_on_device) {
-    return InvalidArgumentError(
-        "k_cache and v_cache must both be in GPU memory or both in host memory");
-  }
-  bool device_append = false;
-  if (problem.append) {
-    const bool new_on_device = in.k_new->device >= 0 || in.v_new->device >= 0;
-    if (!caches_on_device && new_on_device) {
-      return InvalidArgumentError(
-          "k_new and v_new are in GPU memory but the caches are not: the append needs the "
-          "caches in GPU memory too (CUDA IPC regions)");
-    }
-    if (caches_on_device && (in.k_cache_writable.empty() || in.v_cache_writable.empty())) {
-      return InternalError("the caches in GPU memory are not writable");
-    }
-    device_append = caches_on_device;
-    if (!device_append) AppendOnHost(problem, sequences, in);  // into the copies uploaded below
-  }
+  StatusOr<bool> on_gpu = AppendOnGpuOrHost(problem, sequences, in);  // host: appended now
+  if (!on_gpu.ok()) return on_gpu.status();
+  const bool device_append = *on_gpu;
 
   const PagedAttentionDims& d = problem.dims;
   const int64_t group = d.heads / d.kv_heads;

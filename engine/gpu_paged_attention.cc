@@ -44,27 +44,9 @@ Status GpuAn1Backend::PagedAttention(const ValidatedPagedAttention& problem,
   p.window_left = in.window_left;
   p.window_right = in.window_right;
   p.softcap = in.softcap;
-  const bool caches_on_device = in.k_cache.device >= 0;
-  if ((in.v_cache.device >= 0) != caches_on_device) {
-    return InvalidArgumentError(
-        "k_cache and v_cache must both be in GPU memory or both in host memory");
-  }
-  if (problem.append) {
-    const bool new_on_device = in.k_new->device >= 0 || in.v_new->device >= 0;
-    if (!caches_on_device && new_on_device) {
-      return InvalidArgumentError(
-          "k_new and v_new are in GPU memory but the caches are not: the append needs the "
-          "caches in GPU memory too (CUDA IPC regions)");
-    }
-    if (caches_on_device && (in.k_cache_writable.empty() || in.v_cache_writable.empty())) {
-      return InternalError("the caches in GPU memory are not writable");
-    }
-    if (caches_on_device) {
-      p.append = true;  // on the GPU, ordered before the attention on the same stream
-    } else {
-      AppendOnHost(problem, sequences, in);  // into the host copies, uploaded below
-    }
-  }
+  StatusOr<bool> on_gpu = AppendOnGpuOrHost(problem, sequences, in);  // host: appended now
+  if (!on_gpu.ok()) return on_gpu.status();
+  p.append = *on_gpu;  // on the GPU, ordered before the attention on the same stream
 
   std::vector<paged::PagedSpan> spans;
   spans.reserve(sequences.size());

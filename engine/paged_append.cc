@@ -31,4 +31,29 @@ void AppendOnHost(const ValidatedPagedAttention& problem,
   }
 }
 
+StatusOr<bool> AppendOnGpuOrHost(const ValidatedPagedAttention& problem,
+                                 const std::vector<PagedSequence>& sequences,
+                                 const PagedAttentionInputs& in) {
+  const bool caches_on_device = in.k_cache.device >= 0;
+  if ((in.v_cache.device >= 0) != caches_on_device) {
+    return InvalidArgumentError(
+        "k_cache and v_cache must both be in GPU memory or both in host memory");
+  }
+  if (!problem.append) return false;
+  const bool new_on_device = in.k_new->device >= 0 || in.v_new->device >= 0;
+  if (!caches_on_device && new_on_device) {
+    return InvalidArgumentError(
+        "k_new and v_new are in GPU memory but the caches are not: the append needs the caches "
+        "in GPU memory too (CUDA IPC regions)");
+  }
+  if (!caches_on_device) {
+    AppendOnHost(problem, sequences, in);
+    return false;
+  }
+  if (in.k_cache_writable.empty() || in.v_cache_writable.empty()) {
+    return InternalError("the caches in GPU memory are not writable");
+  }
+  return true;
+}
+
 }  // namespace an1

@@ -9,10 +9,21 @@
 #include <vector>
 
 #include "engine/paged_validation.h"
+#include "engine/status.h"
 
 namespace an1 {
 
 void AppendOnHost(const ValidatedPagedAttention& problem,
                   const std::vector<PagedSequence>& sequences, const PagedAttentionInputs& inputs);
+
+// Where a GPU backend's append runs: true when the caches are in GPU memory (CUDA IPC regions)
+// and the backend must append there, before its reads, on its stream; false when there is no
+// append, or when the caches are in host memory and the append was just done here (AppendOnHost,
+// into the copies the backend then uploads). INVALID_ARGUMENT when one cache is in GPU memory and
+// the other is not, or when k_new/v_new are in GPU memory but the caches are not; INTERNAL when
+// caches in GPU memory came without their writable bytes.
+StatusOr<bool> AppendOnGpuOrHost(const ValidatedPagedAttention& problem,
+                                 const std::vector<PagedSequence>& sequences,
+                                 const PagedAttentionInputs& inputs);
 
 }  // namespace an1

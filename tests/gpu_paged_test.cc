@@ -25,6 +25,19 @@ using testing::PagedCase;
 using testing::PagedData;
 using testing::PagedRequest;
 
+// Rows appended to four sequences, one of 2077 keys (KV splits), GQA 4, pages of 16.
+PagedCase AppendCase() {
+  PagedCase c;
+  c.kv_lens = {40, 3, 2077, 1};
+  c.q_lens = {5, 3, 1, 1};
+  c.heads = 8;
+  c.kv_heads = 2;
+  c.head_dim = 128;
+  c.page_size = 16;
+  c.append = true;
+  return c;
+}
+
 class GpuPagedTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -131,6 +144,26 @@ class GpuPagedTest : public ::testing::Test {
     }
   }
 
+  // Sliding windows (each side bounded, unbounded, empty), with softcap (but for one), causal and
+  // not, over three sequences of ragged lengths; bf16.
+  void CheckWindows(int64_t head_dim, uint64_t seed) {
+    PagedCase c;
+    c.kv_lens = {97, 12, 400};
+    c.q_lens = {9, 12, 2};
+    c.head_dim = head_dim;
+    for (bool causal : {true, false}) {
+      for (auto [left, right] : {std::pair{0, 0}, {7, -1}, {-1, 3}, {16, 5}, {200, -1}}) {
+        c.causal = causal;
+        c.window_left = left;
+        c.window_right = right;
+        c.softcap = left == 7 ? 0.0f : 1.5f;
+        SCOPED_TRACE("causal " + std::to_string(causal) + " window " + std::to_string(left) + "," +
+                     std::to_string(right));
+        Check(c, DType::kBFloat16, seed);
+      }
+    }
+  }
+
   BackendKind backend_ = BackendKind::kAn1;
   static inline Engine* engine_ = nullptr;
   static inline std::string* skip_reason_ = nullptr;
@@ -204,23 +237,7 @@ TEST_F(GpuPagedTest, PrefillChunksInTheHopperKernel) {
   Check(c, DType::kFloat16, 79, /*device_caches=*/true, major == 9 ? "+sm90" : "+sm80");
 }
 
-TEST_F(GpuPagedTest, WindowsSoftcapNonCausal) {
-  PagedCase c;
-  c.kv_lens = {97, 12, 400};
-  c.q_lens = {9, 12, 2};
-  c.head_dim = 64;
-  for (bool causal : {true, false}) {
-    for (auto [left, right] : {std::pair{0, 0}, {7, -1}, {-1, 3}, {16, 5}, {200, -1}}) {
-      c.causal = causal;
-      c.window_left = left;
-      c.window_right = right;
-      c.softcap = left == 7 ? 0.0f : 1.5f;
-      SCOPED_TRACE("causal " + std::to_string(causal) + " window " + std::to_string(left) + "," +
-                   std::to_string(right));
-      Check(c, DType::kBFloat16, 31);
-    }
-  }
-}
+TEST_F(GpuPagedTest, WindowsSoftcapNonCausal) { CheckWindows(64, 31); }
 
 TEST_F(GpuPagedTest, GqaGroupFiveAndMqa) {
   PagedCase c;
@@ -244,14 +261,7 @@ TEST_F(GpuPagedTest, AppendWithHostCaches) {
 }
 
 TEST_F(GpuPagedTest, AppendInGpuMemoryIsOrderedBeforeTheReads) {
-  PagedCase c;
-  c.kv_lens = {40, 3, 2077, 1};
-  c.q_lens = {5, 3, 1, 1};
-  c.heads = 8;
-  c.kv_heads = 2;
-  c.head_dim = 128;
-  c.page_size = 16;
-  c.append = true;
+  PagedCase c = AppendCase();
   Check(c, DType::kBFloat16, 61, /*device_caches=*/true);
   c.append = false;
   Check(c, DType::kFloat16, 62, /*device_caches=*/true);
@@ -276,29 +286,8 @@ TEST_F(GpuPagedTest, GpuBaselineHasTheSameSemantics) {
       Check(c, dtype, 90 + page_size);
     }
   }
-  PagedCase c;
-  c.kv_lens = {97, 12, 400};
-  c.q_lens = {9, 12, 2};
-  c.head_dim = 128;
-  for (bool causal : {true, false}) {
-    for (auto [left, right] : {std::pair{0, 0}, {7, -1}, {-1, 3}, {16, 5}}) {
-      c.causal = causal;
-      c.window_left = left;
-      c.window_right = right;
-      c.softcap = left == 7 ? 0.0f : 1.5f;
-      SCOPED_TRACE("causal " + std::to_string(causal) + " window " + std::to_string(left) + "," +
-                   std::to_string(right));
-      Check(c, DType::kBFloat16, 95);
-    }
-  }
-  c = PagedCase{};
-  c.kv_lens = {40, 3, 2077, 1};
-  c.q_lens = {5, 3, 1, 1};
-  c.heads = 8;
-  c.kv_heads = 2;
-  c.head_dim = 128;
-  c.page_size = 16;
-  c.append = true;
+  CheckWindows(128, 95);
+  const PagedCase c = AppendCase();
   Check(c, DType::kFloat16, 96);                           // caches in host memory
   Check(c, DType::kBFloat16, 97, /*device_caches=*/true);  // appended in GPU memory
 }
