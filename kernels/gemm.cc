@@ -217,7 +217,10 @@ KernelStatus GemmRunner::Run(const GemmProblem& p, const void* a, const void* b,
   std::shared_ptr<Plan> plan;
   {
     std::lock_guard lock(mutex_);
-    if (auto it = plans_.find(key); it != plans_.end()) plan = it->second;
+    if (auto it = plans_.find(key); it != plans_.end()) {
+      it->second.last_use = ++use_clock_;
+      plan = it->second.plan;
+    }
   }
   if (!plan) {
     // Built outside the lock: tuning takes milliseconds, other shapes need not wait.
@@ -225,10 +228,15 @@ KernelStatus GemmRunner::Run(const GemmProblem& p, const void* a, const void* b,
     if (!built.ok()) return built;
     std::lock_guard lock(mutex_);
     // Shapes come from clients (and paged attention makes one per KV length), so the cache is
-    // bounded: when full, some plan goes (a caller still holding it keeps it alive).
-    if (plans_.size() >= kMaxCachedPlans) plans_.erase(plans_.begin());
-    plans_.emplace(key,
-                   plan);  // a concurrent builder of the same shape may have won: either is fine
+    // bounded: when full, the least recently used plan goes (a caller still holding it keeps it
+    // alive; the scan runs only when a new plan was built, which costs far more).
+    if (plans_.size() >= kMaxCachedPlans) {
+      plans_.erase(std::min_element(plans_.begin(), plans_.end(), [](const auto& a, const auto& b) {
+        return a.second.last_use < b.second.last_use;
+      }));
+    }
+    // A concurrent builder of the same shape may have won: either plan is fine.
+    plans_.emplace(key, CachedPlan{plan, ++use_clock_});
   }
   return Launch(*plan, plan->algo, p.alpha, a, b, c, workspace, stream);
 }

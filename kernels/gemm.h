@@ -36,7 +36,7 @@ enum class AlgoPolicy {
   kTunedFastest,    // the fastest of the top suggestions, timed once per shape (an1)
 };
 
-// Plans a GemmRunner keeps; past this, building a new one drops an old one.
+// Plans a GemmRunner keeps; past this, building a new one drops the least recently used.
 inline constexpr std::size_t kMaxCachedPlans = 4096;
 
 // 32 MiB: the largest workspace cuBLASLt's Hopper kernels ask for at these sizes.
@@ -69,7 +69,12 @@ class GemmRunner {
   const CublasLtApi* api_;
   cublasLtHandle_t handle_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<Plan>> plans_;
+  struct CachedPlan {
+    std::shared_ptr<Plan> plan;
+    uint64_t last_use = 0;  // use_clock_ at its last lookup: the least recent goes first
+  };
+  std::map<std::string, CachedPlan> plans_;
+  uint64_t use_clock_ = 0;
 };
 
 }  // namespace an1::kernels
