@@ -1,5 +1,6 @@
 #include "engine/gpu_baseline_backend.h"
 
+#include "engine/baseline_gemms.h"
 #include "engine/gpu_matmul.h"
 #include "engine/gpu_staging.h"
 #include "kernels/masked_softmax.h"
@@ -30,22 +31,11 @@ Status GpuBaselineBackend::Attention(const ValidatedAttention& problem,
     auto* scores = static_cast<float*>(buf.scratch);
     void* probs = static_cast<std::byte*>(buf.scratch) + scores_bytes;
     // Q is viewed per k/v head as (group * Sq) x D rows, so GQA is a plain strided batch over
-    // B * Hkv. Row-major S = Q K^T is column-major S^T = K Q^T: A = K (transposed), B = Q.
-    kernels::GemmProblem qk;
-    qk.transpose_a = true;
-    qk.m = d.kv_len;
-    qk.n = group * d.q_len;
-    qk.k = d.head_dim;
-    qk.lda = d.head_dim;
-    qk.ldb = d.head_dim;
-    qk.ldc = d.kv_len;
-    qk.stride_a = d.kv_len * d.head_dim;
-    qk.stride_b = group * d.q_len * d.head_dim;
-    qk.stride_c = group * d.q_len * d.kv_len;
-    qk.batch = static_cast<int32_t>(d.batch * d.kv_heads);
-    qk.ab_type = type;
-    qk.c_type = kernels::ElementType::kF32;
-    AN1_RETURN_IF_ERROR(gpu_->Check(gpu_->gemm().Run(qk, buf.inputs[1], buf.inputs[0], scores,
+    // B * Hkv; K and V are Sk x D per k/v head.
+    const BaselineGemms gemms =
+        MakeBaselineGemms(group * d.q_len, d.kv_len, d.head_dim, d.head_dim, d.kv_len * d.head_dim,
+                          static_cast<int32_t>(d.batch * d.kv_heads), type);
+    AN1_RETURN_IF_ERROR(gpu_->Check(gpu_->gemm().Run(gemms.qk, buf.inputs[1], buf.inputs[0], scores,
                                                      kernels::AlgoPolicy::kFirstHeuristic,
                                                      slot.workspace, slot.stream)));
 
@@ -61,21 +51,7 @@ Status GpuBaselineBackend::Attention(const ValidatedAttention& problem,
     softmax.lse = static_cast<float*>(buf.extra_output);  // null unless the LSE was asked for
     AN1_RETURN_IF_ERROR(gpu_->Check(kernels::LaunchMaskedSoftmax(softmax, slot.stream)));
 
-    // Row-major O = P V is column-major O^T = V^T P^T: A = V, B = P, both as stored.
-    kernels::GemmProblem pv;
-    pv.m = d.head_dim;
-    pv.n = group * d.q_len;
-    pv.k = d.kv_len;
-    pv.lda = d.head_dim;
-    pv.ldb = d.kv_len;
-    pv.ldc = d.head_dim;
-    pv.stride_a = d.kv_len * d.head_dim;
-    pv.stride_b = group * d.q_len * d.kv_len;
-    pv.stride_c = group * d.q_len * d.head_dim;
-    pv.batch = qk.batch;
-    pv.ab_type = type;
-    pv.c_type = type;
-    return gpu_->Check(gpu_->gemm().Run(pv, buf.inputs[2], probs, buf.output,
+    return gpu_->Check(gpu_->gemm().Run(gemms.pv, buf.inputs[2], probs, buf.output,
                                         kernels::AlgoPolicy::kFirstHeuristic, slot.workspace,
                                         slot.stream));
   };

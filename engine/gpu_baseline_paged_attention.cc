@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/baseline_gemms.h"
 #include "engine/gpu_baseline_backend.h"
 #include "engine/gpu_staging.h"
 #include "engine/paged_append.h"
@@ -162,25 +163,13 @@ Status GpuBaselineBackend::PagedAttention(const ValidatedPagedAttention& problem
       AN1_RETURN_IF_ERROR(run(
           kernels::LaunchGatherRows({v_cache, v_dense, keys, s.kv_len, slot_bytes}, slot.stream)));
       const int64_t block = s.q_start * d.heads;  // the sequence's first grouped row
-      // Per KV head g (the batch of both GEMMs): its keys are rows of stride Hkv * D from
-      // element g * D of the dense K; its query heads g * group ... are group * q_len
-      // consecutive grouped rows. Row-major S = Q K^T is column-major S^T = K Q^T.
-      kernels::GemmProblem qk;
-      qk.transpose_a = true;
-      qk.m = s.kv_len;
-      qk.n = group * s.q_len;
-      qk.k = d.head_dim;
-      qk.lda = d.kv_heads * d.head_dim;
-      qk.ldb = d.head_dim;
-      qk.ldc = s.kv_len;
-      qk.stride_a = d.head_dim;
-      qk.stride_b = group * s.q_len * d.head_dim;
-      qk.stride_c = group * s.q_len * s.kv_len;
-      qk.batch = static_cast<int32_t>(d.kv_heads);
-      qk.ab_type = type;
-      qk.c_type = kernels::ElementType::kF32;
+      // Per KV head g: its keys are rows of stride Hkv * D from element g * D of the dense K
+      // and V; its query heads g * group ... are group * q_len consecutive grouped rows.
+      const BaselineGemms gemms =
+          MakeBaselineGemms(group * s.q_len, s.kv_len, d.head_dim, d.kv_heads * d.head_dim,
+                            d.head_dim, static_cast<int32_t>(d.kv_heads), type);
       AN1_RETURN_IF_ERROR(
-          run(gpu_->gemm().Run(qk, k_dense, q_grouped + block * head_row_bytes, scores,
+          run(gpu_->gemm().Run(gemms.qk, k_dense, q_grouped + block * head_row_bytes, scores,
                                kernels::AlgoPolicy::kFirstHeuristic, slot.workspace, slot.stream)));
 
       kernels::MaskedSoftmaxParams softmax;
@@ -198,22 +187,8 @@ Status GpuBaselineBackend::PagedAttention(const ValidatedPagedAttention& problem
       softmax.lse = lse != nullptr ? lse_grouped + block : nullptr;
       AN1_RETURN_IF_ERROR(run(kernels::LaunchMaskedSoftmax(softmax, slot.stream)));
 
-      // Row-major O = P V is column-major O^T = V^T P^T: A = V (rows of stride Hkv * D), B = P.
-      kernels::GemmProblem pv;
-      pv.m = d.head_dim;
-      pv.n = group * s.q_len;
-      pv.k = s.kv_len;
-      pv.lda = d.kv_heads * d.head_dim;
-      pv.ldb = s.kv_len;
-      pv.ldc = d.head_dim;
-      pv.stride_a = d.head_dim;
-      pv.stride_b = group * s.q_len * s.kv_len;
-      pv.stride_c = group * s.q_len * d.head_dim;
-      pv.batch = qk.batch;
-      pv.ab_type = type;
-      pv.c_type = type;
       AN1_RETURN_IF_ERROR(
-          run(gpu_->gemm().Run(pv, v_dense, probs, o_grouped + block * head_row_bytes,
+          run(gpu_->gemm().Run(gemms.pv, v_dense, probs, o_grouped + block * head_row_bytes,
                                kernels::AlgoPolicy::kFirstHeuristic, slot.workspace, slot.stream)));
     }
     // Skipped sequences have no rows, so every output row comes from some sequence's block.
